@@ -1,0 +1,16 @@
+"""explainer – open up neural networks: why they predict, how they learn, how little data they need.
+
+Notebook use::
+
+    import explainer
+    model = explainer.load_model()                 # bundled ImageNet EfficientNet-Lite0, offline
+    photos = explainer.sample_images()
+    model.predict(photos["cat"], top_k=3)
+"""
+
+from .datasets import Dataset, load_dataset
+from .errors import DatasetError, ExplainerError, InputError, ModelLoadError
+from .images import load_image, sample_images
+from .models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""One module per `explainer` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,338 @@
+"""Datasets behind one call: `load_dataset(name, ...)` returns train/test tensors with class names."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import DatasetError, InputError
+
+TOY_SETS = ("circle", "xor", "gauss", "spiral", "moons")
+IMAGE_SETS = ("digits", "textures", "known_answer", "mnist", "fashion_mnist", "cifar10")
+TEXTURE_PHOTOS = ("brick", "grass", "gravel", "moon", "immunohistochemistry", "cell")
+
+
+@dataclass
+class Dataset:
+    """Train/test splits as tensors.
+
+    Images are float32 ``(N, C, H, W)`` in [0, 1]; 2-D toy sets are float32 ``(N, 2)``.
+    Labels are int64 ``(N,)``. ``masks_*`` (known_answer only) mark the pixels that decide
+    the class, as bool ``(N, 1, H, W)``.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    class_names: list[str]
+    masks_train: torch.Tensor | None = None
+    masks_test: torch.Tensor | None = None
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_image(self) -> bool:
+        return self.x_train.ndim == 4
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example, e.g. ``(1, 8, 8)`` or ``(2,)``."""
+        return tuple(self.x_train.shape[1:])
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, train={len(self.y_train)}, test={len(self.y_test)}, "
+            f"input_shape={self.input_shape}, classes={self.num_classes})"
+        )
+
+
+def load_dataset(name: str, **options) -> Dataset:
+    """Load a dataset by name.
+
+    * ``digits`` – scikit-learn's 8×8 handwritten digits (offline); ``test_fraction``, ``seed``.
+    * ``textures`` – crops of six scikit-image texture photos; train crops from the top half of each
+      photo, test crops from the bottom half (no leakage); ``crop_size``, ``train_per_class``,
+      ``test_per_class``, ``seed``.
+    * ``known_answer`` – synthetic images whose class is the quadrant of a small bright square
+      (ground-truth mask given), plus a stripe that carries no label information; ``n_train``,
+      ``n_test``, ``size``, ``seed``.
+    * ``mnist``, ``fashion_mnist``, ``cifar10`` – torchvision; ``root``, ``download``, ``limit``.
+    * ``imagefolder:PATH`` – one sub-folder per class (or ``train/`` and ``test/`` inside PATH);
+      ``image_size``, ``test_fraction``, ``seed``.
+    * ``circle``, ``xor``, ``gauss``, ``spiral``, ``moons`` – 2-D toy sets as in TensorFlow
+      Playground; ``n``, ``noise`` (0–0.5), ``test_fraction``, ``seed``.
+    """
+    if name.startswith("imagefolder:"):
+        return _guard(name, lambda: load_imagefolder(name.split(":", 1)[1], **options))
+    loaders: dict[str, Callable[..., Dataset]] = {
+        "digits": load_digits,
+        "textures": load_textures,
+        "known_answer": make_known_answer,
+        "mnist": lambda **kw: load_torchvision_dataset("MNIST", **kw),
+        "fashion_mnist": lambda **kw: load_torchvision_dataset("FashionMNIST", **kw),
+        "cifar10": lambda **kw: load_torchvision_dataset("CIFAR10", **kw),
+    }
+    for toy in TOY_SETS:
+        loaders[toy] = lambda _toy=toy, **kw: make_toy(_toy, **kw)
+    if name not in loaders:
+        raise DatasetError(
+            f"Unknown dataset {name!r}. Choose one of: {', '.join(loaders)}, or 'imagefolder:PATH'."
+        )
+    return _guard(name, lambda: loaders[name](**options))
+
+
+def _guard(name: str, load: Callable[[], Dataset]) -> Dataset:
+    try:
+        return load()
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            raise InputError(f"Dataset {name!r} does not take that option: {exc}. See help(load_dataset).") from None
+        raise
+
+
+def _split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise InputError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}.")
+    indices = np.arange(len(labels))
+    train, test = train_test_split(indices, test_size=test_fraction, random_state=seed, stratify=labels)
+    return np.sort(train), np.sort(test)
+
+
+def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's 1,797 8×8 digits, scaled to [0, 1], stratified split."""
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    train, test = _split_indices(bunch.target, test_fraction, seed)
+    return Dataset(
+        "digits", images[train], labels[train], images[test], labels[test],
+        [str(i) for i in range(10)], description="scikit-learn 8×8 handwritten digits",
+    )
+
+
+def load_textures(crop_size: int = 64, train_per_class: int = 60, test_per_class: int = 40, seed: int = 0) -> Dataset:
+    """Random RGB crops of six texture photos: train from the top half, test from the bottom half."""
+    from skimage import data as skdata
+
+    if crop_size < 8:
+        raise InputError(f"crop_size must be at least 8 pixels, got {crop_size}.")
+    rng = np.random.default_rng(seed)
+    xs: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    ys: dict[str, list[int]] = {"train": [], "test": []}
+    for label, photo_name in enumerate(TEXTURE_PHOTOS):
+        photo = np.asarray(getattr(skdata, photo_name)(), dtype=np.float32) / 255.0
+        if photo.ndim == 2:
+            photo = np.repeat(photo[..., None], 3, axis=2)
+        half = photo.shape[0] // 2
+        if half < crop_size or photo.shape[1] < crop_size:
+            raise InputError(f"crop_size {crop_size} is larger than half of the {photo_name} photo ({half} px).")
+        for split, rows, count in (("train", (0, half), train_per_class), ("test", (half, photo.shape[0]), test_per_class)):
+            for _ in range(count):
+                top = int(rng.integers(rows[0], rows[1] - crop_size + 1))
+                left = int(rng.integers(0, photo.shape[1] - crop_size + 1))
+                xs[split].append(photo[top : top + crop_size, left : left + crop_size])
+                ys[split].append(label)
+
+    def stack(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.from_numpy(np.stack(xs[split])).permute(0, 3, 1, 2).contiguous()
+        return images, torch.tensor(ys[split], dtype=torch.int64)
+
+    x_train, y_train = stack("train")
+    x_test, y_test = stack("test")
+    return Dataset(
+        "textures", x_train, y_train, x_test, y_test, list(TEXTURE_PHOTOS),
+        description="crops of six scikit-image texture photos; train from top halves, test from bottom halves",
+    )
+
+
+def make_known_answer(n_train: int = 800, n_test: int = 200, size: int = 32, seed: int = 0) -> Dataset:
+    """Synthetic images whose class (0–3) is the quadrant holding a small bright square.
+
+    Every image also has a bright stripe at a random place that carries no label
+    information, and mild noise. ``masks_*`` mark the square's pixels: a faithful
+    attribution puts its mass there, not on the stripe.
+    """
+    if size < 16:
+        raise InputError(f"size must be at least 16 pixels, got {size}.")
+    rng = np.random.default_rng(seed)
+    square = max(3, size // 8)
+
+    def make(count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images = rng.normal(0.15, 0.04, size=(count, 3, size, size)).astype(np.float32)
+        masks = np.zeros((count, 1, size, size), dtype=bool)
+        labels = rng.integers(0, 4, size=count)
+        half = size // 2
+        for i, label in enumerate(labels):
+            row0, col0 = (label // 2) * half, (label % 2) * half
+            top = int(rng.integers(row0 + 1, row0 + half - square - 1))
+            left = int(rng.integers(col0 + 1, col0 + half - square - 1))
+            color = rng.uniform(0.8, 1.0, size=3).astype(np.float32)
+            images[i, :, top : top + square, left : left + square] = color[:, None, None]
+            masks[i, 0, top : top + square, left : left + square] = True
+            stripe_color = rng.uniform(0.6, 0.9, size=3).astype(np.float32)
+            if rng.random() < 0.5:
+                row = int(rng.integers(0, size - 2))
+                images[i, :, row : row + 2, :] = np.where(masks[i, :, row : row + 2, :], images[i, :, row : row + 2, :], stripe_color[:, None, None])
+            else:
+                col = int(rng.integers(0, size - 2))
+                images[i, :, :, col : col + 2] = np.where(masks[i, :, :, col : col + 2], images[i, :, :, col : col + 2], stripe_color[:, None, None])
+        return (
+            torch.from_numpy(np.clip(images, 0, 1)),
+            torch.from_numpy(labels.astype(np.int64)),
+            torch.from_numpy(masks),
+        )
+
+    x_train, y_train, m_train = make(n_train)
+    x_test, y_test, m_test = make(n_test)
+    return Dataset(
+        "known_answer", x_train, y_train, x_test, y_test,
+        ["top-left", "top-right", "bottom-left", "bottom-right"],
+        masks_train=m_train, masks_test=m_test,
+        description="class = quadrant of a small bright square; a random stripe is a distractor",
+    )
+
+
+def load_torchvision_dataset(
+    kind: str, root: str | Path = "data", download: bool = False, limit: int | None = None
+) -> Dataset:
+    """MNIST, FashionMNIST or CIFAR10 through torchvision, from ``root`` (download only if asked)."""
+    import torchvision
+
+    dataset_class = getattr(torchvision.datasets, kind)
+    root = Path(root).expanduser()
+    try:
+        train = dataset_class(str(root), train=True, download=download)
+        test = dataset_class(str(root), train=False, download=download)
+    except RuntimeError as exc:
+        if "not found" in str(exc).lower() or "download" in str(exc).lower():
+            raise DatasetError(
+                f"{kind} files were not found under {root}. Pass download=True (needs a network), or copy the "
+                f"files into {root / kind / 'raw' if kind != 'CIFAR10' else root / 'cifar-10-batches-py'}."
+            ) from None
+        raise
+    except OSError as exc:  # download attempted without a network
+        raise DatasetError(f"Could not download {kind} into {root} ({exc}); you seem to be offline.") from None
+
+    def tensors(split) -> tuple[torch.Tensor, torch.Tensor]:
+        data = split.data if isinstance(split.data, torch.Tensor) else torch.from_numpy(np.asarray(split.data))
+        targets = torch.as_tensor(np.asarray(split.targets), dtype=torch.int64)
+        if limit is not None:
+            data, targets = data[:limit], targets[:limit]
+        images = data.float().div(255.0)
+        images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+        return images.contiguous(), targets
+
+    x_train, y_train = tensors(train)
+    x_test, y_test = tensors(test)
+    names = {"MNIST": "mnist", "FashionMNIST": "fashion_mnist", "CIFAR10": "cifar10"}
+    return Dataset(names[kind], x_train, y_train, x_test, y_test, list(train.classes), description=f"torchvision {kind}")
+
+
+def load_imagefolder(
+    path: str | Path, image_size: int = 64, test_fraction: float = 0.25, seed: int = 0, max_images: int = 5000
+) -> Dataset:
+    """Images in class sub-folders (torchvision ImageFolder), resized and center-cropped to ``image_size``."""
+    import torchvision
+    from torchvision import transforms
+
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"Image folder {root} does not exist; expected one sub-folder per class.")
+    transform = transforms.Compose(
+        [transforms.Resize(image_size), transforms.CenterCrop(image_size), transforms.ToTensor()]
+    )
+    from .images import load_image
+
+    def loader(file: str):
+        return load_image(file)
+
+    def read(folder: Path):
+        try:
+            dataset = torchvision.datasets.ImageFolder(str(folder), transform=transform, loader=loader)
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise DatasetError(f"{folder} is not a usable image folder: {exc}") from None
+        if len(dataset) > max_images:
+            raise DatasetError(f"{folder} holds {len(dataset)} images; the limit is {max_images} (max_images=).")
+        images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        return images, torch.tensor(dataset.targets, dtype=torch.int64), list(dataset.classes)
+
+    split_dirs = [root / "train", next((root / n for n in ("test", "val") if (root / n).is_dir()), None)]
+    if split_dirs[0].is_dir() and split_dirs[1] is not None:
+        x_train, y_train, classes = read(split_dirs[0])
+        x_test, y_test, test_classes = read(split_dirs[1])
+        if test_classes != classes:
+            raise DatasetError(f"train/ and {split_dirs[1].name}/ in {root} have different class folders.")
+    else:
+        images, labels, classes = read(root)
+        if torch.bincount(labels).min() < 2:
+            raise DatasetError(f"Every class folder in {root} needs at least 2 images to split train/test.")
+        train, test = _split_indices(labels.numpy(), test_fraction, seed)
+        x_train, y_train, x_test, y_test = images[train], labels[train], images[test], labels[test]
+    return Dataset(f"imagefolder:{root}", x_train, y_train, x_test, y_test, classes, description=f"images from {root}")
+
+
+def make_toy(name: str, n: int = 400, noise: float = 0.1, test_fraction: float = 0.5, seed: int = 0) -> Dataset:
+    """TensorFlow-Playground-style 2-D sets with two classes; ``noise`` in [0, 0.5]."""
+    if name not in TOY_SETS:
+        raise DatasetError(f"Unknown toy set {name!r}; choose one of {', '.join(TOY_SETS)}.")
+    if not 0.0 <= noise <= 0.5:
+        raise InputError(f"noise must be between 0 and 0.5, got {noise}.")
+    if n < 10:
+        raise InputError(f"n must be at least 10 points, got {n}.")
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    if name == "circle":
+        radius = 5.0
+        r = np.concatenate([rng.uniform(0, radius * 0.5, half), rng.uniform(radius * 0.7, radius, n - half)])
+        angle = rng.uniform(0, 2 * math.pi, n)
+        points = np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1)
+        points += rng.uniform(-radius, radius, (n, 2)) * noise
+        labels = np.concatenate([np.zeros(half), np.ones(n - half)]).astype(np.int64)
+    elif name == "xor":
+        points = rng.uniform(-5, 5, (n, 2))
+        points += np.sign(points) * 0.3
+        labels = (points[:, 0] * points[:, 1] < 0).astype(np.int64)
+        points += rng.uniform(-5, 5, (n, 2)) * noise
+    elif name == "gauss":
+        variance = 0.5 + noise * 7.0
+        points = np.concatenate([
+            rng.normal(2, math.sqrt(variance), (half, 2)), rng.normal(-2, math.sqrt(variance), (n - half, 2)),
+        ])
+        labels = np.concatenate([np.zeros(half), np.ones(n - half)]).astype(np.int64)
+    elif name == "spiral":
+        parts = []
+        for label, delta in ((0, 0.0), (1, math.pi)):
+            count = half if label == 0 else n - half
+            t = np.arange(count) / count * 1.75 * 2 * math.pi
+            r = np.arange(count) / count * 5.0
+            xy = np.stack([r * np.sin(t + delta), r * np.cos(t + delta)], axis=1)
+            parts.append(xy + rng.uniform(-1, 1, (count, 2)) * noise * 2.5)
+        points = np.concatenate(parts)
+        labels = np.concatenate([np.zeros(half), np.ones(n - half)]).astype(np.int64)
+    else:  # moons
+        from sklearn.datasets import make_moons
+
+        points, labels = make_moons(n_samples=n, noise=noise * 0.6, random_state=seed)
+        points = (points - points.mean(axis=0)) * 2.5
+    points = points.astype(np.float32)
+    train, test = _split_indices(labels, test_fraction, seed)
+    tensor = torch.from_numpy(points)
+    target = torch.from_numpy(labels.astype(np.int64))
+    return Dataset(
+        name, tensor[train], target[train], tensor[test], target[test], ["blue", "orange"],
+        description=f"2-D toy set {name!r}, noise {noise}",
+    )

@@ -1,0 +1,19 @@
+"""Exceptions raised by explainer; every message names the problem and the fix."""
+
+from __future__ import annotations
+
+
+class ExplainerError(Exception):
+    """Base class for all errors explainer raises on purpose."""
+
+
+class InputError(ExplainerError, ValueError):
+    """The user's input (image, tensor, target, layer name, option) cannot be used."""
+
+
+class ModelLoadError(ExplainerError, RuntimeError):
+    """A model or its weights cannot be loaded (offline, unknown name, unsafe file)."""
+
+
+class DatasetError(ExplainerError, RuntimeError):
+    """A dataset cannot be loaded (unknown name, files missing offline, bad folder)."""

