@@ -1,0 +1,138 @@
+"""Find and describe a model's feature layers: spatial CNN maps and ViT token grids."""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .models import Classifier
+
+#: Modules that never make a useful feature layer (they repeat their input or add noise).
+_PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What one layer outputs: a spatial map ``(N, C, H, W)`` or tokens ``(N, T, D)`` forming a grid."""
+
+    name: str
+    kind: str  # "spatial" or "tokens"
+    channels: int
+    grid: tuple[int, int]
+    prefix_tokens: int = 0  # class / distillation tokens before the patch tokens ("tokens" only)
+
+    def to_grid(self, output: torch.Tensor) -> torch.Tensor:
+        """The layer's output as a map ``(N, C, H, W)``; prefix tokens are dropped."""
+        if self.kind == "spatial":
+            return output
+        patches = output[:, self.prefix_tokens :, :]
+        return patches.transpose(1, 2).reshape(output.shape[0], self.channels, *self.grid)
+
+
+_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[str, LayerInfo]]" = weakref.WeakKeyDictionary()
+_DEFAULT: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictionary()
+
+
+def _describe(name: str, output: object, prefix_tokens: int, embed_dim: int | None) -> LayerInfo | None:
+    if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+        return None
+    if output.ndim == 4 and output.shape[2] >= 2 and output.shape[3] >= 2:
+        return LayerInfo(name, "spatial", int(output.shape[1]), (int(output.shape[2]), int(output.shape[3])))
+    if output.ndim == 3 and embed_dim is not None and output.shape[2] == embed_dim:
+        patches = int(output.shape[1]) - prefix_tokens
+        side = math.isqrt(max(patches, 0))
+        if side >= 2 and side * side == patches:
+            return LayerInfo(name, "tokens", int(output.shape[2]), (side, side), prefix_tokens)
+    return None
+
+
+def feature_layers(classifier: "Classifier") -> dict[str, LayerInfo]:
+    """All layers whose output is a spatial map or a token grid, in execution order (cached)."""
+    module = classifier.module
+    if module in _CACHE:
+        return _CACHE[module]
+    _probe(classifier)
+    return _CACHE[module]
+
+
+def find_cam_layer(classifier: "Classifier") -> LayerInfo:
+    """The last feature layer whose map still influences the prediction (for Grad-CAM and friends).
+
+    CNNs get their last spatial layer (e.g. timm EfficientNet ``bn2``, ResNet ``layer4``); vision
+    transformers get the last token layer whose patch tokens receive gradient (``blocks.11.norm1``
+    in ViT-Tiny – the final block's patch outputs do not reach the class token).
+    """
+    feature_layers(classifier)
+    return _CACHE[classifier.module][_DEFAULT[classifier.module]]
+
+
+def describe_layer(classifier: "Classifier", name: str) -> LayerInfo:
+    """LayerInfo for ``name``; unknown names or layers without a spatial/token output raise clearly."""
+    classifier.get_layer(name)  # raises InputError listing candidates for unknown names
+    layers = feature_layers(classifier)
+    if name not in layers:
+        candidates = list(layers)[-8:]
+        raise InputError(
+            f"Layer {name!r} of {classifier.name} does not output a spatial map (N, C, H, W) or a token grid; "
+            f"choose a feature layer such as: {', '.join(candidates)}."
+        )
+    return layers[name]
+
+
+def _probe(classifier: "Classifier") -> None:
+    """One forward and backward pass on a random input, recording each module's output and gradient."""
+    module = classifier.module
+    prefix = int(getattr(module, "num_prefix_tokens", 0) or 0)
+    embed_dim = getattr(module, "embed_dim", None) or getattr(module, "num_features", None)
+    outputs: list[tuple[str, torch.Tensor]] = []
+    handles = []
+
+    def record(name: str):
+        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                output.retain_grad()
+                outputs.append((name, output))
+
+        return hook
+
+    for name, sub in module.named_modules():
+        if name and not isinstance(sub, _PASS_THROUGH):
+            handles.append(sub.register_forward_hook(record(name)))
+    try:
+        generator = torch.Generator().manual_seed(0)
+        sample = torch.randn(1, classifier.in_chans, *classifier.input_size, generator=generator)
+        sample = sample.to(classifier.device).requires_grad_(True)
+        with torch.enable_grad():
+            logits = module(sample)
+            logits[0, logits[0].argmax()].backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+        module.zero_grad(set_to_none=True)
+    layers: dict[str, LayerInfo] = {}
+    default: str | None = None
+    for name, output in outputs:
+        info = _describe(name, output, prefix, embed_dim)
+        if info is None:
+            continue
+        layers[name] = info
+        grad = output.grad
+        if grad is not None:
+            relevant = grad if info.kind == "spatial" else grad[:, info.prefix_tokens :]
+            if float(relevant.abs().sum()) > 0:
+                default = name
+    if default is None:
+        raise InputError(
+            f"{classifier.name} has no layer with a spatial (N, C, H, W) or token-grid output that affects the "
+            "prediction, so CAM methods cannot be used; choose a gradient method such as 'saliency'."
+        )
+    _CACHE[module] = layers
+    _DEFAULT[module] = default

@@ -1,0 +1,1 @@
+"""Plotly figures, one module per topic; every function is pure and returns a ``go.Figure``."""
