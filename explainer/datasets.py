@@ -221,7 +221,7 @@ def load_torchvision_dataset(
         if "not found" in str(exc).lower() or "download" in str(exc).lower():
             raise DatasetError(
                 f"{kind} files were not found under {root}. Pass download=True (needs a network), or copy the "
-                f"files into {root / kind / 'raw' if kind != 'CIFAR10' else root / 'cifar-10-batches-py'}."
+                f"extracted files into {root / kind / 'raw' if kind != 'CIFAR10' else root / 'cifar-10-batches-py'}."
             ) from None
         raise
     except OSError as exc:  # download attempted without a network

