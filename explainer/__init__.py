@@ -8,6 +8,7 @@ Notebook use::
     model.predict(photos["cat"], top_k=3)
 """
 
+from .attribution import METHODS, Explanation, MethodSpec, explain, list_methods
 from .datasets import Dataset, load_dataset
 from .errors import DatasetError, ExplainerError, InputError, ModelLoadError
 from .images import load_image, sample_images
