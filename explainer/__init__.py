@@ -11,6 +11,7 @@ Notebook use::
 from .attribution import METHODS, Explanation, MethodSpec, explain, list_methods
 from .datasets import Dataset, load_dataset
 from .errors import DatasetError, ExplainerError, InputError, ModelLoadError
+from .faithfulness import FaithfulnessReport, MaskShare, check_faithfulness, mask_share, method_agreement
 from .images import load_image, sample_images
 from .models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
 
