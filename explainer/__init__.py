@@ -8,11 +8,17 @@ Notebook use::
     model.predict(photos["cat"], top_k=3)
 """
 
+from .activations import Activations, LayerActivation, activations
+from .anatomy import Anatomy, anatomy
 from .attribution import METHODS, Explanation, MethodSpec, explain, list_methods
+from .convolution import ConvStep, conv_step
 from .datasets import Dataset, load_dataset
+from .embeddings import Embedding, embed_dataset
 from .errors import DatasetError, ExplainerError, InputError, ModelLoadError
 from .faithfulness import FaithfulnessReport, MaskShare, check_faithfulness, mask_share, method_agreement
+from .features import FeatureVisualization, TopActivating, top_activating, visualize_channel
 from .images import load_image, sample_images
+from .intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
 from .models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
 
 __version__ = "0.1.0"

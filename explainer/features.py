@@ -1,0 +1,292 @@
+"""What one channel responds to: its top-activating images and an input optimized to excite it."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import as_maps, capture, check_channel
+from .datasets import Dataset
+from .errors import InputError
+from .images import sample_images
+from .layers import feature_layers
+
+if TYPE_CHECKING:
+    from .models import Classifier, ImageBatch
+
+#: Lucid's colour decorrelation: square root of the ImageNet colour covariance (its SVD), columns normalized.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+_COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+#: Lucid's standard transforms: pad, jitter, scale, rotate, jitter again (robustness makes patterns, not noise).
+_PAD, _JITTER, _JITTER_FINE = 12, 8, 4
+_SCALES = tuple(1 + (i - 5) / 50 for i in range(11))
+_ANGLES = tuple(range(-10, 11)) + (0,) * 5
+
+
+@dataclass
+class TopActivating:
+    """The ``k`` images that excite ``channel`` of ``layer`` most, with where (``maps``, upsampled to pixels)."""
+
+    layer: str
+    channel: int
+    indices: list[int]  # positions in the searched images, strongest first
+    names: list[str]
+    scores: np.ndarray  # (k,) channel score of each shown image
+    pixels: torch.Tensor  # (k, C, H, W) in [0, 1]
+    maps: torch.Tensor  # (k, H, W) channel activation, bilinearly upsampled to the image size
+    all_scores: np.ndarray  # (N,) score of every searched image
+    score: str  # "max" or "mean" over the channel's positions
+    seconds: float
+    device: str
+
+
+def _as_items(images: "ImageBatch | Dataset | Mapping") -> tuple[object, list[str]]:
+    """An indexable batch of images and their names."""
+    if isinstance(images, Dataset):
+        if not images.is_image:
+            raise InputError(f"Dataset {images.name!r} holds 2-D points, not images; use an image dataset.")
+        return images.x_test, [f"{images.name} test #{i} ({images.class_names[int(y)]})" for i, y in enumerate(images.y_test)]
+    if isinstance(images, Mapping):
+        return list(images.values()), [str(name) for name in images]
+    if isinstance(images, torch.Tensor):
+        batch = images if images.ndim == 4 else images.unsqueeze(0)
+        return batch, [f"image {i}" for i in range(len(batch))]
+    if isinstance(images, (list, tuple)):
+        return list(images), [f"image {i}" for i in range(len(images))]
+    return [images], ["image 0"]
+
+
+def _channel_maps(classifier: "Classifier", layer: str, channel: int, pixels: torch.Tensor) -> torch.Tensor:
+    """``(N, h, w)`` activation of one channel for a batch of pixels."""
+    output = capture(classifier, classifier.normalize(pixels).to(classifier.device), [layer])[layer]
+    maps = as_maps(classifier, layer, output.float())
+    check_channel(maps.shape[1], channel, layer)
+    return maps[:, channel]
+
+
+def top_activating(
+    classifier: "Classifier",
+    layer: str,
+    channel: int,
+    images: "ImageBatch | Dataset | Mapping",
+    k: int = 9,
+    *,
+    score: str = "max",
+    batch_size: int = 32,
+) -> TopActivating:
+    """Search ``images`` (a batch, a list, a name → image dict, or a Dataset's test split) for the ``k``
+    that excite ``channel`` of ``layer`` most (``score`` = the channel's max or mean over positions)."""
+    started = time.perf_counter()
+    if score not in ("max", "mean"):
+        raise InputError(f"score must be 'max' or 'mean', got {score!r}.")
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}.")
+    classifier.get_layer(layer)
+    items, names = _as_items(images)
+    scores: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for start in range(0, len(names), batch_size):
+            maps = _channel_maps(classifier, layer, channel, classifier.to_pixels(items[start : start + batch_size]))
+            scores.append((maps.flatten(1).amax(1) if score == "max" else maps.flatten(1).mean(1)).cpu())
+        all_scores = torch.cat(scores).numpy()
+        order = np.argsort(-all_scores, kind="stable")[:k].tolist()
+        pixels = classifier.to_pixels(
+            items[order] if isinstance(items, torch.Tensor) else [items[i] for i in order]
+        )
+        maps = _channel_maps(classifier, layer, channel, pixels)
+        upsampled = F.interpolate(maps[:, None], size=pixels.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return TopActivating(
+        layer=layer,
+        channel=int(channel),
+        indices=order,
+        names=[names[i] for i in order],
+        scores=all_scores[order],
+        pixels=pixels,
+        maps=upsampled.float().cpu(),
+        all_scores=all_scores,
+        score=score,
+        seconds=time.perf_counter() - started,
+        device=str(classifier.device),
+    )
+
+
+@dataclass
+class FeatureVisualization:
+    """An input optimized to excite one channel, and how strongly it does compared with ordinary inputs.
+
+    Activations are the channel's mean over positions for the untransformed image at ``size``;
+    ``photo_activation`` is the mean over the reference photos, ``noise_activation`` over uniform noise.
+    """
+
+    layer: str
+    channel: int
+    image: torch.Tensor  # (C, size, size) pixels in [0, 1]
+    activation: float
+    noise_activation: float
+    photo_activation: float
+    photo_max: float  # the strongest reference photo
+    history: np.ndarray = field(repr=False)  # objective (channel mean, transformed image) per step
+    objective_site: str = ""  # where the objective was read: the layer, or the input of its final rectifier
+    steps: int = 0
+    size: int = 0
+    lr: float = 0.0
+    seed: int = 0
+    method: str = ""
+    seconds: float = 0.0
+    device: str = ""
+
+    @property
+    def gain_over_photos(self) -> float:
+        """Achieved activation ÷ mean activation of the reference photos."""
+        return self.activation / self.photo_activation if self.photo_activation > 0 else math.inf
+
+
+def _frequency_scale(height: int, width: int) -> torch.Tensor:
+    """1 / frequency for the rfft2 grid (low frequencies get large steps: smooth, natural-looking images)."""
+    fy = torch.fft.fftfreq(height)[:, None]
+    fx = torch.fft.rfftfreq(width)[None, :]
+    return 1.0 / torch.sqrt(fx**2 + fy**2).clamp_min(1.0 / max(height, width))
+
+
+def _to_pixels(spectrum: torch.Tensor, scale: torch.Tensor, size: int, decorrelate: bool) -> torch.Tensor:
+    """Fourier coefficients → a (1, C, size, size) image in [0, 1]."""
+    image = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(size, size), norm="ortho") / 4
+    if decorrelate:
+        image = torch.einsum("dc,chw->dhw", _COLOR_SQRT.to(image.device), image)
+    return torch.sigmoid(image)[None]
+
+
+def _transform(pixels: torch.Tensor, rng: np.random.Generator, size: int) -> torch.Tensor:
+    """Lucid's standard transforms: pad with grey, jitter, random scale and rotation, jitter, back to ``size``."""
+    image = F.pad(pixels, (_PAD,) * 4, value=0.5)
+    for jitter in (_JITTER, None, _JITTER_FINE):
+        if jitter is None:
+            scale, angle = float(rng.choice(_SCALES)), math.radians(float(rng.choice(_ANGLES)))
+            cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+            theta = torch.tensor([[[cos, -sin, 0.0], [sin, cos, 0.0]]], dtype=image.dtype, device=image.device)
+            grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+            image = F.grid_sample(image, grid, padding_mode="border", align_corners=False)
+            continue
+        dy, dx = (int(v) for v in rng.integers(0, jitter + 1, size=2))
+        image = image[..., dy : image.shape[-2] - jitter + dy, dx : image.shape[-1] - jitter + dx]
+    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False)
+
+
+#: Rectifiers whose zero region passes no gradient: a channel that is off for the starting image could never
+#: be switched on, so the optimization targets their input (the pre-activation, as Lucid's ``*_pre_relu``).
+_RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
+
+
+def _pre_activation_site(classifier: "Classifier", layer: str, inputs: torch.Tensor) -> str | None:
+    """Name of the rectifier whose output *is* ``layer``'s output (e.g. ``bn2.act`` in timm's BatchNormAct2d)."""
+    root = classifier.get_layer(layer)
+    if isinstance(root, _RECTIFIERS):
+        return layer
+    rectifiers = [f"{layer}.{name}" for name, sub in root.named_modules() if name and isinstance(sub, _RECTIFIERS)]
+    if not rectifiers:
+        return None
+    try:
+        outputs = capture(classifier, inputs, [*rectifiers, layer])
+    except InputError:  # a rectifier that never runs cannot be the layer's last step
+        return None
+    # `capture` clones, so compare values: the rectifier that produced the layer's output matches it exactly
+    matches = [name for name in rectifiers if outputs[name].shape == outputs[layer].shape
+               and torch.equal(outputs[name], outputs[layer])]
+    return matches[-1] if matches else None
+
+
+def _channel_mean(
+    classifier: "Classifier", layer: str, channel: int, pixels: torch.Tensor, grad: bool, site: str | None = None
+) -> torch.Tensor:
+    """Mean of one channel over positions, per image; of the pre-activation at ``site`` when given."""
+    inputs = classifier.normalize(pixels)
+    if site is None:
+        output = capture(classifier, inputs, [layer], grad=grad)[layer]
+    else:
+        output = capture(classifier, inputs, [site], grad=grad, layer_inputs=True)[site]
+    maps = as_maps(classifier, layer, output.float())
+    check_channel(maps.shape[1], channel, layer)
+    return maps[:, channel].flatten(1).mean(1)
+
+
+def visualize_channel(
+    classifier: "Classifier",
+    layer: str,
+    channel: int,
+    *,
+    steps: int = 96,
+    size: int = 128,
+    lr: float = 0.05,
+    seed: int = 0,
+    reference_images: "ImageBatch | Mapping | None" = None,
+) -> FeatureVisualization:
+    """Optimize an image to excite ``channel`` of ``layer`` (feature visualization, as in Lucid).
+
+    The image is parameterized in a decorrelated Fourier basis (spectrum scaled by 1/frequency, colours
+    decorrelated, a sigmoid keeps pixels valid) and optimized with Adam through random pad / jitter /
+    scale / rotation, so the result is a pattern rather than adversarial noise. Models with a fixed input
+    size (vision transformers) are optimized at their input size. When the layer ends in a ReLU-type
+    rectifier, the optimization raises its input (pre-activation) so channels that start switched off
+    still get a gradient; reported activations are always the layer's own output. ``reference_images`` (default: the
+    bundled sample photos) give the activation to beat.
+    """
+    started = time.perf_counter()
+    classifier.get_layer(layer)
+    if steps < 1 or size < 16:
+        raise InputError(f"Need steps >= 1 and size >= 16 pixels; got steps={steps}, size={size}.")
+    if any(info.kind == "tokens" for info in feature_layers(classifier).values()):
+        size = classifier.input_size[0]  # position embeddings fix a transformer's input size
+    device = classifier.device
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    channels = classifier.in_chans
+    scale = _frequency_scale(size, size).to(device)
+    spectrum = (0.01 * torch.randn(channels, size, size // 2 + 1, 2, generator=generator)).to(device)
+    spectrum.requires_grad_(True)
+    decorrelate = channels == 3
+    optimizer = torch.optim.Adam([spectrum], lr=lr)
+    history = np.zeros(steps, dtype=np.float32)
+    with torch.no_grad():
+        site = _pre_activation_site(classifier, layer, classifier.normalize(_to_pixels(spectrum, scale, size, decorrelate)))
+    for step in range(steps):
+        pixels = _transform(_to_pixels(spectrum, scale, size, decorrelate), rng, size)
+        objective = _channel_mean(classifier, layer, channel, pixels, grad=True, site=site).mean()
+        # autograd.grad: gradients flow to the image only, the model's weights get none
+        (spectrum.grad,) = torch.autograd.grad(-objective, spectrum)
+        optimizer.step()
+        history[step] = float(objective.detach())
+    with torch.inference_mode():
+        image = _to_pixels(spectrum.detach(), scale, size, decorrelate)
+        achieved = float(_channel_mean(classifier, layer, channel, image, grad=False)[0])
+        noise = torch.rand(4, channels, size, size, generator=generator).to(device)
+        noise_activation = float(_channel_mean(classifier, layer, channel, noise, grad=False).mean())
+        references = sample_images() if reference_images is None else reference_images
+        items, _ = _as_items(references)
+        photos = F.interpolate(classifier.to_pixels(items), size=(size, size), mode="bilinear", antialias=True)
+        photo_values = _channel_mean(classifier, layer, channel, photos.clamp(0, 1).to(device), grad=False)
+    return FeatureVisualization(
+        layer=layer,
+        channel=int(channel),
+        image=image[0].float().cpu(),
+        activation=achieved,
+        noise_activation=noise_activation,
+        photo_activation=float(photo_values.mean()),
+        photo_max=float(photo_values.max()),
+        history=history,
+        objective_site=layer if site is None else f"input of {site} (pre-activation)",
+        steps=steps,
+        size=size,
+        lr=lr,
+        seed=seed,
+        method="Adam on a decorrelated Fourier image (1/f spectrum, colour decorrelation, sigmoid) "
+        "through pad/jitter/scale/rotate transforms",
+        seconds=time.perf_counter() - started,
+        device=str(device),
+    )

@@ -1,0 +1,237 @@
+"""Intervene inside the network: switch channels off and watch the prediction change; find the
+channels the Grad-CAM layer relies on."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .activations import first_tensor, forward_hooks
+from .errors import InputError
+from .layers import feature_layers, find_cam_layer
+from .models import Prediction
+
+if TYPE_CHECKING:
+    from .models import Classifier, ImageBatch
+
+Target = int | str | Sequence[int | str] | None
+
+
+def _channel_dim(classifier: "Classifier", layer: str, output: torch.Tensor) -> int:
+    """Which dimension of ``layer``'s output holds the channels (the last one for transformer tokens)."""
+    info = feature_layers(classifier).get(layer)
+    return output.ndim - 1 if info is not None and info.kind == "tokens" else 1
+
+
+def _targets(classifier: "Classifier", target: Target, predicted: torch.Tensor) -> list[int]:
+    """One class index per image: the prediction by default, else one class for all or one per image."""
+    count = len(predicted)
+    if target is None:
+        return [int(i) for i in predicted]
+    if isinstance(target, (int, str, np.integer)):
+        return [classifier.class_index(target)] * count
+    targets = [classifier.class_index(t) for t in target]
+    if len(targets) != count:
+        raise InputError(f"Got {len(targets)} targets for {count} images; give one target, or one per image.")
+    return targets
+
+
+def _check_channels(channels: Sequence[int] | None, total: int, layer: str) -> list[int] | None:
+    if channels is None:
+        return None
+    chosen = [int(c) for c in channels]
+    if not chosen:
+        raise InputError("channels is empty; pass channel indices, or None to ablate the whole layer.")
+    bad = [c for c in chosen if not 0 <= c < total]
+    if bad:
+        raise InputError(f"Channel(s) {bad[:5]} out of range: layer {layer!r} has {total} channels (0–{total - 1}).")
+    if len(set(chosen)) != len(chosen):
+        raise InputError(f"channels contains duplicates: {chosen}.")
+    return chosen
+
+
+@dataclass
+class Intervention:
+    """The prediction before and after replacing channels of ``layer`` (``channels=None``: all of them)."""
+
+    model: str
+    layer: str
+    channels: list[int] | None
+    mode: str  # "zero" or "mean"
+    targets: list[int]
+    target_labels: list[str]
+    prob_before: np.ndarray  # (N,) target probability with the network intact
+    prob_after: np.ndarray  # (N,) with the channels replaced
+    top_before: list[list[Prediction]]
+    top_after: list[list[Prediction]]
+    table: pd.DataFrame = field(repr=False)  # image, label, index, before, after for the top classes of either pass
+    seconds: float = 0.0
+    device: str = ""
+
+    @property
+    def drop(self) -> np.ndarray:
+        """Target probability lost per image (before − after)."""
+        return self.prob_before - self.prob_after
+
+    @property
+    def mean_drop(self) -> float:
+        return float(self.drop.mean())
+
+    @property
+    def changed(self) -> list[bool]:
+        """Whether each image's top-1 class changed."""
+        return [b[0].index != a[0].index for b, a in zip(self.top_before, self.top_after)]
+
+
+def ablate(
+    classifier: "Classifier",
+    images: "ImageBatch",
+    layer: str,
+    channels: Sequence[int] | None = None,
+    *,
+    mode: str = "zero",
+    top_k: int = 5,
+    target: Target = None,
+) -> Intervention:
+    """Replace ``channels`` of ``layer`` (all when None) by zero or by their mean over the batch and
+    positions, with a forward hook, and compare the prediction before and after.
+
+    ``target`` (default: each image's predicted class) is the class whose probability is tracked.
+    """
+    started = time.perf_counter()
+    if mode not in ("zero", "mean"):
+        raise InputError(f"mode must be 'zero' or 'mean', got {mode!r}.")
+    classifier.get_layer(layer)
+    inputs = classifier.preprocess(images)
+    clean: dict[str, torch.Tensor] = {}
+
+    def record(_module: nn.Module, _inputs: object, output: object) -> None:
+        clean.setdefault("output", first_tensor(output, layer).detach().clone())
+
+    with torch.inference_mode():
+        with forward_hooks(classifier, {layer: record}):
+            probs_before = torch.softmax(classifier.module(inputs).float(), dim=1)
+        reference = clean["output"]
+        dim = _channel_dim(classifier, layer, reference)
+        chosen = _check_channels(channels, reference.shape[dim], layer)
+        index = torch.arange(reference.shape[dim], device=reference.device) if chosen is None else \
+            torch.tensor(chosen, device=reference.device)
+        other_dims = [d for d in range(reference.ndim) if d != dim]
+        replacement = reference.mean(dim=other_dims, keepdim=True) if mode == "mean" else torch.zeros_like(reference)
+
+        def replace(_module: nn.Module, _inputs: object, output: object) -> torch.Tensor:
+            patched = first_tensor(output, layer).clone()
+            patched.index_copy_(dim, index, replacement.expand_as(patched).index_select(dim, index))
+            return patched
+
+        with forward_hooks(classifier, {layer: replace}):
+            probs_after = torch.softmax(classifier.module(inputs).float(), dim=1)
+    targets = _targets(classifier, target, probs_before.argmax(1))
+    rows = torch.arange(len(targets))
+    before, after = probs_before.cpu(), probs_after.cpu()
+    k = max(1, min(top_k, classifier.num_classes))
+    top_before, top_after = _top(classifier, before, k), _top(classifier, after, k)
+    table = []
+    for i, (tb, ta) in enumerate(zip(top_before, top_after)):
+        for idx in dict.fromkeys([targets[i], *(p.index for p in tb), *(p.index for p in ta)]):
+            table.append({"image": i, "label": classifier.labels[idx], "index": idx,
+                          "before": float(before[i, idx]), "after": float(after[i, idx])})
+    return Intervention(
+        model=classifier.name,
+        layer=layer,
+        channels=chosen,
+        mode=mode,
+        targets=targets,
+        target_labels=[classifier.labels[t] for t in targets],
+        prob_before=before[rows, targets].numpy(),
+        prob_after=after[rows, targets].numpy(),
+        top_before=top_before,
+        top_after=top_after,
+        table=pd.DataFrame(table),
+        seconds=time.perf_counter() - started,
+        device=str(classifier.device),
+    )
+
+
+def _top(classifier: "Classifier", probabilities: torch.Tensor, k: int) -> list[list[Prediction]]:
+    top = probabilities.topk(k, dim=1)
+    return [
+        [Prediction(classifier.labels[int(i)], int(i), float(p)) for p, i in zip(values, indices)]
+        for values, indices in zip(top.values, top.indices)
+    ]
+
+
+@dataclass
+class ChannelImportance:
+    """How much each channel of ``layer`` contributes to the target logit, per image and on average.
+
+    ``per_image[n, c]`` = Σ over positions of gradient × activation = Grad-CAM weight (mean gradient)
+    × summed activation when the head is linear after average pooling: the first-order change of the
+    target logit if the channel were zeroed.
+    """
+
+    model: str
+    layer: str
+    targets: list[int]
+    per_image: np.ndarray  # (N, C)
+    gradcam_weights: np.ndarray  # (N, C) mean gradient over positions (Grad-CAM's alpha)
+    mean_activation: np.ndarray  # (N, C)
+    method: str = "sum over positions of gradient × activation"
+    seconds: float = 0.0
+    device: str = ""
+
+    @property
+    def scores(self) -> np.ndarray:
+        """(C,) importance averaged over images."""
+        return self.per_image.mean(0)
+
+    def top(self, k: int = 10, image: int | None = None) -> list[int]:
+        """The ``k`` most important channels, for one image or averaged over the batch."""
+        values = self.scores if image is None else self.per_image[image]
+        return [int(c) for c in np.argsort(-values, kind="stable")[:k]]
+
+
+def cam_channel_importance(
+    classifier: "Classifier", images: "ImageBatch", layer: str | None = None, target: Target = None
+) -> ChannelImportance:
+    """Rank the channels of the Grad-CAM layer (default: ``find_cam_layer``) by gradient × activation
+    for the target class (default: each image's prediction)."""
+    started = time.perf_counter()
+    layer = find_cam_layer(classifier).name if layer is None else layer
+    classifier.get_layer(layer)
+    features = feature_layers(classifier)
+    if layer not in features:
+        raise InputError(
+            f"Layer {layer!r} does not output a spatial map or token grid; choose one such as "
+            f"{find_cam_layer(classifier).name!r}."
+        )
+    info = features[layer]
+    inputs = classifier.preprocess(images)
+    captured: dict[str, torch.Tensor] = {}
+
+    def record(_module: nn.Module, _inputs: object, output: object) -> None:
+        captured.setdefault("output", first_tensor(output, layer))
+
+    with torch.enable_grad(), forward_hooks(classifier, {layer: record}):
+        logits = classifier.module(inputs)
+        targets = _targets(classifier, target, logits.detach().argmax(1))
+        selected = logits[torch.arange(len(targets)), torch.tensor(targets, device=logits.device)]
+        (gradient,) = torch.autograd.grad(selected.sum(), captured["output"])
+    activation = info.to_grid(captured["output"].detach()).float()
+    gradient = info.to_grid(gradient).float()
+    return ChannelImportance(
+        model=classifier.name,
+        layer=layer,
+        targets=targets,
+        per_image=(gradient * activation).sum((2, 3)).cpu().numpy(),
+        gradcam_weights=gradient.mean((2, 3)).cpu().numpy(),
+        mean_activation=activation.mean((2, 3)).cpu().numpy(),
+        seconds=time.perf_counter() - started,
+        device=str(classifier.device),
+    )
