@@ -1,0 +1,496 @@
+"""`fit()`: a plain, fast PyTorch training loop with telemetry, and `learning_step()`: one SGD step laid open."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .datasets import Dataset
+from .errors import InputError
+from .flops import FlopCount, count_flops
+from .hardware import describe_device, matmul_peak_gflops, resolve_device
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
+TELEMETRY = ("epoch", "step", "off")
+LOSSES = ("cross_entropy", "mse")
+#: A training loss above this multiple of the first step's loss (or not finite) counts as diverged.
+DIVERGENCE_FACTOR = 10.0
+#: In ``telemetry="epoch"`` mode, per-layer gradient statistics are measured every this many steps.
+EPOCH_STATS_EVERY = 10
+EVAL_BATCH_SIZE = 1024
+
+
+@dataclass
+class EpochStats:
+    """What one epoch did. Train loss/accuracy are running means over the epoch's batches (data loss
+    only, without the L1/L2 penalty); test numbers come from the whole test split after the epoch.
+    ``grad_norm`` and ``update_ratio`` (‖Δw‖/‖w‖ of the optimizer step) are per layer, averaged over
+    the steps measured in this epoch."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    elapsed: float
+    samples_per_second: float
+    grad_norm: dict[str, float]
+    update_ratio: dict[str, float]
+
+
+@dataclass
+class StepStats:
+    """One optimizer step (``telemetry="step"``); the per-layer dicts are empty on unmeasured steps."""
+
+    step: int
+    epoch: int
+    loss: float
+    accuracy: float
+    grad_norm: dict[str, float]
+    update_ratio: dict[str, float]
+
+
+@dataclass
+class TrainingRun:
+    """A finished training run: per-epoch (and per-step) telemetry, outcome, cost and how it was made.
+
+    ``train_seconds`` is the wall time of the loop (training steps plus the per-epoch test
+    evaluation); ``compute_seconds`` the time spent in training steps alone, from which
+    samples/s and GFLOP/s are computed. Counting FLOPs and probing the peak happen before
+    and after the loop and are not included.
+    """
+
+    model: nn.Module = field(repr=False)
+    dataset: str
+    history: list[EpochStats]
+    steps: list[StepStats] = field(repr=False)
+    status: str
+    message: str
+    parameters: int
+    flops: FlopCount
+    train_seconds: float
+    compute_seconds: float
+    samples_seen: int
+    device: str
+    device_name: str
+    threads: int
+    peak_gflops: float
+    config: dict
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+    @property
+    def epochs(self) -> int:
+        """Epochs completed (a diverged epoch counts)."""
+        return len(self.history)
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.history[-1].test_accuracy if self.history else float("nan")
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples_seen / self.compute_seconds if self.compute_seconds > 0 else float("nan")
+
+    @property
+    def gflops_per_second(self) -> float:
+        """Training FLOPs (forward + backward) per second of training compute, in GFLOP/s."""
+        return self.flops.training * self.samples_per_second / 1e9
+
+    @property
+    def peak_fraction(self) -> float:
+        """Achieved GFLOP/s as a fraction of this machine's measured matrix-multiply peak."""
+        return self.gflops_per_second / self.peak_gflops
+
+    @property
+    def layers(self) -> list[str]:
+        """Names of the layers that carry parameters, in model order."""
+        return list(dict.fromkeys(_layer_of(name) for name, _ in self.model.named_parameters()))
+
+    def receipt(self) -> str:
+        """One sentence with the computed numbers: parameters, accuracy, seconds, threads, GFLOP/s, peak share."""
+        where = "on this CPU" if self.device == "cpu" else f"on this {self.device_name}"
+        threads = f" ({self.threads} thread{'s' if self.threads != 1 else ''})" if self.device == "cpu" else ""
+        outcome = "diverged" if self.diverged else f"trained to {self.test_accuracy:.1%} test accuracy"
+        return (
+            f"{self.parameters:,} parameters {outcome} in {self.train_seconds:.2f} s {where}{threads}: "
+            f"{self.gflops_per_second:.1f} GFLOP/s = {self.peak_fraction:.0%} of this machine's measured "
+            f"matrix-multiply peak ({self.peak_gflops:.0f} GFLOP/s)."
+        )
+
+    def receipt_dict(self) -> dict:
+        """The receipt's numbers (and how they were made) as plain JSON-ready values."""
+        return {
+            "status": self.status,
+            "message": self.message,
+            "dataset": self.dataset,
+            "test_accuracy": self.test_accuracy,
+            "train_accuracy": self.history[-1].train_accuracy if self.history else float("nan"),
+            "epochs": self.epochs,
+            "train_seconds": self.train_seconds,
+            "compute_seconds": self.compute_seconds,
+            "parameters": self.parameters,
+            "flops_per_sample": self.flops.training,
+            "forward_flops_per_sample": self.flops.forward,
+            "backward_flops_per_sample": self.flops.backward,
+            "flop_method": self.flops.method,
+            "samples_seen": self.samples_seen,
+            "samples_per_second": self.samples_per_second,
+            "gflops_per_second": self.gflops_per_second,
+            "peak_gflops": self.peak_gflops,
+            "peak_fraction": self.peak_fraction,
+            "peak_method": "best of repeated fp32 square matrix multiplies (hardware.matmul_peak_gflops)",
+            "device": self.device,
+            "device_name": self.device_name,
+            "threads": self.threads,
+            "config": dict(self.config),
+            "receipt": self.receipt(),
+        }
+
+
+def _layer_of(parameter_name: str) -> str:
+    return parameter_name.rpartition(".")[0] or parameter_name
+
+
+class _LayerMeter:
+    """Per-layer gradient norms and update/weight ratios with a handful of fused ``_foreach`` ops."""
+
+    def __init__(self, model: nn.Module) -> None:
+        named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        self.names = list(dict.fromkeys(_layer_of(name) for name, _ in named))
+        index = {name: i for i, name in enumerate(self.names)}
+        device = self.params[0].device
+        self.layer_index = torch.tensor([index[_layer_of(name)] for name, _ in named], device=device)
+        self._before: list[torch.Tensor] = []
+        self._grad_norms: torch.Tensor | None = None
+
+    def _per_layer(self, norms: list[torch.Tensor]) -> torch.Tensor:
+        squares = torch.stack(norms).square()
+        return torch.zeros(len(self.names), device=squares.device).index_add_(0, self.layer_index, squares).sqrt()
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        self._grad_norms = self._per_layer(torch._foreach_norm(grads))
+        self._before = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def after_step(self) -> tuple[dict[str, float], dict[str, float]]:
+        deltas = torch._foreach_sub([p.detach() for p in self.params], self._before)
+        updates = self._per_layer(torch._foreach_norm(deltas))
+        weights = self._per_layer(torch._foreach_norm(self._before))
+        grads, ratios = torch.stack([self._grad_norms, updates / weights.clamp_min(1e-12)]).tolist()
+        self._before = []
+        return dict(zip(self.names, grads)), dict(zip(self.names, ratios))
+
+
+def _check_options(epochs, lr, optimizer, batch_size, target_accuracy, l1, l2, telemetry, stats_every) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise InputError(f"epochs must be a positive integer, got {epochs!r}.")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise InputError(f"lr (learning rate) must be a positive number, got {lr!r}; 1e-3 suits Adam.")
+    if optimizer not in OPTIMIZERS:
+        raise InputError(f"Unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if target_accuracy is not None and not 0.0 < target_accuracy <= 1.0:
+        raise InputError(f"target_accuracy is a fraction in (0, 1], e.g. 0.97; got {target_accuracy!r}.")
+    if l1 < 0 or l2 < 0:
+        raise InputError(f"l1 and l2 regularization strengths must be ≥ 0, got l1={l1}, l2={l2}.")
+    if telemetry not in TELEMETRY:
+        raise InputError(f"Unknown telemetry {telemetry!r}; choose one of: {', '.join(TELEMETRY)}.")
+    if stats_every is not None and (isinstance(stats_every, bool) or not isinstance(stats_every, int) or stats_every < 1):
+        raise InputError(f"stats_every must be a positive integer (steps), got {stats_every!r}.")
+
+
+def _check_data(model: nn.Module, dataset: Dataset, device: torch.device) -> None:
+    if not isinstance(dataset, Dataset):
+        raise InputError(f"fit needs an explainer Dataset (from load_dataset), got {type(dataset).__name__}.")
+    if len(dataset.y_train) == 0 or len(dataset.y_test) == 0:
+        raise InputError(f"Dataset {dataset.name!r} needs both training and test examples.")
+    try:
+        with torch.inference_mode():
+            was_training = model.training
+            logits = model.eval()(dataset.x_train[:2].to(device))
+            model.train(was_training)
+    except RuntimeError as exc:
+        raise InputError(
+            f"The model cannot take {dataset.name!r} inputs shaped {dataset.input_shape}: {exc}. "
+            "Build it for this dataset, e.g. build_model('cnn', dataset)."
+        ) from None
+    if logits.ndim != 2 or logits.shape[1] < dataset.num_classes:
+        raise InputError(
+            f"The model outputs shape {tuple(logits.shape)} but {dataset.name!r} has {dataset.num_classes} classes; "
+            f"it must return logits shaped (batch, {dataset.num_classes})."
+        )
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)`` (eval mode, restored after)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    for start in range(0, len(y), batch_size):
+        logits = model(x[start : start + batch_size])
+        target = y[start : start + batch_size]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum")
+        correct += (logits.argmax(1) == target).sum()
+    model.train(was_training)
+    loss, hits = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
+    return loss / len(y), hits / len(y)
+
+
+def _penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
+    """L1 · Σ|w| + L2 · ½ Σw² over weight matrices and kernels (biases and norm scales excluded)."""
+    total = torch.zeros((), device=weights[0].device)
+    for weight in weights:
+        if l1:
+            total = total + l1 * weight.abs().sum()
+        if l2:
+            total = total + 0.5 * l2 * weight.square().sum()
+    return total
+
+
+def _diverged_message(epoch: int, step: int, loss: float, lr: float, optimizer: str) -> str:
+    what = f"became {loss}" if not math.isfinite(loss) else f"rose to {loss:.3g}, over {DIVERGENCE_FACTOR:g}× its start"
+    return (
+        f"Training diverged in epoch {epoch} (step {step}): the training loss {what}. "
+        f"The learning rate {lr:g} is far too high for {optimizer}; try one 10–100× smaller."
+    )
+
+
+def fit(
+    model: nn.Module,
+    dataset: Dataset,
+    epochs: int = 20,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    batch_size: int = 32,
+    target_accuracy: float | None = None,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    callback: Callable[[EpochStats], bool | None] | None = None,
+    telemetry: str = "epoch",
+    stats_every: int | None = None,
+) -> TrainingRun:
+    """Train ``model`` (in place) on ``dataset`` with cross-entropy and return the run with telemetry.
+
+    Data stay as tensors on the device: each epoch shuffles once by index and slices batches.
+    After each epoch the whole test split is evaluated; the run stops early when test accuracy
+    reaches ``target_accuracy``, when ``callback(EpochStats)`` returns ``False``, or when training
+    diverges (``run.status == "diverged"``, no exception). ``telemetry``: ``"epoch"`` (per-epoch
+    numbers, per-layer gradient statistics every ``stats_every`` = 10 steps), ``"step"`` (also one
+    :class:`StepStats` per step, layer statistics every step unless ``stats_every`` says otherwise)
+    or ``"off"`` (no per-layer statistics). ``seed`` fixes the shuffling.
+    """
+    _check_options(epochs, lr, optimizer, batch_size, target_accuracy, l1, l2, telemetry, stats_every)
+    target_device = resolve_device(device)
+    model.to(target_device)
+    _check_data(model, dataset, target_device)
+    flops = count_flops(model, dataset.input_shape)
+    x_train, y_train = dataset.x_train.to(target_device), dataset.y_train.to(target_device)
+    x_test, y_test = dataset.x_test.to(target_device), dataset.y_test.to(target_device)
+    count = len(y_train)
+    every = stats_every or (1 if telemetry == "step" else EPOCH_STATS_EVERY)
+    meter = _LayerMeter(model) if telemetry != "off" else None
+    weights = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
+    regularized = (l1 > 0 or l2 > 0) and bool(weights)
+    opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    history: list[EpochStats] = []
+    steps: list[StepStats] = []
+    status, message = "completed", ""
+    compute_seconds, samples_seen, step, first_loss = 0.0, 0, 0, float("nan")
+    model.train()
+    loop_start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        order = torch.randperm(count, generator=generator).to(target_device)
+        xs, ys = x_train[order], y_train[order]
+        loss_sum = torch.zeros((), device=target_device)
+        correct = torch.zeros((), dtype=torch.long, device=target_device)
+        grad_sums: dict[str, float] = {}
+        ratio_sums: dict[str, float] = {}
+        measured = epoch_samples = 0
+        for index, start in enumerate(range(0, count, batch_size)):
+            inputs, targets = xs[start : start + batch_size], ys[start : start + batch_size]
+            logits = model(inputs)
+            loss = F.cross_entropy(logits, targets)
+            objective = loss + _penalty(weights, l1, l2) if regularized else loss
+            opt.zero_grad(set_to_none=True)
+            objective.backward()
+            measure = meter is not None and index % every == 0
+            if measure:
+                meter.before_step()
+            opt.step()
+            step_loss = loss.detach()
+            loss_sum += step_loss * len(targets)
+            hits = (logits.detach().argmax(1) == targets).sum()
+            correct += hits
+            epoch_samples += len(targets)
+            step += 1
+            grads, ratios = meter.after_step() if measure else ({}, {})
+            for name in grads:
+                grad_sums[name] = grad_sums.get(name, 0.0) + grads[name]
+                ratio_sums[name] = ratio_sums.get(name, 0.0) + ratios[name]
+            measured += bool(grads)
+            if step == 1:
+                first_loss = step_loss.item()
+            if telemetry == "step":
+                steps.append(StepStats(step, epoch, step_loss.item(), hits.item() / len(targets), grads, ratios))
+            if measure or telemetry == "step":
+                value = step_loss.item()
+                if not math.isfinite(value) or value > DIVERGENCE_FACTOR * first_loss:
+                    status, message = "diverged", _diverged_message(epoch, step, value, lr, optimizer)
+                    break
+        samples_seen += epoch_samples
+        train_loss, train_hits = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
+        seconds = time.perf_counter() - epoch_start
+        compute_seconds += seconds
+        test_loss, test_accuracy = evaluate(model, x_test, y_test)
+        train_loss /= epoch_samples
+        history.append(EpochStats(
+            epoch, train_loss, train_hits / epoch_samples, test_loss, test_accuracy, seconds,
+            time.perf_counter() - loop_start, epoch_samples / seconds,
+            {name: value / measured for name, value in grad_sums.items()},
+            {name: value / measured for name, value in ratio_sums.items()},
+        ))
+        keep_going = callback is None or callback(history[-1]) is not False
+        if status != "diverged" and (not math.isfinite(train_loss) or train_loss > DIVERGENCE_FACTOR * first_loss):
+            status, message = "diverged", _diverged_message(epoch, step, train_loss, lr, optimizer)
+        if status == "diverged":
+            break
+        if target_accuracy is not None and test_accuracy >= target_accuracy:
+            status = "reached_target"
+            message = f"Reached {test_accuracy:.1%} test accuracy (target {target_accuracy:.0%}) after {epoch} epochs."
+            break
+        if not keep_going:
+            status, message = "stopped", f"Stopped by the callback after epoch {epoch}."
+            break
+    train_seconds = time.perf_counter() - loop_start
+    if status == "completed":
+        message = f"Trained {len(history)} epochs; test accuracy {history[-1].test_accuracy:.1%}."
+        if target_accuracy is not None:
+            status = "target_not_reached"
+            message += f" The target {target_accuracy:.0%} was not reached; train longer or raise the learning rate."
+    return TrainingRun(
+        model=model, dataset=dataset.name, history=history, steps=steps, status=status, message=message,
+        parameters=sum(p.numel() for p in model.parameters()), flops=flops,
+        train_seconds=train_seconds, compute_seconds=compute_seconds, samples_seen=samples_seen,
+        device=target_device.type, device_name=describe_device(target_device), threads=torch.get_num_threads(),
+        peak_gflops=matmul_peak_gflops(target_device),
+        config={
+            "optimizer": optimizer, "lr": lr, "batch_size": batch_size, "max_epochs": epochs,
+            "target_accuracy": target_accuracy, "l1": l1, "l2": l2, "seed": seed,
+            "telemetry": telemetry, "stats_every": every if meter is not None else None, "loss": "cross_entropy",
+        },
+    )
+
+
+@dataclass
+class LearningStep:
+    """Everything one plain SGD step did: new weight = old weight + update, update = −lr · gradient.
+
+    ``activations`` maps each leaf layer's name to its output, in forward order; the weight dicts
+    map parameter names (e.g. ``"fc1.weight"``) to tensors. All tensors are detached copies.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    activations: dict[str, torch.Tensor]
+    logits: torch.Tensor
+    loss: float
+    loss_name: str
+    lr: float
+    weights_before: dict[str, torch.Tensor]
+    gradients: dict[str, torch.Tensor]
+    updates: dict[str, torch.Tensor]
+    weights_after: dict[str, torch.Tensor]
+    seconds: float
+    device: str
+
+
+def _step_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "cross_entropy":
+        return F.cross_entropy(logits, targets)
+    return F.mse_loss(logits, F.one_hot(targets, logits.shape[1]).to(logits.dtype))
+
+
+def learning_step(
+    model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float, loss: str = "cross_entropy"
+) -> LearningStep:
+    """Run one SGD step on ``batch = (inputs, targets)`` and return every number it involved.
+
+    The model is updated in place exactly as returned. Forward hooks record each leaf layer's
+    output and are removed afterwards, also on error. ``loss`` is ``"cross_entropy"`` or
+    ``"mse"`` (against one-hot targets).
+    """
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise InputError(f"lr (learning rate) must be a positive number, got {lr!r}.")
+    if loss not in LOSSES:
+        raise InputError(f"Unknown loss {loss!r}; choose one of: {', '.join(LOSSES)}.")
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and all(isinstance(t, torch.Tensor) for t in batch)):
+        raise InputError("batch must be a pair of tensors (inputs, targets), e.g. (dataset.x_train[:8], dataset.y_train[:8]).")
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise InputError("The model has no trainable parameters; there is nothing for a learning step to change.")
+    device = named[0][1].device
+    inputs, targets = batch[0].to(device), batch[1].to(device)
+    activations: dict[str, torch.Tensor] = {}
+
+    def record(name: str):
+        def hook(_module, _inputs, output):
+            if isinstance(output, torch.Tensor):
+                activations[name] = output.detach().clone()
+        return hook
+
+    leaves = [(name, module) for name, module in model.named_modules() if name and not any(module.children())]
+    handles = [module.register_forward_hook(record(name)) for name, module in leaves]
+    was_training = model.training
+    start = time.perf_counter()
+    try:
+        model.train()
+        for _, p in named:
+            p.grad = None
+        try:
+            logits = model(inputs)
+            value = _step_loss(logits, targets, loss)
+        except (RuntimeError, IndexError) as exc:
+            raise InputError(f"The model cannot take this batch (inputs {tuple(inputs.shape)}, targets {tuple(targets.shape)}): {exc}") from None
+        value.backward()
+        before = {name: p.detach().clone() for name, p in named}
+        gradients = {name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for name, p in named}
+        updates = {name: gradients[name] * -lr for name in gradients}
+        with torch.no_grad():
+            for name, p in named:
+                p.add_(updates[name])
+                p.grad = None
+        after = {name: p.detach().clone() for name, p in named}
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return LearningStep(
+        inputs=inputs.detach().clone(), targets=targets.detach().clone(), activations=activations,
+        logits=logits.detach().clone(), loss=value.item(), loss_name=loss, lr=float(lr),
+        weights_before=before, gradients=gradients, updates=updates, weights_after=after,
+        seconds=time.perf_counter() - start, device=str(device),
+    )
