@@ -134,7 +134,7 @@ def conv_step(
     kernel = module.weight[out_channel].detach()
     products = patch * kernel
     total = float(products.double().sum())
-    bias = float(module.bias[out_channel]) if module.bias is not None else 0.0
+    bias = float(module.bias[out_channel].detach()) if module.bias is not None else 0.0
     return ConvStep(
         layer=layer,
         out_channel=int(out_channel),
