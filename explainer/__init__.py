@@ -20,5 +20,6 @@ from .features import FeatureVisualization, TopActivating, top_activating, visua
 from .images import load_image, sample_images
 from .intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
 from .models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
+from .transfer import STRATEGIES, TransferResults, compare_transfer
 
 __version__ = "0.1.0"
