@@ -10,6 +10,7 @@ Notebook use::
 
 from .activations import Activations, LayerActivation, activations
 from .anatomy import Anatomy, anatomy
+from .architectures import build_cnn, build_mlp, build_model
 from .attribution import METHODS, Explanation, MethodSpec, explain, list_methods
 from .convolution import ConvStep, conv_step
 from .datasets import Dataset, load_dataset
@@ -17,9 +18,13 @@ from .embeddings import Embedding, embed_dataset
 from .errors import DatasetError, ExplainerError, InputError, ModelLoadError
 from .faithfulness import FaithfulnessReport, MaskShare, check_faithfulness, mask_share, method_agreement
 from .features import FeatureVisualization, TopActivating, top_activating, visualize_channel
+from .flops import FlopCount, count_flops
+from .hardware import describe_device, matmul_peak_gflops
 from .images import load_image, sample_images
 from .intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
 from .models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
+from .playground import PlaygroundConfig, PlaygroundRun, train_playground
+from .training import EpochStats, LearningStep, StepStats, TrainingRun, fit, learning_step
 from .transfer import STRATEGIES, TransferResults, compare_transfer
 
 __version__ = "0.1.0"
