@@ -214,7 +214,8 @@ class MaskShare:
 
     @property
     def mean_share(self) -> float:
-        return float(np.nanmean(self.share))
+        """Mean over images whose map is not empty (NaN when every map is empty)."""
+        return float(np.nanmean(self.share)) if np.isfinite(self.share).any() else float("nan")
 
     @property
     def mean_area_share(self) -> float:
