@@ -200,6 +200,17 @@ def _transfer_sentence(means: pd.DataFrame, pretrained: list[str], baselines: li
 
 
 # -------------------------------------------------------------------------- the runs
+def few_shot_sample(labels: torch.Tensor, num_classes: int, shots: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``shots`` examples per class, drawn with ``seed``.
+
+    Each class's examples are shuffled once per seed and the first ``shots`` taken, so the sample
+    for 5 shots contains the one for 2 shots: a curve over shot levels adds data, not new luck.
+    """
+    rng = np.random.default_rng(seed)
+    array = labels.cpu().numpy()
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(array == c))[:shots] for c in range(num_classes)]))
+
+
 class _HeadedBackbone(nn.Module):
     """A timm backbone's pooled penultimate features followed by a linear head."""
 
@@ -354,18 +365,12 @@ class _Experiment:
             )
         return self._features
 
-    def support(self, shots: int, seed: int) -> np.ndarray:
-        """``shots`` training indices per class; larger samples of one seed contain the smaller ones."""
-        rng = np.random.default_rng(seed)
-        labels = self.data.y_train.numpy()
-        return np.sort(np.concatenate([
-            rng.permutation(np.flatnonzero(labels == c))[:shots] for c in range(self.data.num_classes)
-        ]))
-
     def run(self, strategy: str, support: np.ndarray, seed: int) -> float:
         """Train ``strategy`` on the support sample and return its test accuracy."""
-        cuda = [self.device.index if self.device.index is not None else torch.cuda.current_device()] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
+        gpus = []
+        if self.device.type == "cuda":
+            gpus = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+        with torch.random.fork_rng(devices=gpus):
             torch.manual_seed(seed)
             return getattr(self, f"_{strategy}")(support, seed)
 
@@ -580,7 +585,7 @@ def compare_transfer(
             resumed += 1
             continue
         run_start = time.perf_counter()
-        accuracy = experiment.run(name, experiment.support(k, seed), seed)
+        accuracy = experiment.run(name, few_shot_sample(data.y_train, data.num_classes, k, seed), seed)
         row: Row = {
             "dataset": data.name, "backbone": experiment.backbone_name, "strategy": name, "shots": k, "seed": seed,
             "accuracy": round(accuracy, 6), "seconds": round(time.perf_counter() - run_start, 4),
