@@ -155,7 +155,8 @@ def _run_smoothgrad(job: _Job) -> _Output:
     p = job.params
     tunnel = _captum().NoiseTunnel(_captum().Saliency(job.module))
     batch = min(job.per_image, p["n_samples"])
-    attributions = tunnel.attribute(
+    with _seeded(job.inputs.device, p["seed"]):
+        attributions = tunnel.attribute(
         job.inputs,
         nt_type="smoothgrad",
         nt_samples=p["n_samples"],
@@ -177,12 +178,13 @@ def _run_gradient_shap(job: _Job) -> _Output:
     baselines = _baseline(job, p["baseline"], job.inputs[:1])
     total = torch.zeros_like(job.inputs)
     batch = min(job.per_image, p["n_samples"])
-    for start in range(0, p["n_samples"], batch):
-        count = min(batch, p["n_samples"] - start)
-        part = explainer.attribute(
-            job.inputs, baselines=baselines, n_samples=count, stdevs=_noise_std(job, p["noise"]), target=job.targets
-        )
-        total += part * count
+    with _seeded(job.inputs.device, p["seed"]):
+        for start in range(0, p["n_samples"], batch):
+            count = min(batch, p["n_samples"] - start)
+            part = explainer.attribute(
+                job.inputs, baselines=baselines, n_samples=count, stdevs=_noise_std(job, p["noise"]), target=job.targets
+            )
+            total += part * count
     return _Output(total / p["n_samples"], {"samples_per_pass_per_image": batch})
 
 
@@ -302,13 +304,13 @@ METHODS: dict[str, MethodSpec] = {
             "smoothgrad", "SmoothGrad", "gradient", False,
             "Saliency averaged over noisy copies of the input, which removes gradient speckle "
             "(Smilkov et al. 2017). noise is the standard deviation in pixel units (0–1 range).",
-            {"n_samples": 25, "noise": 0.15}, _run_smoothgrad,
+            {"n_samples": 25, "noise": 0.15, "seed": 0}, _run_smoothgrad,
         ),
         MethodSpec(
             "gradient_shap", "GradientSHAP", "gradient", True,
             "Gradients at random points between noisy inputs and a baseline, times (input − baseline); "
             "approximates SHAP values (Lundberg & Lee 2017).",
-            {"n_samples": 20, "noise": 0.1, **_BASELINE_DEFAULTS}, _run_gradient_shap,
+            {"n_samples": 20, "noise": 0.1, "seed": 0, **_BASELINE_DEFAULTS}, _run_gradient_shap,
         ),
         MethodSpec(
             "deeplift", "DeepLIFT", "gradient", True,
@@ -398,10 +400,10 @@ def explain(
     with torch.inference_mode(False):
         pixels = classifier.to_pixels(images).clone()
         inputs = classifier.normalize(pixels)
-        targets = _resolve_targets(classifier, inputs, target)
         info = (describe_layer(classifier, layer) if layer else find_cam_layer(classifier)) if spec.kind == "cam" else None
         cost = sample_memory(classifier, tuple(inputs.shape[1:]))
         budget = _budget_bytes(device, memory_budget_mb)
+        targets = _resolve_targets(classifier, inputs, target, _samples_per_pass(budget, cost.forward_bytes, True, device))
         per_sample = cost.forward_bytes if spec.forward_only else cost.backward_bytes
         samples_per_pass = internal_batch_size or _samples_per_pass(budget, per_sample, spec.forward_only, device)
         was_training = module.training
@@ -485,7 +487,7 @@ def _run_chunks(
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise ExplainerError(
                 f"{spec.title} ({spec.name}) failed on model {classifier.name}: {type(exc).__name__}: {detail}. "
-                f"Try another method ({', '.join(m for m in METHODS if m != spec.name)})."
+                "Try another method; explainer.list_methods() names them."
             ) from None
         maps.append(out.attributions.detach().to("cpu", torch.float32).clone())
         if out.delta is not None:
@@ -527,13 +529,15 @@ def _resolve_params(spec: MethodSpec, params: dict[str, Any]) -> dict[str, Any]:
             raise InputError(f"{key} must be a positive integer (pixels) or None, got {value!r}.")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise InputError(f"{key}={value!r} is not supported; choose one of: {', '.join(_CHOICES[key])}.")
+        if key == "seed" and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise InputError(f"seed must be an integer, got {value!r}.")
         if key in ("noise", "compactness") and not (isinstance(value, (int, float)) and value >= 0):
             raise InputError(f"{key} must be a non-negative number, got {value!r}.")
     return resolved
 
 
 def _resolve_targets(
-    classifier: "Classifier", inputs: torch.Tensor, target: int | str | Sequence[int | str] | None
+    classifier: "Classifier", inputs: torch.Tensor, target: int | str | Sequence[int | str] | None, batch_size: int
 ) -> list[int]:
     """One class index per image: predicted (forward pass under inference mode), given, or one per image."""
     count = inputs.shape[0]
@@ -543,7 +547,7 @@ def _resolve_targets(
         module.eval()
         try:
             with torch.inference_mode():
-                logits = torch.cat([module(chunk.to(device)) for chunk in inputs.split(32)])
+                logits = torch.cat([module(chunk.to(device)) for chunk in inputs.split(batch_size)])
         finally:
             module.train(was_training)
         return [int(i) for i in logits.argmax(dim=1).cpu()]
@@ -552,7 +556,7 @@ def _resolve_targets(
             raise InputError(f"target has {len(target)} entries but {count} image(s) were given; give one per image.")
         return [classifier.class_index(t) for t in target]
     if isinstance(target, torch.Tensor):
-        return _resolve_targets(classifier, inputs, target.flatten().tolist() if target.ndim else int(target))
+        return _resolve_targets(classifier, inputs, target.flatten().tolist() if target.ndim else int(target), batch_size)
     return [classifier.class_index(target)] * count  # type: ignore[arg-type]
 
 
@@ -574,6 +578,15 @@ def _baseline(job: _Job, name: str, inputs: torch.Tensor | None = None) -> torch
     sigma = max(inputs.shape[-2:]) / 20
     kernel = min(2 * math.ceil(3 * sigma) + 1, 2 * ((min(inputs.shape[-2:]) - 1) // 2) + 1)
     return gaussian_blur(inputs, [kernel, kernel], [sigma, sigma]) if kernel >= 3 else inputs.clone()
+
+
+@contextmanager
+def _seeded(device: torch.device, seed: int) -> Iterator[None]:
+    """Reproducible random draws inside the block; the caller's random state is restored afterwards."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def _noise_std(job: _Job, noise: float) -> float:

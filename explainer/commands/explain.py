@@ -1,0 +1,111 @@
+"""`explainer explain IMAGE... --method M...`: attribution maps as HTML (and PNG when possible) figures."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from ..attribution import METHODS, explain
+from ..cli import print_json
+from ..images import load_image
+from ..models import BUNDLED_MODEL, load_model
+from ..plots.attribution import attribution_overlay, methods_grid
+from .check import parse_params
+
+#: Where kaleido (PNG export) finds a browser when BROWSER_PATH is not set.
+CHROMIUM = "/usr/bin/chromium"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("explain", help="attribution maps (saliency, IG, Grad-CAM, ...) as figures")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument("--model", default=BUNDLED_MODEL, help=f"model source (default: {BUNDLED_MODEL})")
+    parser.add_argument("--arch", default=None, help="architecture for a checkpoint file given as --model")
+    parser.add_argument("--method", action="extend", nargs="+", default=None, metavar="M",
+                        help=f"attribution method, repeatable (default integrated_gradients): {', '.join(METHODS)}")
+    parser.add_argument("--target", default=None, help="class index or label (default: each image's top class)")
+    parser.add_argument("--layer", default=None, help="CAM layer for gradcam & co. (default: found automatically)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="method parameter, e.g. n_steps=16; given to every method that takes it")
+    parser.add_argument("--absolute", action="store_true", help="draw |attribution| instead of signed maps")
+    parser.add_argument("--no-png", action="store_true", help="write HTML figures only (PNG needs kaleido + Chromium)")
+    parser.add_argument("--out", default="explanations", metavar="DIR", help="folder for the figures (default: explanations)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--json", action="store_true", help="print JSON: one object per image and method")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = args.method or ["integrated_gradients"]
+    params = parse_params(args.param, methods)
+    images = [load_image(path) for path in args.images]
+    classifier = load_model(args.model, device=args.device, arch=args.arch)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    png = _PngWriter(enabled=not args.no_png)
+    explanations = []
+    rows: list[dict[str, Any]] = []
+    for method in methods:
+        layer = args.layer if method in METHODS and METHODS[method].kind == "cam" else None
+        explanation = explain(classifier, images, method=method, target=args.target, layer=layer, **params[method])
+        explanations.append(explanation)
+        for i, path in enumerate(args.images):
+            stem = out / f"{_slug(Path(path).stem)}_{i}_{method}"
+            figure = attribution_overlay(explanation, index=i, absolute=args.absolute)
+            figure.write_html(f"{stem}.html", include_plotlyjs="cdn")
+            rows.append({
+                "image": path,
+                "method": method,
+                "target": explanation.targets[i],
+                "label": explanation.labels[i],
+                "seconds": explanation.seconds / len(images),
+                "out": f"{stem}.html",
+                "png": png.write(figure, f"{stem}.png"),
+                "params": explanation.params,
+            })
+    if len(methods) > 1:
+        for i, path in enumerate(args.images):
+            stem = out / f"{_slug(Path(path).stem)}_{i}_methods"
+            grid = methods_grid(explanations, index=i, absolute=args.absolute)
+            grid.write_html(f"{stem}.html", include_plotlyjs="cdn")
+            png.write(grid, f"{stem}.png")
+    if png.problem:
+        print(f"explainer explain: PNG figures skipped ({png.problem}); the HTML figures were written.", file=sys.stderr)
+    if args.json:
+        print_json(rows)
+        return 0
+    for row in rows:
+        print(f"{row['image']}  {row['method']:<22} {row['label']} ({row['target']})  "
+              f"{row['seconds']:.2f} s/image  -> {row['out']}")
+    return 0
+
+
+class _PngWriter:
+    """PNG export through kaleido, which needs a Chromium; after the first failure it stops trying."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.problem: str | None = None
+        if enabled and "BROWSER_PATH" not in os.environ and Path(CHROMIUM).exists():
+            os.environ["BROWSER_PATH"] = CHROMIUM
+
+    def write(self, figure: go.Figure, path: str) -> str | None:
+        if self.problem or not self.enabled:
+            return None
+        try:
+            figure.write_image(path)
+        except Exception as exc:  # kaleido missing, no Chromium, or the browser failed to start
+            message = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
+            self.problem = f"kaleido could not render: {message[:200]}; install Chromium at {CHROMIUM} for PNGs"
+            return None
+        return path
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "image"
