@@ -1,0 +1,42 @@
+"""The train-on-a-laptop example notebook runs top to bottom and shows a receipt and one learning step."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_train_on_a_laptop_notebook_runs(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+    notebook = nbformat.read(EXAMPLES / "train_on_a_laptop.ipynb", as_version=4)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
+    ).execute()
+
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for cell in code:
+        assert cell.outputs, f"cell produced no output:\n{cell.source}"
+        errors = [out for out in cell.outputs if out.output_type == "error"]
+        assert not errors, errors
+    text = "\n".join(out.get("text", "") for cell in code for out in cell.outputs if out.output_type == "stream")
+    receipt = re.search(
+        r"([\d,]+) parameters trained to ([\d.]+)% test accuracy in ([\d.]+) s on this CPU \((\d+) threads?\): "
+        r"([\d.]+) GFLOP/s = (\d+)% of this machine's measured matrix-multiply peak \(([\d.]+) GFLOP/s\)",
+        text,
+    )
+    assert receipt, text
+    parameters, accuracy, seconds, _, gflops, share, peak = receipt.groups()
+    assert parameters == "38,282" and float(accuracy) >= 97.0 and float(seconds) > 0
+    assert abs(float(gflops) / float(peak) * 100 - int(share)) <= 1
+    assert "new weights == old weights − 0.1 × gradient for every parameter: True" in text
+    assert "diverged" in text and "far too high" in text
+    linear, tanh = (float(v) for v in re.findall(r"(?:linear|tanh) *: test accuracy ([\d.]+)%", text))
+    assert linear < 70 <= 90 <= tanh
+    figures = [out for cell in code for out in cell.outputs if "application/vnd.plotly.v1+json" in out.get("data", {})]
+    assert len(figures) == 4  # training curves, update ratios, learning step, decision boundary
