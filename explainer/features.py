@@ -234,8 +234,8 @@ def visualize_channel(
     scale / rotation, so the result is a pattern rather than adversarial noise. Models with a fixed input
     size (vision transformers) are optimized at their input size. When the layer ends in a ReLU-type
     rectifier, the optimization raises its input (pre-activation) so channels that start switched off
-    still get a gradient; reported activations are always the layer's own output. ``reference_images`` (default: the
-    bundled sample photos) give the activation to beat.
+    still get a gradient; reported activations are always the layer's own output. ``reference_images``
+    (default: the bundled sample photos) give the activation to beat.
     """
     started = time.perf_counter()
     classifier.get_layer(layer)
@@ -247,21 +247,23 @@ def visualize_channel(
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     channels = classifier.in_chans
-    scale = _frequency_scale(size, size).to(device)
-    spectrum = (0.01 * torch.randn(channels, size, size // 2 + 1, 2, generator=generator)).to(device)
-    spectrum.requires_grad_(True)
     decorrelate = channels == 3
-    optimizer = torch.optim.Adam([spectrum], lr=lr)
     history = np.zeros(steps, dtype=np.float32)
-    with torch.no_grad():
-        site = _pre_activation_site(classifier, layer, classifier.normalize(_to_pixels(spectrum, scale, size, decorrelate)))
-    for step in range(steps):
-        pixels = _transform(_to_pixels(spectrum, scale, size, decorrelate), rng, size)
-        objective = _channel_mean(classifier, layer, channel, pixels, grad=True, site=site).mean()
-        # autograd.grad: gradients flow to the image only, the model's weights get none
-        (spectrum.grad,) = torch.autograd.grad(-objective, spectrum)
-        optimizer.step()
-        history[step] = float(objective.detach())
+    with torch.inference_mode(False), torch.enable_grad():  # also when the caller is in inference mode
+        scale = _frequency_scale(size, size).to(device)
+        spectrum = (0.01 * torch.randn(channels, size, size // 2 + 1, 2, generator=generator)).to(device)
+        spectrum.requires_grad_(True)
+        optimizer = torch.optim.Adam([spectrum], lr=lr)
+        with torch.no_grad():
+            start = classifier.normalize(_to_pixels(spectrum, scale, size, decorrelate))
+            site = _pre_activation_site(classifier, layer, start)
+        for step in range(steps):
+            pixels = _transform(_to_pixels(spectrum, scale, size, decorrelate), rng, size)
+            objective = _channel_mean(classifier, layer, channel, pixels, grad=True, site=site).mean()
+            # autograd.grad: gradients flow to the image only, the model's weights get none
+            (spectrum.grad,) = torch.autograd.grad(-objective, spectrum)
+            optimizer.step()
+            history[step] = float(objective.detach())
     with torch.inference_mode():
         image = _to_pixels(spectrum.detach(), scale, size, decorrelate)
         achieved = float(_channel_mean(classifier, layer, channel, image, grad=False)[0])

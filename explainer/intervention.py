@@ -212,16 +212,16 @@ def cam_channel_importance(
             f"{find_cam_layer(classifier).name!r}."
         )
     info = features[layer]
-    inputs = classifier.preprocess(images)
     captured: dict[str, torch.Tensor] = {}
 
     def record(_module: nn.Module, _inputs: object, output: object) -> None:
         captured.setdefault("output", first_tensor(output, layer))
 
-    with torch.enable_grad(), forward_hooks(classifier, {layer: record}):
+    with torch.inference_mode(False), torch.enable_grad(), forward_hooks(classifier, {layer: record}):
+        inputs = classifier.preprocess(images).requires_grad_(True)  # a graph exists even if all weights are frozen
         logits = classifier.module(inputs)
         targets = _targets(classifier, target, logits.detach().argmax(1))
-        selected = logits[torch.arange(len(targets)), torch.tensor(targets, device=logits.device)]
+        selected = logits[torch.arange(len(targets), device=logits.device), torch.tensor(targets, device=logits.device)]
         (gradient,) = torch.autograd.grad(selected.sum(), captured["output"])
     activation = info.to_grid(captured["output"].detach()).float()
     gradient = info.to_grid(gradient).float()

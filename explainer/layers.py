@@ -107,10 +107,10 @@ def _probe(classifier: "Classifier") -> None:
         if name and not isinstance(sub, _PASS_THROUGH):
             handles.append(sub.register_forward_hook(record(name)))
     try:
-        generator = torch.Generator().manual_seed(0)
-        sample = torch.randn(1, classifier.in_chans, *classifier.input_size, generator=generator)
-        sample = sample.to(classifier.device).requires_grad_(True)
-        with torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad():  # works when the caller is in inference mode
+            generator = torch.Generator().manual_seed(0)
+            sample = torch.randn(1, classifier.in_chans, *classifier.input_size, generator=generator)
+            sample = sample.to(classifier.device).requires_grad_(True)
             logits = module(sample)
             logits[0, logits[0].argmax()].backward()
     finally:

@@ -274,6 +274,29 @@ def test_trained_cnn_embedding_separates_digits_better_than_pixels(digits, digit
     assert len(fig.data) == 2 * len(digits.class_names)
 
 
+def test_top_activating_searches_a_dataset(digits, digits_cnn):
+    classifier = Classifier.from_module(digits_cnn, labels=digits.class_names, input_size=8, in_chans=1)
+    top = top_activating(classifier, "3", 5, digits, k=4, score="mean", batch_size=100)
+    assert len(top.all_scores) == len(digits.y_test) and top.indices == np.argsort(-top.all_scores)[:4].tolist()
+    with torch.no_grad():
+        expected = digits_cnn[:4](digits.x_test)[:, 5].mean((1, 2)).numpy()
+    np.testing.assert_allclose(top.all_scores, expected, rtol=1e-5, atol=1e-5)
+    first = top.indices[0]
+    assert top.names[0] == f"digits test #{first} ({digits.class_names[int(digits.y_test[first])]})"
+
+
+def test_importance_needs_no_trainable_weights(digits, digits_cnn):
+    frozen = Classifier.from_module(digits_cnn, labels=digits.class_names, input_size=8, in_chans=1)
+    for parameter in digits_cnn.parameters():
+        parameter.requires_grad_(False)
+    try:
+        importance = cam_channel_importance(frozen, digits.x_test[:4], layer="3")
+    finally:
+        for parameter in digits_cnn.parameters():
+            parameter.requires_grad_(True)
+    assert importance.per_image.shape == (4, 32) and np.abs(importance.per_image).sum() > 0
+
+
 def test_embedding_of_a_named_layer_and_bad_input(digits, digits_cnn):
     result = embed_dataset(digits_cnn, digits, layer="3", max_samples=200)  # 2nd conv's ReLU, averaged over positions
     assert result.layer == "3" and result.feature_dim == 32 and len(result.labels) == 200
@@ -297,7 +320,7 @@ def test_conv_step_adds_up_to_the_layer_output(options):
     torch.manual_seed(0)
     conv = nn.Conv2d(**options)
     x = torch.randn(2, options["in_channels"], 11, 12)
-    out = conv(x)
+    out = conv(x).detach()
     last_row, last_col = out.shape[-2] - 1, out.shape[-1] - 1
     for channel, row, col in [(0, 0, 0), (out.shape[1] - 1, last_row, last_col), (1, last_row // 2, 1)]:
         step = conv_step(conv, x, channel, row, col, image=1)
@@ -321,3 +344,17 @@ def test_conv_step_inside_a_classifier(bundled_classifier, photos):
         conv_step(bundled_classifier, photos["cat"], 0, 0, 0, layer="bn1")
     with pytest.raises(InputError, match="out_channel 32 out of range"):
         conv_step(bundled_classifier, photos["cat"], 32, 0, 0)
+
+
+def test_works_when_the_caller_is_in_inference_mode(photos):
+    """A fresh model (its layers not yet probed) used inside torch.inference_mode(), as apps often do."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+    classifier = Classifier.from_module(net, input_size=32)
+    with torch.inference_mode():
+        importance = cam_channel_importance(classifier, photos["cat"])
+        visualization = visualize_channel(classifier, "3", 1, steps=3, size=32)
+        top = top_activating(classifier, "3", 0, photos, k=2)
+    assert importance.layer == "3" and np.abs(importance.per_image).sum() > 0
+    assert visualization.objective_site == "input of 3 (pre-activation)" and len(top.indices) == 2
