@@ -309,6 +309,9 @@ def fit(
     x_train, y_train = dataset.x_train.to(target_device), dataset.y_train.to(target_device)
     x_test, y_test = dataset.x_test.to(target_device), dataset.y_test.to(target_device)
     count = len(y_train)
+    # Batch norm cannot normalize a batch of one: such a trailing batch is left out of that epoch.
+    has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    usable = count - 1 if has_batch_norm and count % batch_size == 1 and count > 1 else count
     every = stats_every or (1 if telemetry == "step" else EPOCH_STATS_EVERY)
     meter = _LayerMeter(model) if telemetry != "off" else None
     weights = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
@@ -330,8 +333,8 @@ def fit(
         grad_sums: dict[str, float] = {}
         ratio_sums: dict[str, float] = {}
         measured = epoch_samples = 0
-        for index, start in enumerate(range(0, count, batch_size)):
-            inputs, targets = xs[start : start + batch_size], ys[start : start + batch_size]
+        for index, start in enumerate(range(0, usable, batch_size)):
+            inputs, targets = xs[start : min(start + batch_size, usable)], ys[start : min(start + batch_size, usable)]
             logits = model(inputs)
             loss = F.cross_entropy(logits, targets)
             objective = loss + _penalty(weights, l1, l2) if regularized else loss

@@ -277,3 +277,10 @@ def test_training_figures_carry_the_run_numbers(digits):
     assert np.allclose(figure.data[3].z, figure.data[0].z + figure.data[2].z, atol=1e-6)
     with pytest.raises(InputError, match="Unknown parameter 'fc9.weight'"):
         learning_step_figure(step, "fc9.weight")
+
+
+def test_batch_norm_model_skips_a_trailing_batch_of_one(digits):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+    assert len(digits.y_train) % 4 == 1
+    run = fit(model, digits, epochs=1, batch_size=4)
+    assert run.samples_seen == len(digits.y_train) - 1 and run.status == "completed"
