@@ -519,11 +519,16 @@ def _curve_probabilities(
     jobs = torch.cartesian_prod(torch.arange(num_orders), torch.arange(num_steps)).to(image.device)
     height, width = image.shape[-2:]
     results = []
-    with torch.inference_mode():
-        for chunk in jobs.split(batch_size):
-            removed = (ranks[chunk[:, 0]] < counts[chunk[:, 1]].unsqueeze(1)).view(-1, 1, height, width)
-            batch = torch.where(removed, reference.unsqueeze(0), image.unsqueeze(0))
-            results.append(module(batch).float().softmax(dim=1)[:, target])
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            for chunk in jobs.split(batch_size):
+                removed = (ranks[chunk[:, 0]] < counts[chunk[:, 1]].unsqueeze(1)).view(-1, 1, height, width)
+                batch = torch.where(removed, reference.unsqueeze(0), image.unsqueeze(0))
+                results.append(module(batch).float().softmax(dim=1)[:, target])
+    finally:
+        module.train(was_training)
     return torch.cat(results).view(num_orders, num_steps).cpu()
 
 

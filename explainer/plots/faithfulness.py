@@ -34,7 +34,7 @@ def faithfulness_curves(report: FaithfulnessReport, image: int | None = None) ->
     )
     deletion_mean, deletion_std = (v[pick].mean(axis=0) for v in report.random_band("deletion"))
     insertion_mean, insertion_std = (v[pick].mean(axis=0) for v in report.random_band("insertion"))
-    _band(figure, x, deletion_mean, deletion_std, "random order", col=1, show_legend=True)
+    _band(figure, x, deletion_mean, deletion_std, "random order (same AUC for insertion)", col=1, show_legend=True)
     _band(figure, x, insertion_mean, insertion_std, "random order", col=2, show_legend=False)
     for name, curve, col, key in (
         ("most relevant first (MoRF)", report.morf, 1, "morf"),
@@ -66,12 +66,12 @@ def _band(figure: go.Figure, x: np.ndarray, mean: np.ndarray, std: np.ndarray, n
     figure.add_trace(
         go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([upper, lower[::-1]]), fill="toself",
                    fillcolor="rgba(127,127,127,0.25)", line={"width": 0}, hoverinfo="skip",
-                   name="random ± std", legendgroup="random", showlegend=show_legend),
+                   name="random order ± std", legendgroup="random", showlegend=show_legend),
         row=1, col=col,
     )
     figure.add_trace(
         go.Scatter(x=x, y=mean.astype(np.float32), mode="lines", name=f"{name}, AUC {auc:.3f}",
-                   line={"color": _COLORS["random"], "dash": "dash"}, legendgroup="random"),
+                   line={"color": _COLORS["random"], "dash": "dash"}, legendgroup="random", showlegend=show_legend),
         row=1, col=col,
     )
 
@@ -115,7 +115,7 @@ def agreement_heatmap(names: Sequence[str], matrix: np.ndarray) -> go.Figure:
         raise InputError(f"matrix has shape {matrix.shape} but {len(names)} names were given; it must be square.")
     figure = go.Figure(
         go.Heatmap(z=matrix, x=list(names), y=list(names), zmin=-1, zmax=1, zmid=0, colorscale="RdBu",
-                   text=np.round(matrix, 2), texttemplate="%{text}", colorbar={"title": "Spearman"})
+                   texttemplate="%{z:.2f}", colorbar={"title": "Spearman"})
     )
     figure.update_layout(title="Agreement between methods (rank correlation of |maps|)", yaxis_autorange="reversed")
     return figure
