@@ -37,8 +37,9 @@ class Anatomy:
 
     @property
     def layers(self) -> list[str]:
-        """Names of the hidden and output rows (the input row excluded)."""
-        return [name for name, role in zip(self.table["layer"], self.table["role"]) if role != "input"]
+        """Names of the hidden and output layers (not the input row, nor rows of loose parameters)."""
+        return [name for name, role, kind in zip(self.table["layer"], self.table["role"], self.table["type"])
+                if role != "input" and kind != "Parameter"]
 
 
 def layer_units(module: nn.Module, depth: int = 1) -> list[tuple[str, nn.Module]]:

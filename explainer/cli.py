@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from .errors import ExplainerError
 
 #: Subcommand modules, in the order `explainer --help` lists them.
-COMMAND_MODULES = ("models", "predict", "explain", "check", "train", "transfer", "dashboard")
+COMMAND_MODULES = ("models", "predict", "explain", "check", "train", "transfer", "inside", "dashboard")
 
 
 def build_parser() -> argparse.ArgumentParser:

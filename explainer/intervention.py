@@ -63,6 +63,7 @@ class Intervention:
     model: str
     layer: str
     channels: list[int] | None
+    layer_channels: int  # how many channels the layer has
     mode: str  # "zero" or "mean"
     targets: list[int]
     target_labels: list[str]
@@ -146,6 +147,7 @@ def ablate(
         model=classifier.name,
         layer=layer,
         channels=chosen,
+        layer_channels=int(reference.shape[dim]),
         mode=mode,
         targets=targets,
         target_labels=[classifier.labels[t] for t in targets],

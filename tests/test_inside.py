@@ -361,3 +361,22 @@ def test_works_when_the_caller_is_in_inference_mode(photos):
         top = top_activating(classifier, "3", 0, photos, k=2)
     assert importance.layer == "3" and np.abs(importance.per_image).sum() > 0
     assert visualization.objective_site == "input of 3 (pre-activation)" and len(top.indices) == 2
+
+
+# --------------------------------------------------------------------------------------------------- CLI
+def test_cli_anatomy_and_ablate(tmp_path, photos, capsys):
+    import json
+
+    from explainer.cli import main
+
+    assert main(["anatomy", "--model", "resnet18", "--random-weights", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["total_params"] == sum(row["params"] for row in payload["layers"]) == 11_689_512
+    image = tmp_path / "cat.png"
+    photos["cat"].save(image)
+    assert main(["ablate", str(image), "--device", "cpu", "--top", "10", "--random-draws", "2", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["layer"] == "bn2" and len(payload["channels"]) == 10 and payload["target"] == "Egyptian cat"
+    assert payload["drop"] > 0.1 > max(payload["random_channel_drops"])
+    assert main(["ablate", str(image), "--layer", "bn2", "--channels", "1,x"]) == 2
+    assert "comma-separated integers" in capsys.readouterr().err

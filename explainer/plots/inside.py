@@ -61,7 +61,7 @@ def anatomy_figure(anatomy: Anatomy) -> go.Figure:
             orientation="h",
             marker_color=color,
             name=f"{role} layer",
-            text=[f"{t}  ·  {s}  ·  {_params(p)} params" for t, s, p in
+            text=["  ·  ".join(part for part in (t, s, f"{_params(p)} params") if part) for t, s, p in
                   zip(rows["type"], rows["output_shape"], rows["params"])],
             textposition="outside",
             cliponaxis=False,
@@ -70,7 +70,7 @@ def anatomy_figure(anatomy: Anatomy) -> go.Figure:
             "<extra></extra>",
         ))
     fig.update_layout(
-        title=f"{anatomy.model}: {anatomy.total_params:,} parameters in {len(table) - 1} layers "
+        title=f"{anatomy.model}: {anatomy.total_params:,} parameters in {len(anatomy.layers)} layers "
         f"(box width ∝ √params)",
         barmode="overlay",
         height=max(320, 28 * len(table) + 120),

@@ -1,0 +1,101 @@
+"""`explainer anatomy` (layers, shapes, parameters) and `explainer ablate IMAGE` (switch channels off)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from ..anatomy import anatomy
+from ..cli import print_json
+from ..errors import InputError
+from ..images import load_image
+from ..intervention import ablate, cam_channel_importance
+from ..models import BUNDLED_MODEL, load_model
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=BUNDLED_MODEL, help=f"model source (default: {BUNDLED_MODEL})")
+    parser.add_argument("--arch", default=None, help="architecture for a checkpoint file given as --model")
+    parser.add_argument("--random-weights", action="store_true", help="timm/torchvision models without pretrained weights")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("anatomy", help="the network's layers: output shapes and parameter counts")
+    _model_arguments(parser)
+    parser.add_argument("--depth", type=int, default=1, help="1 = top-level blocks, 2 = their children, ...")
+    parser.set_defaults(func=run_anatomy)
+
+    parser = subparsers.add_parser("ablate", help="switch channels off inside the network and compare predictions")
+    parser.add_argument("image", metavar="IMAGE", help="image file")
+    _model_arguments(parser)
+    parser.add_argument("--layer", default=None, help="layer to intervene on (default: the Grad-CAM layer)")
+    parser.add_argument("--channels", default=None, metavar="C,C,...",
+                        help="channels to ablate (default: the --top channels the prediction relies on most)")
+    parser.add_argument("--top", type=int, default=10, metavar="K", help="how many most-important channels (default 10)")
+    parser.add_argument("--mode", choices=("zero", "mean"), default="zero", help="replace by zero or by the mean")
+    parser.add_argument("--random-draws", type=int, default=3, metavar="N",
+                        help="also ablate as many random channels N times, for comparison (default 3; 0 = off)")
+    parser.set_defaults(func=run_ablate)
+
+
+def _load(args: argparse.Namespace):
+    return load_model(args.model, device=args.device, arch=args.arch, pretrained=not args.random_weights)
+
+
+def run_anatomy(args: argparse.Namespace) -> int:
+    result = anatomy(_load(args), depth=args.depth)
+    if args.json:
+        print_json({"model": result.model, "total_params": result.total_params,
+                    "trainable_params": result.trainable_params, "depth": result.depth,
+                    "layers": result.table.to_dict(orient="records")})
+        return 0
+    print(result.table.drop(columns=["param_share"]).to_string(index=False))
+    print(f"{result.total_params:,} parameters ({result.trainable_params:,} trainable)")
+    return 0
+
+
+def _parse_channels(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"--channels takes comma-separated integers such as 3,17,250; got {text!r}.") from None
+
+
+def run_ablate(args: argparse.Namespace) -> int:
+    classifier = _load(args)
+    image = load_image(args.image)
+    if args.channels is not None:
+        if args.layer is None:
+            raise InputError("--channels needs --layer naming the layer they belong to.")
+        layer, channels, chosen_by = args.layer, _parse_channels(args.channels), "given"
+    else:
+        importance = cam_channel_importance(classifier, image, layer=args.layer)
+        layer, channels = importance.layer, importance.top(args.top, image=0)
+        chosen_by = f"top {args.top} by gradient × activation for the predicted class"
+    result = ablate(classifier, image, layer, channels, mode=args.mode)
+    rng = np.random.default_rng(0)
+    random_drops: list[float] = []
+    for _ in range(max(args.random_draws, 0)):
+        picks = rng.choice(result.layer_channels, size=len(channels), replace=False).tolist()
+        random_drops.append(float(ablate(classifier, image, layer, picks, mode=args.mode,
+                                         target=result.targets[0]).drop[0]))
+    payload: dict[str, Any] = {
+        "image": args.image, "model": classifier.name, "layer": layer, "mode": args.mode,
+        "channels": channels, "channels_chosen_by": chosen_by, "target": result.target_labels[0],
+        "probability_before": float(result.prob_before[0]), "probability_after": float(result.prob_after[0]),
+        "drop": float(result.drop[0]), "random_channel_drops": random_drops,
+        "top_before": [vars(p) for p in result.top_before[0]], "top_after": [vars(p) for p in result.top_after[0]],
+    }
+    if args.json:
+        print_json(payload)
+        return 0
+    print(f"{layer}: {args.mode}-ablating {len(channels)} channels ({chosen_by}): {channels}")
+    print(f"{payload['target']}: {payload['probability_before']:.1%} -> {payload['probability_after']:.1%}")
+    if random_drops:
+        print(f"same number of random channels: mean drop {np.mean(random_drops):.1%} over {len(random_drops)} draws")
+    print("after: " + ", ".join(f"{p.label} {p.probability:.1%}" for p in result.top_after[0]))
+    return 0
