@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 #: How many layers `activations` captures when none are named.
 DEFAULT_LAYER_COUNT = 6
 
+
 class _StopForward(Exception):
     """Raised inside a hook once every wanted output is captured, to skip the rest of the network."""
 
@@ -116,7 +117,8 @@ def check_channel(maps_channels: int, channel: int, layer: str) -> None:
     """Raise InputError unless ``channel`` indexes one of the layer's ``maps_channels`` channels."""
     if not isinstance(channel, (int, np.integer)) or isinstance(channel, bool) or not 0 <= channel < maps_channels:
         raise InputError(
-            f"Channel {channel!r} is out of range: layer {layer!r} has {maps_channels} channels (0–{maps_channels - 1})."
+            f"Channel {channel!r} is out of range: layer {layer!r} has {maps_channels} channels "
+            f"(0–{maps_channels - 1})."
         )
 
 
@@ -186,7 +188,9 @@ class Activations:
         ])
 
 
-def activations(classifier: "Classifier", images: "ImageBatch", layers: Sequence[str] | str | None = None) -> Activations:
+def activations(
+    classifier: "Classifier", images: "ImageBatch", layers: Sequence[str] | str | None = None
+) -> Activations:
     """Capture the outputs of ``layers`` (default: a handful of blocks spread through the network)
     for ``images`` with forward hooks, which are removed afterwards (also on error)."""
     started = time.perf_counter()

@@ -116,10 +116,15 @@ def conv_step(
     with torch.inference_mode():
         output = module(x)[0]
     if not 0 <= out_channel < output.shape[0]:
-        raise InputError(f"out_channel {out_channel} out of range: {layer} has {output.shape[0]} output channels (0–{output.shape[0] - 1}).")
+        raise InputError(
+            f"out_channel {out_channel} out of range: {layer} has {output.shape[0]} output channels "
+            f"(0–{output.shape[0] - 1})."
+        )
     height, width = output.shape[1:]
     if not (0 <= row < height and 0 <= col < width):
-        raise InputError(f"Position ({row}, {col}) is outside the {height}×{width} output; rows 0–{height - 1}, cols 0–{width - 1}.")
+        raise InputError(
+            f"Position ({row}, {col}) is outside the {height}×{width} output; rows 0–{height - 1}, cols 0–{width - 1}."
+        )
     pad = _padding(module)
     mode = _PAD_MODES[module.padding_mode]
     padded = F.pad(x, pad, mode=mode) if mode != "constant" else F.pad(x, pad, value=0.0)

@@ -65,7 +65,9 @@ def _final_linear(classifier: Classifier, inputs: torch.Tensor) -> str:
     return order[-1]
 
 
-def _features(classifier: Classifier, pixels: torch.Tensor, layer: str | None, batch_size: int) -> tuple[np.ndarray, str]:
+def _features(
+    classifier: Classifier, pixels: torch.Tensor, layer: str | None, batch_size: int
+) -> tuple[np.ndarray, str]:
     """Features per image: the final Linear's input by default, else ``layer``'s output (maps and tokens
     averaged over positions)."""
     sample = classifier.normalize(classifier.to_pixels(pixels[:1])).to(classifier.device)
@@ -74,7 +76,8 @@ def _features(classifier: Classifier, pixels: torch.Tensor, layer: str | None, b
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(pixels), batch_size):
-            inputs = classifier.normalize(classifier.to_pixels(pixels[start : start + batch_size])).to(classifier.device)
+            batch = classifier.to_pixels(pixels[start : start + batch_size])
+            inputs = classifier.normalize(batch).to(classifier.device)
             output = capture(classifier, inputs, [site], layer_inputs=layer_inputs)[site].float()
             if info is not None:
                 output = info.to_grid(output).mean((2, 3))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
@@ -52,7 +52,8 @@ def _as_items(images: "ImageBatch | Dataset | Mapping") -> tuple[object, list[st
     if isinstance(images, Dataset):
         if not images.is_image:
             raise InputError(f"Dataset {images.name!r} holds 2-D points, not images; use an image dataset.")
-        return images.x_test, [f"{images.name} test #{i} ({images.class_names[int(y)]})" for i, y in enumerate(images.y_test)]
+        names = [f"{images.name} test #{i} ({images.class_names[int(y)]})" for i, y in enumerate(images.y_test)]
+        return images.x_test, names
     if isinstance(images, Mapping):
         return list(images.values()), [str(name) for name in images]
     if isinstance(images, torch.Tensor):

@@ -246,7 +246,8 @@ def test_cam_channels_matter_far_more_than_random_channels(bundled_classifier, p
         cam_drops.append(ablate(classifier, image, importance.layer, importance.top(k, image=i)).drop[0])
         for _ in range(3):
             channels = rng.choice(1280, size=k, replace=False).tolist()
-            random_drops.append(ablate(classifier, image, importance.layer, channels, target=importance.targets[i]).drop[0])
+            result = ablate(classifier, image, importance.layer, channels, target=importance.targets[i])
+            random_drops.append(result.drop[0])
     cam, random = float(np.mean(cam_drops)), float(np.mean(random_drops))
     assert cam > 0.15, f"CAM channels dropped the predicted class by only {cam:.3f}"
     assert cam > random + 0.1 and cam > 5 * abs(random), (cam, random)

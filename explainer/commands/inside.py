@@ -18,7 +18,8 @@ from ..models import BUNDLED_MODEL, load_model
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=BUNDLED_MODEL, help=f"model source (default: {BUNDLED_MODEL})")
     parser.add_argument("--arch", default=None, help="architecture for a checkpoint file given as --model")
-    parser.add_argument("--random-weights", action="store_true", help="timm/torchvision models without pretrained weights")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="timm/torchvision models without pretrained weights")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
@@ -35,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layer", default=None, help="layer to intervene on (default: the Grad-CAM layer)")
     parser.add_argument("--channels", default=None, metavar="C,C,...",
                         help="channels to ablate (default: the --top channels the prediction relies on most)")
-    parser.add_argument("--top", type=int, default=10, metavar="K", help="how many most-important channels (default 10)")
+    parser.add_argument("--top", type=int, default=10, metavar="K",
+                        help="how many most-important channels (default 10)")
     parser.add_argument("--mode", choices=("zero", "mean"), default="zero", help="replace by zero or by the mean")
     parser.add_argument("--random-draws", type=int, default=3, metavar="N",
                         help="also ablate as many random channels N times, for comparison (default 3; 0 = off)")

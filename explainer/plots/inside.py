@@ -145,7 +145,8 @@ def top_activating_figure(top: TopActivating, cols: int = 3) -> go.Figure:
         peak = float(values.max())
         if peak > 0:
             fig.add_trace(go.Contour(
-                z=values, showscale=False, contours=dict(start=0.5 * peak, end=peak, size=0.25 * peak, coloring="lines"),
+                z=values, showscale=False,
+                contours=dict(start=0.5 * peak, end=peak, size=0.25 * peak, coloring="lines"),
                 line=dict(width=2), colorscale=[[0, "#ffff00"], [1, "#ff0000"]], hoverinfo="skip",
             ), row=row, col=col)
     fig.update_xaxes(visible=False)
@@ -174,7 +175,8 @@ def feature_visualization_figure(visualization: FeatureVisualization) -> go.Figu
     fig.update_layout(
         title=f"{visualization.layer} channel {visualization.channel}: activation {visualization.activation:.2f} vs "
         f"photos {visualization.photo_activation:.2f}, noise {visualization.noise_activation:.2f} "
-        f"({visualization.steps} steps, {visualization.size} px, {visualization.seconds:.1f} s on {visualization.device})",
+        f"({visualization.steps} steps, {visualization.size} px, "
+        f"{visualization.seconds:.1f} s on {visualization.device})",
         showlegend=False, height=420,
     )
     return fig
@@ -240,7 +242,8 @@ def conv_step_figure(step: ConvStep, max_channels: int = 3) -> go.Figure:
     titles = []
     for i in range(shown):
         c = step.in_channels[i]
-        titles += [f"input ch {c}", f"patch (ch {c})", f"kernel (ch {c})", f"patch × kernel: Σ {float(step.products[i].sum()):.3f}"]
+        total = float(step.products[i].sum())
+        titles += [f"input ch {c}", f"patch (ch {c})", f"kernel (ch {c})", f"patch × kernel: Σ {total:.3f}"]
     fig = make_subplots(rows=shown, cols=4, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.08)
     kh, kw = step.kernel.shape[-2:]
     annotate = kh * kw <= 49
