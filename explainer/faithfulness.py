@@ -183,13 +183,13 @@ class FaithfulnessReport:
             f"{self.method} on {self.model_name}: {n} image(s), {p['baseline']} baseline, {p['steps']} steps, "
             f"{p['random_seeds']} random orders ({self.seconds:.1f} s on {self.device}).",
             f"Deleting the most relevant pixels first lowers the target probability faster than deleting the "
-            f"least relevant first on {tally('morf_below_lerf')} (mean AUC {means['deletion']:.3f} vs "
-            f"{means['lerf_deletion']:.3f}; lower is better for MoRF).",
+            f"least relevant first on {tally('morf_below_lerf')} (mean AUC {means['deletion']:.3g} vs "
+            f"{means['lerf_deletion']:.3g}; lower is better for MoRF).",
             f"Inserting the most relevant pixels first beats random insertion on {tally('insertion_above_random')} "
-            f"(mean AUC {means['insertion']:.3f} vs {means['random_insertion']:.3f}; insertion is LeRF deletion "
+            f"(mean AUC {means['insertion']:.3g} vs {means['random_insertion']:.3g}; insertion is LeRF deletion "
             "read backwards).",
             f"MoRF deletion beats random deletion on {tally('deletion_below_random')} (mean AUC "
-            f"{means['deletion']:.3f} vs {means['random_deletion']:.3f}; scattered random deletion is itself "
+            f"{means['deletion']:.3g} vs {means['random_deletion']:.3g}; scattered random deletion is itself "
             "destructive, so compact maps can lose here).",
         ]
         if self.randomization:
@@ -383,7 +383,7 @@ def check_faithfulness(
     _check_options(explanation, steps, random_seeds, baseline, randomization_steps, batch_size)
     inputs = _matching_inputs(classifier, images, explanation)
     device = inputs.device
-    relevance = explanation.heatmap(absolute=True).to(device=device, dtype=torch.float32)
+    relevance = explanation.heatmap(absolute=True)
     targets = [int(t) for t in explanation.targets]
 
     reference = _baseline(inputs, baseline)

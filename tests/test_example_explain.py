@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.slow  # ~30 s on an idle 2-core CPU: kernel start, two faithfulness checks, a tiny CNN
 def test_explain_and_check_notebook_runs(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
