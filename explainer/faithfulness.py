@@ -163,7 +163,12 @@ class FaithfulnessReport:
             "mean_aucs": self.mean_aucs,
             "verdicts": self.verdicts,
             "randomization": [
-                {"name": step.name, "layers": step.layers, "correlations": step.correlations.tolist(), "mean": step.mean}
+                {
+                    "name": step.name,
+                    "layers": step.layers,
+                    "correlations": step.correlations.tolist(),
+                    "mean": step.mean,
+                }
                 for step in self.randomization
             ],
         }
@@ -539,12 +544,15 @@ def cascade_units(module: nn.Module) -> list[str]:
     Sequential containers at the top (timm ``blocks``, a ViT's transformer blocks) are split into their
     children, so a cascade can stop between stages.
     """
+    def has_parameters(part: nn.Module) -> bool:
+        return any(True for _ in part.parameters())
+
     units: list[str] = []
     for name, child in module.named_children():
-        if not any(True for _ in child.parameters()):
+        if not has_parameters(child):
             continue
         if isinstance(child, (nn.Sequential, nn.ModuleList)):
-            units += [f"{name}.{sub}" for sub, grandchild in child.named_children() if any(True for _ in grandchild.parameters())]
+            units += [f"{name}.{sub}" for sub, grandchild in child.named_children() if has_parameters(grandchild)]
         else:
             units.append(name)
     return units[::-1]
@@ -562,7 +570,9 @@ def _randomization_cascade(
     original = explanation.heatmap(absolute=True)
     masks = foreground_mask(explanation.pixels)
     device = classifier.device
-    rng_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    rng_devices = []
+    if device.type == "cuda":
+        rng_devices = [device.index if device.index is not None else torch.cuda.current_device()]
     method_params = {key: value for key, value in explanation.params.items() if key in explanation.spec.defaults}
     steps: list[RandomizationStep] = []
     done = 0
@@ -586,7 +596,8 @@ def _randomization_cascade(
             )
             heat = again.heatmap(absolute=True)
             correlations = np.array([rank_correlation(original[i], heat[i], masks[i]) for i in range(heat.shape[0])])
-            steps.append(RandomizationStep("all" if stop == len(units) else units[stop - 1], units[:stop], correlations))
+            label = "all" if stop == len(units) else units[stop - 1]
+            steps.append(RandomizationStep(label, units[:stop], correlations))
     return steps
 
 

@@ -100,7 +100,9 @@ def _subset(explanation: Explanation, count: int) -> Explanation:
     )
 
 
-def test_method_agreement_is_symmetric_with_unit_diagonal(bundled_classifier, photo_batch, gradcam, integrated_gradients):
+def test_method_agreement_is_symmetric_with_unit_diagonal(
+    bundled_classifier, photo_batch, gradcam, integrated_gradients
+):
     saliency = explain(bundled_classifier, photo_batch, method="saliency")
     names, matrix = method_agreement([gradcam, integrated_gradients, saliency])
     assert names == ["gradcam", "integrated_gradients", "saliency"]
@@ -149,7 +151,8 @@ def test_a_perfect_map_orders_morf_below_random_below_lerf():
     # Pointwise too: removing the largest contributions first can never leave more evidence.
     mean_random = report.random_band("deletion")[0]
     assert np.all(report.morf <= mean_random + 1e-6) and np.all(mean_random <= report.lerf + 1e-6)
-    assert all(v["morf_below_lerf"] and v["insertion_above_random"] and v["deletion_below_random"] for v in report.verdicts)
+    for verdict in report.verdicts:
+        assert verdict["morf_below_lerf"] and verdict["insertion_above_random"] and verdict["deletion_below_random"]
     np.testing.assert_allclose(report.insertion, report.lerf[:, ::-1])
     assert report.fractions[0] == 0 and report.fractions[-1] == 1
 
@@ -173,7 +176,9 @@ def test_blur_baseline_changes_what_deleted_pixels_become():
     classifier, pixels = _linear_problem(images=1)
     perfect = explain(classifier, pixels, method="input_x_gradient", target=1)
     zeros = check_faithfulness(classifier, pixels, perfect, steps=4, random_seeds=1, randomization=False)
-    blur = check_faithfulness(classifier, pixels, perfect, steps=4, random_seeds=1, baseline="blur", randomization=False)
+    blur = check_faithfulness(
+        classifier, pixels, perfect, steps=4, random_seeds=1, baseline="blur", randomization=False
+    )
     assert blur.protocol["baseline"] == "blur"
     assert blur.morf[0, -1] > zeros.morf[0, -1] + 0.5  # a blurred image keeps most of w·x, zeros keep none
 

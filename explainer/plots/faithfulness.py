@@ -58,7 +58,9 @@ def faithfulness_curves(report: FaithfulnessReport, image: int | None = None) ->
     return figure
 
 
-def _band(figure: go.Figure, x: np.ndarray, mean: np.ndarray, std: np.ndarray, name: str, col: int, show_legend: bool) -> None:
+def _band(
+    figure: go.Figure, x: np.ndarray, mean: np.ndarray, std: np.ndarray, name: str, col: int, show_legend: bool
+) -> None:
     """A mean line with a filled mean ± std band."""
     upper = (mean + std).astype(np.float32)
     lower = np.clip(mean - std, 0, None).astype(np.float32)
@@ -95,14 +97,16 @@ def randomization_cascade(reports: FaithfulnessReport | Sequence[FaithfulnessRep
         per_image = [", ".join(f"{c:.2f}" for c in step.correlations) for step in report.randomization]
         figure.add_trace(
             go.Scatter(x=names, y=means, mode="lines+markers", name=report.method, customdata=per_image,
-                       hovertemplate="down to %{x}: mean %{y:.2f}<br>per image: %{customdata}<extra>%{fullData.name}</extra>")
+                       hovertemplate="down to %{x}: mean %{y:.2f}<br>per image: %{customdata}"
+                                     "<extra>%{fullData.name}</extra>")
         )
     figure.add_hline(y=1.0, line_dash="dot", line_color="#7f7f7f", annotation_text="same weights")
     figure.add_hline(y=RANDOMIZATION_THRESHOLD, line_dash="dash", line_color="#d62728",
                      annotation_text="below: the map changed")
     figure.update_layout(
         title=f"Model randomization on {reports[0].model_name}: does the map depend on the weights?",
-        xaxis_title="layers re-initialized, from the output down to", yaxis_title="Spearman correlation with original map",
+        xaxis_title="layers re-initialized, from the output down to",
+        yaxis_title="Spearman correlation with original map",
         yaxis_range=[-1.05, 1.05],
     )
     return figure
