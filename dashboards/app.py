@@ -1,5 +1,8 @@
 """Streamlit entry point: one page per myth plus the playground, your own model and a report.
 
+Pages live in `views/` (not `pages/`: a `pages/` folder makes Streamlit start in its legacy
+multi-page mode until `st.navigation` has run once, so a first visit to a page URL would skip it).
+
 Run it with ``explainer dashboard`` or ``streamlit run dashboards/app.py``.
 """
 
@@ -7,17 +10,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="explainer – open up neural networks", page_icon="🔍", layout="wide")
+st.set_page_config(page_title="explainer – open up neural networks", page_icon=":material/neurology:", layout="wide")
 
 pages = {
     "Start": [
-        st.Page("pages/home.py", title="What is a neural network", icon="🏠", default=True),
+        st.Page("views/home.py", title="What is a neural network", icon=":material/home:", default=True),
     ],
     "Three myths": [
-        st.Page("pages/your_model.py", title="Your model", icon="📦"),
+        st.Page("views/black_box.py", title="Not a black box", icon=":material/visibility:"),
+        st.Page("views/train.py", title="Train on your laptop", icon=":material/laptop:"),
+        st.Page("views/small_data.py", title="Small data is enough (sometimes)", icon=":material/dataset:"),
+    ],
+    "Try it": [
+        st.Page("views/playground.py", title="Playground", icon=":material/tune:"),
+        st.Page("views/your_model.py", title="Your model", icon=":material/upload_file:"),
     ],
     "Take it home": [
-        st.Page("pages/report.py", title="Report", icon="📄"),
+        st.Page("views/report.py", title="Report", icon=":material/description:"),
     ],
 }
 st.navigation(pages).run()

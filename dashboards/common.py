@@ -55,7 +55,7 @@ def shows_errors(stop: bool = True) -> Iterator[None]:
     try:
         yield
     except ExplainerError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/error:")
         if stop:
             st.stop()
 
@@ -91,7 +91,7 @@ def offer_report(key: str, section: ReportSection) -> None:
     st.download_button(
         "Download this view as HTML", data=lambda: build_report([section], title=section.title),
         file_name=f"{slug(section.title)}.html", mime="text/html", on_click="ignore", key=f"download_{key}",
-        icon="📄",
+        icon=":material/download:",
     )
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 from common import report_sections, slug
 from explainer.report import build_report, environment
 
-st.title("📄 Report")
+st.title("Report")
 st.markdown(
     "Every explanation view you open in this session is collected here. Download them as **one "
     "HTML file** that opens offline: interactive figures (plotly's JavaScript is inside the file), "
@@ -26,7 +26,7 @@ else:
         st.download_button(
             f"Download {len(chosen)} view(s) as HTML", data=lambda: build_report(chosen, title=title),
             file_name=f"{slug(title)}.html", mime="text/html", on_click="ignore", key="report_download",
-            icon="📄", type="primary",
+            icon=":material/download:", type="primary",
         )
     for key in keys:
         section = sections[key]

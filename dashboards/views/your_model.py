@@ -15,7 +15,7 @@ from common import content_key, pick_image, shows_errors
 STATE_KEY = "your_model"
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "bin"]
 
-st.title("📦 Your model")
+st.title("Your model")
 st.markdown(
     "Bring your own PyTorch image classifier: upload its **weights** (a `.safetensors` file, or a "
     "state dict saved with `torch.save(model.state_dict(), 'weights.pt')`) and name its "

@@ -1,0 +1,76 @@
+"""Home: what a neural network is (the bundled model's anatomy) and the three myths."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import explainer
+from common import BUNDLED_KEY, bundled_classifier, model_lock
+from explainer.anatomy import Anatomy, anatomy
+from explainer.plots.inside import anatomy_figure
+
+
+@st.cache_data(show_spinner=False)
+def bundled_anatomy(key: str = BUNDLED_KEY) -> Anatomy:
+    """The bundled model's anatomy (one forward pass; the same for every learner)."""
+    with model_lock():
+        return anatomy(bundled_classifier(key))
+
+
+st.title("Open up a neural network")
+st.markdown(
+    "A neural network is a chain of simple layers. Each layer multiplies what it receives by "
+    "learned numbers (**parameters**), adds them up, and passes the result through a simple "
+    "nonlinearity. An image goes in as numbers, passes through the **hidden layers**, and comes "
+    "out as one score per class. Below is the real network this dashboard explains: "
+    "EfficientNet-Lite0, trained on the 1,000 ImageNet classes, bundled so it works offline."
+)
+
+facts = bundled_anatomy()
+input_row = facts.table.iloc[0]
+output_row = facts.table[facts.table["role"] == "output"].iloc[-1]
+hidden = facts.table[facts.table["role"] == "hidden"]
+cols = st.columns(4)
+cols[0].metric("Input", input_row["output_shape"], help="channels × height × width of one image")
+cols[1].metric("Hidden layers shown", len(hidden), help=f"top-level blocks (depth {facts.depth})")
+cols[2].metric("Output", output_row["output_shape"], help="one score per ImageNet class")
+cols[3].metric("Parameters", f"{facts.total_params / 1e6:.2f} M", help=f"{facts.total_params:,} learned numbers")
+st.plotly_chart(anatomy_figure(facts), width="stretch", key="home_anatomy")
+with st.expander("Every layer as a table"):
+    st.dataframe(
+        facts.table,
+        column_config={
+            "param_share": st.column_config.ProgressColumn("share of parameters", format="percent",
+                                                           min_value=0.0, max_value=1.0),
+            "params": st.column_config.NumberColumn("parameters", format="localized"),
+            "output_values": st.column_config.NumberColumn("values out", format="localized"),
+        },
+        hide_index=True,
+    )
+st.caption(f"Measured with one forward pass in {facts.seconds * 1000:.0f} ms on {facts.device}; "
+           f"`explainer.anatomy.anatomy(explainer.load_model())` gives the same table in a notebook.")
+
+st.header("Three myths, busted on your own machine")
+myths = [
+    ("“It's a black box.”",
+     "You can ask which pixels drove a prediction – and check the answer: deleting the pixels a map "
+     "points to must hurt the score more than deleting random ones.",
+     "views/black_box.py", "Not a black box"),
+    ("“You need a supercomputer.”",
+     "A real convolutional network learns to read handwritten digits in seconds on this CPU; every "
+     "run shows its seconds and floating-point operations.",
+     "views/train.py", "Train on your laptop"),
+    ("“You need huge datasets.”",
+     "Start from a network that has already seen ImageNet and a handful of examples per class is "
+     "enough – and see where that fails.",
+     "views/small_data.py", "Small data is enough (sometimes)"),
+]
+for column, (myth, answer, page, label) in zip(st.columns(3), myths):
+    with column.container(border=True):
+        st.subheader(myth)
+        st.markdown(answer)
+        st.page_link(page, label=f"Bust it: {label}", icon=":material/arrow_forward:")
+st.markdown(
+    f"Also try the **Playground** (train tiny networks on 2-D points and watch every neuron) and "
+    f"**Your model** (explain your own checkpoint). explainer {explainer.__version__}."
+)
