@@ -553,7 +553,14 @@ def _load_checkpoint(
         classifier = _load_torchvision(arch.split(":", 1)[1], pretrained=False, num_classes=num_classes)
     else:
         classifier = _load_timm(arch.removeprefix("timm:"), pretrained=False, num_classes=num_classes)
-    result = classifier.module.load_state_dict(state, strict=False)
+    try:
+        result = classifier.module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # same names, different shapes: torch raises even with strict=False
+        mismatched = [line.strip().rstrip(".") for line in str(exc).splitlines() if "size mismatch" in line]
+        raise ModelLoadError(
+            f"{path.name} does not match architecture {arch!r}: {'; '.join(mismatched[:3]) or exc}. "
+            "Check arch= (and num_classes=)."
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         raise ModelLoadError(
             f"{path.name} does not match architecture {arch!r}: missing {list(result.missing_keys)[:5]}, "
