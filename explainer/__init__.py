@@ -16,6 +16,7 @@ from .convolution import ConvStep, conv_step
 from .datasets import Dataset, load_dataset
 from .embeddings import Embedding, embed_dataset
 from .errors import DatasetError, ExplainerError, InputError, ModelLoadError
+from .estimate import CostEstimate, estimate_cost
 from .faithfulness import FaithfulnessReport, MaskShare, check_faithfulness, mask_share, method_agreement
 from .features import FeatureVisualization, TopActivating, top_activating, visualize_channel
 from .flops import FlopCount, count_flops
