@@ -78,6 +78,14 @@ def test_black_box_maps_evidence_and_intervention_match_the_library(app: AppTest
     target = bundled_classifier.predict(photos["cat"], top_k=1)[0][0]
     assert at.selectbox(key="bb_target").value.index == target.index
 
+    at.multiselect(key="bb_methods").set_value(["integrated_gradients"])
+    run(at)
+    at.slider(key="bb_ig_steps").set_value(8)
+    run(at)
+    table = at.dataframe[0].value.iloc[0]
+    assert table["method"] == "Integrated Gradients" and table["model evaluations"] == 8 + 2
+    assert table["estimated seconds"] > 0 and table["seconds"] > 0
+
     at.multiselect(key="bb_methods").set_value(["saliency"])
     at.toggle(key="bb_evidence").set_value(True)
     run(at)
@@ -193,6 +201,33 @@ def test_small_data_runs_a_small_comparison_live(app: AppTest) -> None:
     assert list(shown["mean"]) == pytest.approx(list(results.summary()["mean"]))
 
 
+def test_small_data_opens_a_finished_results_file(app: AppTest, tmp_path: Path) -> None:
+    path = tmp_path / "digits.jsonl"
+    finished = explainer.compare_transfer("digits", shots=[1, 2], seeds=2, strategies=["pixels", "small_cnn"],
+                                          steps=5, out=path)
+    at = open_page(app, "small_data")
+    at.file_uploader(key="sd_upload").set_value(("digits.jsonl", path.read_bytes(), "application/jsonl"))
+    at.button(key="sd_open").click()
+    run(at)
+    opened = at.session_state["transfer_results"]
+    assert opened.resumed == len(finished.table) == 8  # nothing recomputed
+    assert opened.table["accuracy"].tolist() == finished.table["accuracy"].tolist()
+    assert opened.verdict(0.8) in [m.value for m in at.markdown]
+
+    at.file_uploader(key="sd_upload").set_value(None)
+    at.text_input(key="sd_path").set_value(str(path))
+    at.button(key="sd_open").click()
+    run(at)
+    assert at.session_state["transfer_results"].out == str(path)
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("not json\n")
+    at.text_input(key="sd_path").set_value(str(broken))
+    at.button(key="sd_open").click()
+    run(at)
+    assert "broken.jsonl is not a results file written by compare_transfer" in at.error[0].value
+
+
 # ------------------------------------------------------------------------------ your model
 @pytest.fixture(scope="module")
 def tiny_checkpoint() -> tuple[bytes, torch.nn.Module]:
@@ -224,6 +259,9 @@ def test_your_model_predicts_with_the_uploaded_weights(app: AppTest, tiny_checkp
     shown = at.dataframe[0].value
     assert list(shown["class"]) == [p.label for p in expected]
     assert list(shown["probability"]) == pytest.approx([p.probability for p in expected], abs=1e-5)
+    overlay = chart_specs(at)[0]
+    assert [t.get("name") for t in overlay["data"] if t["type"] == "heatmap"] == ["gradcam"]
+    assert "layer4" in at.caption[-1].value  # the CAM layer found in the uploaded ResNet
 
 
 def test_your_model_refuses_pickles_and_mismatched_architectures(app: AppTest, tiny_checkpoint) -> None:

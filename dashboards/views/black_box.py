@@ -10,6 +10,7 @@ from PIL import Image
 import explainer
 from common import bundled_classifier, content_key, model_lock, offer_report, pick_image, shows_errors
 from explainer.attribution import METHODS, Explanation, explain, list_methods
+from explainer.estimate import CostEstimate, estimate_cost
 from explainer.activations import Activations, activations, default_layers
 from explainer.architectures import build_cnn
 from explainer.faithfulness import FaithfulnessReport, check_faithfulness, mask_share, method_agreement
@@ -24,6 +25,8 @@ DEFAULT_METHODS = ["gradcam", "saliency"]
 #: This learner's known-answer CNN (trained in the session, never shared).
 KNOWN_KEY = "bb_known_answer"
 KNOWN_IMAGES = 64
+#: Methods estimated to take longer than this say so before they run.
+SLOW_SECONDS = 1.0
 
 
 def image_key(image: Image.Image) -> str:
@@ -42,6 +45,13 @@ def explain_cached(key: str, method: str, target: int, params: str, _image: Imag
     """One explanation of the shared model, cached by (image hash, method, class, parameters)."""
     with model_lock():
         return explain(bundled_classifier(), _image, method=method, target=target, **json.loads(params))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cost_cached(key: str, method: str, params: str, _image: Image.Image) -> CostEstimate:
+    """How long ``method`` will take on this image (one timed pass of the shared model, then arithmetic)."""
+    with model_lock():
+        return estimate_cost(bundled_classifier(), _image, method, **json.loads(params))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -129,17 +139,23 @@ with results:
         st.info("Pick at least one attribution method.")
         st.stop()
 
+    with shows_errors():
+        costs = {m: cost_cached(key, m, json.dumps(params[m], sort_keys=True), image) for m in methods}
+    slow = [m for m in methods if costs[m].seconds >= SLOW_SECONDS]
+    if slow:
+        st.caption("Slow on this machine: " + "; ".join(f"**{METHODS[m].title}** {costs[m].text()}" for m in slow))
     progress = st.progress(0.0)
     explanations: list[Explanation] = []
     for i, method in enumerate(methods):
-        progress.progress(i / len(methods), text=f"{METHODS[method].title} ({i + 1}/{len(methods)})…")
+        progress.progress(i / len(methods), text=f"{METHODS[method].title} ({i + 1}/{len(methods)}), {costs[method].text()}")
         with shows_errors():
             explanations.append(explain_cached(key, method, choice.index, json.dumps(params[method], sort_keys=True), image))
     progress.empty()
     grid = methods_grid(explanations)
     st.plotly_chart(grid, width="stretch", key="bb_grid")
     st.dataframe(
-        [{"method": METHODS[e.method].title, "seconds": e.seconds, "device": e.device, "layer": e.layer or "input",
+        [{"method": METHODS[e.method].title, "seconds": e.seconds, "estimated seconds": costs[e.method].seconds,
+          "model evaluations": costs[e.method].evaluations, "device": e.device, "layer": e.layer or "input",
           "parameters": json.dumps(e.params)} for e in explanations],
         hide_index=True,
     )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
+
 import streamlit as st
 
 import explainer
@@ -18,6 +22,38 @@ DATASETS = {
     "known_answer": "synthetic squares in quadrants – the class is *where*, not *what*",
 }
 
+def load_results(path: Path) -> TransferResults:
+    """A finished ``compare_transfer(out=...)`` file, reopened through compare_transfer itself.
+
+    The file's header names the configuration and its rows the strategies, shots and seeds; the
+    same call with ``out=path`` checks that the configuration matches and recomputes nothing that
+    is stored (an unfinished file is completed, with progress).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            document = json.loads(text)
+            config, rows = document["config"], document["rows"]
+        else:
+            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+            config, rows = lines[0]["config"], lines[1:]
+        plan = {"shots": sorted({int(r["shots"]) for r in rows}), "seeds": max(int(r["seed"]) for r in rows) + 1,
+                "strategies": list(dict.fromkeys(str(r["strategy"]) for r in rows))}
+        options = {k: config[k] for k in ("backbone", "image_size", "steps", "lr", "batch_size")}
+        dataset = config["dataset"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise explainer.InputError(
+            f"{path.name} is not a results file written by compare_transfer(out=...) ({type(exc).__name__}: {exc})."
+        ) from None
+    progress = st.progress(0.0, text=f"Reading {path.name}…")
+    results = explainer.compare_transfer(
+        dataset, **plan, **options, out=path,
+        callback=lambda done, total, row: progress.progress(done / total, text=f"completing run {done}/{total}…"),
+    )
+    progress.empty()
+    return results
+
+
 st.title("Small data is enough (sometimes)")
 st.markdown(
     "“You need huge datasets.” Not if someone else already did the heavy lifting: a network "
@@ -27,7 +63,28 @@ st.markdown(
     "sample and is scored on the full test split."
 )
 
-with st.form("sd_form"):
+live_tab, file_tab = st.tabs(["Run it live", "Open a finished results file"])
+with file_tab:
+    st.markdown("Results written by `explainer transfer --out FILE` or `compare_transfer(..., out=FILE)` "
+                "(`.jsonl` or `.json`), uploaded or as a path on this machine.")
+    upload = st.file_uploader("Results file", type=["jsonl", "json"], key="sd_upload")
+    typed = st.text_input("…or its path", key="sd_path", placeholder="runs/textures.jsonl")
+    if st.button("Open", key="sd_open", icon=":material/folder_open:"):
+        with shows_errors():
+            if upload is not None:
+                with tempfile.TemporaryDirectory() as folder:
+                    copy = Path(folder) / f"upload{Path(upload.name).suffix.lower()}"
+                    copy.write_bytes(upload.getvalue())
+                    st.session_state[RESULTS_KEY] = load_results(copy)
+            elif typed.strip():
+                path = Path(typed.strip()).expanduser()
+                if path.suffix.lower() not in (".json", ".jsonl") or not path.is_file():
+                    raise explainer.InputError(f"{path} is not a .jsonl or .json results file on this machine.")
+                st.session_state[RESULTS_KEY] = load_results(path)
+            else:
+                raise explainer.InputError("Upload a results file or type its path first.")
+
+with live_tab, st.form("sd_form"):
     left, right = st.columns(2, gap="large")
     with left:
         dataset = st.selectbox("Dataset", list(DATASETS), format_func=lambda n: f"{n} – {DATASETS[n]}", key="sd_dataset")

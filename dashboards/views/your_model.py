@@ -9,10 +9,15 @@ from pathlib import Path
 import streamlit as st
 
 import explainer
-from common import content_key, pick_image, shows_errors
+from common import content_key, offer_report, pick_image, shows_errors
+from explainer.attribution import METHODS, list_methods
+from explainer.plots.attribution import attribution_overlay
+from explainer.report import ReportSection
 
 #: The learner's loaded model lives here – in this session only, never in a shared cache.
 STATE_KEY = "your_model"
+#: Explanations of the learner's model, by (model, image, method, class).
+EXPLAINED_KEY = "your_model_explanations"
 CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "bin"]
 
 st.title("Your model")
@@ -35,6 +40,7 @@ def load_uploaded(data: bytes, filename: str, arch: str, labels: list[str]) -> e
         path.write_bytes(data)
         classifier = explainer.load_model(path, arch=arch, labels=labels or None)
     st.session_state[STATE_KEY] = {"key": key, "classifier": classifier, "file": filename}
+    st.session_state[EXPLAINED_KEY] = {}
     return classifier
 
 
@@ -80,3 +86,26 @@ st.dataframe(
     column_config={"probability": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
     hide_index=True,
 )
+
+st.subheader("Why?")
+fast = [name for name in list_methods() if METHODS[name].kind != "perturbation"]
+method = st.selectbox("Attribution method", fast, index=fast.index("gradcam"), key="ym_method",
+                      format_func=lambda name: METHODS[name].title)
+target = predictions[0]
+cache = st.session_state.setdefault(EXPLAINED_KEY, {})
+cache_key = (st.session_state[STATE_KEY]["key"], content_key(image.tobytes()), method, target.index)
+if cache_key not in cache:
+    with st.spinner(f"{METHODS[method].title} on {classifier.name}…"), shows_errors():
+        cache[cache_key] = explainer.explain(classifier, image, method=method, target=target.index)
+explanation = cache[cache_key]
+overlay = attribution_overlay(explanation)
+st.plotly_chart(overlay, width="stretch", key="ym_overlay")
+st.caption(f"{METHODS[method].description} Computed in {explanation.seconds:.2f} s on {explanation.device}"
+           f"{f', layer {explanation.layer}' if explanation.layer else ''}.")
+offer_report("your_model", ReportSection(
+    f"{classifier.name} on {image_name}: why {target.label}?",
+    figures=[overlay],
+    numbers={"checkpoint": st.session_state[STATE_KEY]["file"], "architecture": classifier.name,
+             "method": method, "layer": explanation.layer or "input", "seconds": explanation.seconds,
+             "device": explanation.device, **{f"P({p.label})": p.probability for p in predictions}},
+))
