@@ -136,11 +136,8 @@ def dataset_features(
 ) -> Features:
     """Features of a train and a test split, from memory, from disk, or computed and stored."""
     start = time.perf_counter()
-    key = hashlib.sha256(
-        "|".join(
-            [FEATURE_VERSION, classifier.name, module_digest(classifier.module), str(image_size), tensor_digest(x_train, x_test)]
-        ).encode()
-    ).hexdigest()[:32]
+    parts = [FEATURE_VERSION, classifier.name, module_digest(classifier.module), str(image_size)]
+    key = hashlib.sha256("|".join([*parts, tensor_digest(x_train, x_test)]).encode()).hexdigest()[:32]
     path = cache_dir(directory) / "features" / f"{key}.safetensors"
     if key in _memory:
         _memory.move_to_end(key)

@@ -24,7 +24,15 @@ from torch.nn import functional as F
 
 from .datasets import Dataset, load_dataset
 from .errors import InputError
-from .feature_cache import Features, check_backbone, dataset_features, pooled_features, prepare_images, resize, tensor_digest
+from .feature_cache import (
+    Features,
+    check_backbone,
+    dataset_features,
+    pooled_features,
+    prepare_images,
+    resize,
+    tensor_digest,
+)
 from .models import Classifier, _resolve_device, load_model
 
 #: Strategy name → what it trains, in the order results list them.
@@ -87,7 +95,9 @@ class TransferResults:
         summary = grouped.agg(mean="mean", std="std", runs="count").reset_index()
         summary["std"] = summary["std"].fillna(0.0)
         order = {name: i for i, name in enumerate(self.strategies)}
-        summary = summary.sort_values(["strategy", "shots"], key=lambda col: col.map(order) if col.name == "strategy" else col)
+        summary = summary.sort_values(
+            ["strategy", "shots"], key=lambda column: column.map(order) if column.name == "strategy" else column
+        )
         return summary.reset_index(drop=True)
 
     def examples_needed(self, threshold: float) -> dict[str, int | None]:
@@ -189,9 +199,15 @@ def _transfer_sentence(means: pd.DataFrame, pretrained: list[str], baselines: li
     first = helps[0] if helps else shots[0]
     compare = f"{_pct(best_pre[first])} vs {_pct(best_base[first])} for {base_name[first]} at {first} per class"
     if len(helps) == len(shots):
-        return f"Transfer helps at every shot level: the best pretrained strategy beats every from-scratch baseline ({compare})."
+        return (
+            "Transfer helps at every shot level: the best pretrained strategy beats every from-scratch "
+            f"baseline ({compare})."
+        )
     if not helps:
-        return f"Transfer does not help here: a from-scratch baseline matches or beats the pretrained strategies at every shot level ({compare})."
+        return (
+            "Transfer does not help here: a from-scratch baseline matches or beats the pretrained strategies "
+            f"at every shot level ({compare})."
+        )
     rest = [k for k in shots if k not in helps]
     return (
         f"Transfer helps at {_ranges(helps, shots)} per class ({compare}) but not at {_ranges(rest, shots)}, "
@@ -393,7 +409,8 @@ class _Experiment:
     def _scratch(self, support: np.ndarray, seed: int) -> float:
         random_init = load_model(self.classifier.name, pretrained=False, device="cpu").module
         head = nn.Linear(_feature_dim(random_init, self.classifier.in_chans, self.image_size), self.data.num_classes)
-        return self._train_and_score(_HeadedBackbone(random_init, head), support, seed, frozen_bn=False, prepare=self._backbone_input)
+        net = _HeadedBackbone(random_init, head)
+        return self._train_and_score(net, support, seed, frozen_bn=False, prepare=self._backbone_input)
 
     def _small_cnn(self, support: np.ndarray, seed: int) -> float:
         net = small_cnn(self.data.x_train.shape[1], self.data.num_classes)
@@ -417,7 +434,9 @@ class _Experiment:
         net = net.to(self.device, memory_format=torch.channels_last)
         inputs = prepare(self.data.x_train[support])
         labels = self.data.y_train[support].to(self.device)
-        _train(net, inputs, labels, steps=self.steps, lr=self.lr, batch_size=self.batch_size, seed=seed, frozen_bn=frozen_bn)
+        _train(
+            net, inputs, labels, steps=self.steps, lr=self.lr, batch_size=self.batch_size, seed=seed, frozen_bn=frozen_bn
+        )
         correct = 0
         with torch.inference_mode():
             for images, targets in zip(self.data.x_test.split(128), self.data.y_test.split(128)):
@@ -452,10 +471,11 @@ def _check_shots(shots: Iterable[int] | int, data: Dataset) -> list[int]:
     levels = sorted({_check_positive_int("Each shots value", k) for k in levels})
     counts = torch.bincount(data.y_train, minlength=data.num_classes)
     smallest = int(counts.argmin())
-    if levels[-1] > counts[smallest]:
+    available = int(counts[smallest])
+    if levels[-1] > available:
         raise InputError(
             f"shots={levels[-1]} asks for more labelled examples per class than {data.name!r} has: class "
-            f"{data.class_names[smallest]!r} has only {int(counts[smallest])} training images. Use shots ≤ {int(counts[smallest])}."
+            f"{data.class_names[smallest]!r} has only {available} training images. Use shots ≤ {available}."
         )
     return levels
 

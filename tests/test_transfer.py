@@ -69,7 +69,8 @@ def test_digits_raw_pixels_beat_the_imagenet_probe(bundled_classifier):
     assert "not for these 8×8 images" in verdict
     assert "Transfer does not help here" in verdict
     needed = results.examples_needed(0.8)
-    assert needed["pixels"] is not None and (needed["linear_probe"] is None or needed["linear_probe"] > needed["pixels"])
+    assert needed["pixels"] is not None
+    assert needed["linear_probe"] is None or needed["linear_probe"] > needed["pixels"]
 
 
 def test_few_shot_sample_is_balanced_seeded_and_nested():

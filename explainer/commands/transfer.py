@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "transfer", help="compare transfer learning with training from scratch on 1–50 examples per class"
     )
-    parser.add_argument("--dataset", default="textures", help="textures, digits, cifar10 or imagefolder:PATH (default textures)")
+    parser.add_argument(
+        "--dataset", default="textures", help="textures, digits, cifar10 or imagefolder:PATH (default textures)"
+    )
     parser.add_argument("--backbone", default=BUNDLED_MODEL, help=f"pretrained timm backbone (default {BUNDLED_MODEL})")
     parser.add_argument(
         "--shots", default=",".join(map(str, DEFAULT_SHOTS)), metavar="N,N,...",
@@ -24,9 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--strategies", default=",".join(STRATEGIES), metavar="NAME,...", help="comma-separated (default: all of them)"
     )
-    parser.add_argument("--steps", type=int, default=100, help="training steps of fine_tune, scratch, small_cnn (default 100)")
+    parser.add_argument(
+        "--steps", type=int, default=100, help="Adam steps of fine_tune, scratch and small_cnn (default 100)"
+    )
     parser.add_argument("--image-size", type=int, default=64, help="input size in pixels (default 64)")
-    parser.add_argument("--out", default=None, metavar="FILE", help="stream results to FILE (.jsonl or .json); reruns resume")
+    parser.add_argument(
+        "--out", default=None, metavar="FILE", help="stream results to FILE (.jsonl or .json); a rerun resumes"
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)

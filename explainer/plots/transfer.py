@@ -28,7 +28,7 @@ def transfer_curve(results: TransferResults, title: str | None = None) -> go.Fig
         figure.add_trace(go.Scatter(
             x=np.concatenate([shots, shots[::-1]]),
             y=np.concatenate([mean + std, (mean - std)[::-1]]),
-            fill="toself", fillcolor=f"rgba({red},{green},{blue},0.18)", line={"width": 0},
+            mode="lines", fill="toself", fillcolor=f"rgba({red},{green},{blue},0.18)", line={"width": 0},
             hoverinfo="skip", showlegend=False, legendgroup=strategy, name=f"{strategy} ± std",
         ))
         figure.add_trace(go.Scatter(
