@@ -124,6 +124,7 @@ class MethodSpec:
 
 
 def _captum():
+    """captum.attr, imported on first use so ``import explainer`` stays quick."""
     import captum.attr
 
     return captum.attr
@@ -157,14 +158,14 @@ def _run_smoothgrad(job: _Job) -> _Output:
     batch = min(job.per_image, p["n_samples"])
     with _seeded(job.inputs.device, p["seed"]):
         attributions = tunnel.attribute(
-        job.inputs,
-        nt_type="smoothgrad",
-        nt_samples=p["n_samples"],
-        nt_samples_batch_size=batch,
-        stdevs=_noise_std(job, p["noise"]),
-        target=job.targets,
-        abs=True,
-    )
+            job.inputs,
+            nt_type="smoothgrad",
+            nt_samples=p["n_samples"],
+            nt_samples_batch_size=batch,
+            stdevs=_noise_std(job, p["noise"]),
+            target=job.targets,
+            abs=True,
+        )
     return _Output(attributions, {"nt_samples_batch_size": batch})
 
 
@@ -173,7 +174,9 @@ def _run_gradient_shap(job: _Job) -> _Output:
     # Its result is the mean over samples, so a size-weighted mean of the chunks is exact.
     p = job.params
     if p["baseline"] == "blur":
-        raise InputError("gradient_shap draws baselines from one shared distribution; use baseline='zero', 'black' or 'white'.")
+        raise InputError(
+            "gradient_shap draws baselines from one shared distribution; use baseline='zero', 'black' or 'white'."
+        )
     explainer = _captum().GradientShap(job.module)
     baselines = _baseline(job, p["baseline"], job.inputs[:1])
     total = torch.zeros_like(job.inputs)
@@ -185,7 +188,7 @@ def _run_gradient_shap(job: _Job) -> _Output:
                 job.inputs, baselines=baselines, n_samples=count, stdevs=_noise_std(job, p["noise"]), target=job.targets
             )
             total += part * count
-    return _Output(total / p["n_samples"], {"samples_per_pass_per_image": batch})
+    return _Output(total / p["n_samples"], {"n_samples_per_pass": batch})
 
 
 def _run_deeplift(job: _Job) -> _Output:
