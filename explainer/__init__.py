@@ -26,6 +26,6 @@ from .intervention import ChannelImportance, Intervention, ablate, cam_channel_i
 from .models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
 from .playground import PlaygroundConfig, PlaygroundRun, train_playground
 from .training import EpochStats, LearningStep, StepStats, TrainingRun, fit, learning_step
-from .transfer import STRATEGIES, TransferResults, compare_transfer
+from .transfer import STRATEGIES, TransferResults, compare_transfer, open_results
 
 __version__ = "0.1.0"

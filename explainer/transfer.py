@@ -495,24 +495,34 @@ def _results_format(path: Path) -> str:
     return "json" if path.suffix.lower() == ".json" else "jsonl"
 
 
-def _read_rows(path: Path, config: dict[str, object]) -> dict[tuple[str, int, int], Row]:
-    """Rows already stored in ``path`` for this configuration, keyed by (strategy, shots, seed)."""
-    if not path.exists():
-        return {}
+def read_results_file(path: str | Path) -> tuple[dict[str, object], list[Row]]:
+    """The configuration and the finished rows stored in a ``compare_transfer(out=...)`` file."""
+    path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")
         if _results_format(path) == "json":
             document = json.loads(text)
-            stored_config, rows = document["config"], document["rows"]
+            config, rows = document["config"], document["rows"]
         else:
             lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-            stored_config, rows = lines[0]["config"], lines[1:]
-        keyed = {(str(r["strategy"]), int(r["shots"]), int(r["seed"])): r for r in rows}
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            config, rows = lines[0]["config"], lines[1:]
+        for row in rows:
+            row["strategy"], row["shots"], row["seed"] = str(row["strategy"]), int(row["shots"]), int(row["seed"])
+        if not isinstance(config, dict):
+            raise TypeError("the configuration is not an object")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise InputError(
-            f"{path} exists but is not a results file written by compare_transfer ({type(exc).__name__}: {exc}). "
-            "Choose another out= file or delete this one."
+            f"{path} is not a results file written by compare_transfer ({type(exc).__name__}: {exc}). "
+            "Choose another out= file, or delete this one."
         ) from None
+    return config, rows
+
+
+def _read_rows(path: Path, config: dict[str, object]) -> dict[tuple[str, int, int], Row]:
+    """Rows already stored in ``path`` for this configuration, keyed by (strategy, shots, seed)."""
+    if not path.exists():
+        return {}
+    stored_config, rows = read_results_file(path)
     if stored_config != config:
         differences = [
             f"{key} {stored_config.get(key)!r} there, {config.get(key)!r} now"
@@ -522,7 +532,7 @@ def _read_rows(path: Path, config: dict[str, object]) -> dict[tuple[str, int, in
             f"{path} holds results of a different configuration ({'; '.join(differences)}), so they cannot be "
             "resumed. Choose another out= file, or delete this one to start over."
         )
-    return keyed
+    return {(r["strategy"], r["shots"], r["seed"]): r for r in rows}
 
 
 def _write_rows(path: Path, config: dict[str, object], rows: Iterable[Row]) -> None:
@@ -633,4 +643,34 @@ def compare_transfer(
         feature_source=features.source if features else None,
         resumed=resumed,
         out=str(path) if path is not None else None,
+    )
+
+
+def open_results(
+    path: str | Path, callback: Callback | None = None, device: str | torch.device | None = None,
+    *, cache_dir: str | Path | None = None,
+) -> TransferResults:
+    """Reopen a ``compare_transfer(out=path)`` file as :class:`TransferResults`.
+
+    The file's configuration and its rows' strategies, shot levels and seeds define the call; it is
+    replayed with ``out=path``, so nothing stored is recomputed – only the runs an interrupted file
+    lacks are (``callback`` reports them).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"Results file {path} does not exist.")
+    config, rows = read_results_file(path)
+    if not rows:
+        raise InputError(f"{path} holds no finished runs yet; run compare_transfer(..., out={str(path)!r}) first.")
+    try:
+        dataset, backbone = str(config["dataset"]), str(config["backbone"])
+        options = {key: config[key] for key in ("image_size", "steps", "lr", "batch_size")}
+    except KeyError as exc:
+        raise InputError(f"{path} has no {exc} in its configuration; it was not written by compare_transfer.") from None
+    return compare_transfer(
+        dataset, backbone,
+        shots=sorted({row["shots"] for row in rows}),
+        seeds=max(row["seed"] for row in rows) + 1,
+        strategies=list(dict.fromkeys(row["strategy"] for row in rows)),
+        out=path, callback=callback, device=device, cache_dir=cache_dir, **options,
     )

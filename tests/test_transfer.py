@@ -18,6 +18,7 @@ from explainer.transfer import (
     compare_transfer,
     few_shot_sample,
     fit_logistic,
+    open_results,
     recalibrate_batch_norm,
     small_cnn,
 )
@@ -146,6 +147,17 @@ def test_an_interrupted_run_resumes_without_recomputing(bundled_classifier, smal
     again = []
     compare_transfer(small_textures, bundled_classifier, callback=lambda *a: again.append(a), **config)
     assert again == []
+
+
+def test_open_results_replays_a_file_without_recomputing(tmp_path):
+    out = tmp_path / "digits.json"
+    written = compare_transfer("digits", shots=(1, 3), seeds=2, strategies=("pixels",), out=out)
+    calls = []
+    reopened = open_results(out, callback=lambda *args: calls.append(args))
+    assert calls == [] and reopened.resumed == 4 and reopened.strategies == ["pixels"]
+    assert reopened.table.equals(written.table) and reopened.verdict() == written.verdict()
+    with pytest.raises(InputError, match="does not exist"):
+        open_results(tmp_path / "missing.jsonl")
 
 
 def test_a_results_file_of_another_configuration_is_refused(small_textures, bundled_classifier, tmp_path):
