@@ -426,6 +426,7 @@ def explain(
     if info is not None:
         params_used["layer"] = info.name
     attributions = output.attributions
+    _warn_empty_maps(spec, classifier, attributions, info)
     if attributions.shape[1] != inputs.shape[1]:  # CAM maps: one channel → every channel
         attributions = attributions.expand(-1, inputs.shape[1], -1, -1)
     return Explanation(
@@ -442,6 +443,19 @@ def explain(
         layer=info.name if info is not None else None,
         convergence_delta=output.delta,
     )
+
+
+def _warn_empty_maps(spec: MethodSpec, classifier: "Classifier", maps: torch.Tensor, info: LayerInfo | None) -> None:
+    """Warn when a map is all zero: for CAM methods every position had negative evidence before the ReLU."""
+    empty = [i for i, m in enumerate(maps) if not bool(m.any())]
+    if not empty:
+        return
+    hint = (
+        f"the weighted feature maps of layer {info.name!r} are negative everywhere, so the ReLU removes them all "
+        "(common when the head is not a global average pool); try another layer= or a gradient method"
+        if info is not None else "the class score does not change with any pixel of it"
+    )
+    warnings.warn(f"{spec.title} map is all zero for image(s) {empty} on {classifier.name}: {hint}.", stacklevel=3)
 
 
 #: Notices Captum prints on every call (hooks it sets and removes itself); not for the user.

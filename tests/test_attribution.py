@@ -69,6 +69,7 @@ def _hook_count(module: nn.Module) -> int:
 
 
 # ------------------------------------------------------------------------ every method, four models
+@pytest.mark.filterwarnings("ignore:.*map is all zero")  # random-weight models may have empty CAMs
 @pytest.mark.parametrize("model_name", ["efficientnet_lite0", "resnet18", "convnext_atto", "vit_tiny_patch16_224"])
 @pytest.mark.parametrize("method", list_methods())
 def test_every_method_on_every_architecture(method, model_name, bundled_classifier, timm_models, photos):
@@ -254,6 +255,7 @@ class _TinyTokens(nn.Module):
         return self.head(torch.tanh(tokens).mean(dim=1))
 
 
+@pytest.mark.filterwarnings("ignore:.*map is all zero")  # random tiny models: CAMs may be empty
 @pytest.mark.parametrize("method", ["gradcam", "gradcam_plus_plus", "guided_gradcam", "deeplift", "saliency"])
 @pytest.mark.parametrize("model_class", [_Flaky, _TinyTokens])
 def test_no_hooks_left_after_errors(model_class, method):
@@ -404,6 +406,17 @@ def test_gradcam_plus_plus_matches_closed_form():
     gradcam = explain(classifier, images, "gradcam", target=1, layer="act")
     expected_cam = F.interpolate(F.relu((w / size * maps).sum(1, keepdim=True)), size=(16, 16), mode="bilinear")
     assert torch.allclose(gradcam.attributions[:, :1], expected_cam.detach(), atol=1e-5)
+
+
+def test_all_zero_cam_maps_come_with_a_warning():
+    torch.manual_seed(5)
+    model = _CamNet()
+    with torch.no_grad():
+        model.fc.weight[0] = -model.fc.weight[0].abs()  # class 0 evidence negative everywhere (A ≥ 0 after ReLU)
+    classifier = explainer.Classifier.from_module(model, labels=["a", "b"], input_size=16)
+    with pytest.warns(UserWarning, match=r"Grad-CAM map is all zero for image\(s\) \[0, 1\].*layer 'act'"):
+        result = explain(classifier, torch.rand(2, 3, 16, 16), "gradcam", target=0)
+    assert not result.attributions.any()
 
 
 def test_gradcam_on_token_grid_matches_manual_reshape():
