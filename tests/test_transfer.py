@@ -74,6 +74,24 @@ def test_digits_raw_pixels_beat_the_imagenet_probe(bundled_classifier):
     assert needed["linear_probe"] is None or needed["linear_probe"] > needed["pixels"]
 
 
+def test_an_image_folder_works(bundled_classifier, small_textures, tmp_path):
+    from PIL import Image
+
+    for label in (0, 1):
+        folder = tmp_path / "photos" / small_textures.class_names[label]
+        folder.mkdir(parents=True)
+        for i, image in enumerate(small_textures.x_train[small_textures.y_train == label][:8]):
+            array = (image.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+            Image.fromarray(array).save(folder / f"{i}.png")
+    results = compare_transfer(
+        f"imagefolder:{tmp_path / 'photos'}", bundled_classifier, shots=(1, 3), seeds=2, strategies=("linear_probe", "pixels")
+    )
+    assert results.num_classes == 2 and len(results.table) == 8
+    assert results.table["accuracy"].between(0, 1).all()
+    with pytest.raises(InputError, match="has only 6 training images"):
+        compare_transfer(f"imagefolder:{tmp_path / 'photos'}", bundled_classifier, shots=7, strategies="pixels")
+
+
 def test_few_shot_sample_is_balanced_seeded_and_nested():
     labels = explainer.load_dataset("digits").y_train
     two, five = few_shot_sample(labels, 10, 2, seed=4), few_shot_sample(labels, 10, 5, seed=4)
