@@ -305,7 +305,7 @@ def _ig_or_loop(which, classifier, pixels, targets, steps) -> Callable[[], Any]:
         # one tiny call first so the one-off probes (layer search, memory per sample) are not counted
         explain(classifier, pixels[:1], "saliency", target=targets[:1])
         return lambda: explain(classifier, pixels, "integrated_gradients", target=targets, n_steps=steps)
-    return _fwd_bwd_loop(classifier, classifier.normalize(pixels), targets, steps)
+    return _fwd_bwd_loop(classifier, classifier.normalize(pixels).to(classifier.device), targets, steps)
 
 
 def _peak_child(which: str, batch: int, steps: int) -> None:
