@@ -451,8 +451,8 @@ def _warn_empty_maps(spec: MethodSpec, classifier: "Classifier", maps: torch.Ten
     if not empty:
         return
     hint = (
-        f"the weighted feature maps of layer {info.name!r} are negative everywhere, so the ReLU removes them all "
-        "(common when the head is not a global average pool); try another layer= or a gradient method"
+        f"the weighted feature maps of layer {info.name!r} are ≤ 0 everywhere, so the ReLU leaves nothing (the "
+        "layer holds no positive evidence for this class); try another layer=, another target or a gradient method"
         if info is not None else "the class score does not change with any pixel of it"
     )
     warnings.warn(f"{spec.title} map is all zero for image(s) {empty} on {classifier.name}: {hint}.", stacklevel=3)
