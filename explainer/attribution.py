@@ -412,7 +412,7 @@ def explain(
         was_training = module.training
         module.eval()
         try:
-            runner_module = _private_copy(module) if spec.private_copy else module
+            runner_module = _copy_for(spec, classifier) if spec.private_copy else module
             output = _run_chunks(spec, runner_module, inputs.to(device), targets, resolved, samples_per_pass, info, classifier)
         finally:
             module.train(was_training)
@@ -741,6 +741,17 @@ def _private_copy(module: nn.Module) -> nn.Module:
         for source, target in zip(module.state_dict().values(), cached.state_dict().values()):
             target.copy_(source)
     return cached.eval()
+
+
+def _copy_for(spec: MethodSpec, classifier: "Classifier") -> nn.Module:
+    try:
+        return _private_copy(classifier.module)
+    except Exception as exc:  # deepcopy of exotic modules (compiled, with unpicklable attributes)
+        raise ExplainerError(
+            f"{spec.title} needs a private copy of {classifier.name} (to switch off in-place operations) and "
+            f"copy.deepcopy failed: {type(exc).__name__}: {exc}. Use a method that runs on the model itself, "
+            "such as integrated_gradients or input_x_gradient."
+        ) from None
 
 
 def _is_timm_activation(module: nn.Module) -> bool:
