@@ -214,6 +214,10 @@ def test_wrong_shapes_and_params(bundled_classifier, photos):
         explain(bundled_classifier, photos["cat"], "deeplift", baseline="grey")
     with pytest.raises(InputError, match="internal_batch_size"):
         explain(bundled_classifier, photos["cat"], "saliency", internal_batch_size=0)
+    with pytest.raises(InputError, match="window=300 is larger than the 224×224 input"):
+        explain(bundled_classifier, photos["cat"], "occlusion", target=285, window=300)
+    with pytest.raises(InputError, match="one shared distribution"):
+        explain(bundled_classifier, photos["cat"], "gradient_shap", target=285, baseline="blur")
 
 
 class _Flaky(nn.Module):
