@@ -284,3 +284,10 @@ def test_batch_norm_model_skips_a_trailing_batch_of_one(digits):
     assert len(digits.y_train) % 4 == 1
     run = fit(model, digits, epochs=1, batch_size=4)
     assert run.samples_seen == len(digits.y_train) - 1 and run.status == "completed"
+
+
+def test_cli_train_reports_bad_options(capsys):
+    assert main(["train", "--arch", "mlp", "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    assert main(["train", "--dataset", "xor", "--arch", "cnn"]) == 2
+    assert "use build_mlp" in capsys.readouterr().err

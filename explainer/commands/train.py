@@ -8,6 +8,7 @@ import sys
 from ..architectures import ACTIVATIONS, build_model
 from ..cli import print_json
 from ..datasets import load_dataset
+from ..errors import InputError
 from ..training import OPTIMIZERS, EpochStats, fit
 
 
@@ -23,13 +24,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target-accuracy", type=float, default=0.97, help="stop at this test accuracy (default 0.97; 0 = never)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and shuffling (default 0)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice, one per core)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
     from tqdm import tqdm
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {args.threads}.")
+        torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset)
     spec = {"activation": args.activation} if args.activation else {}
     model = build_model(args.arch, dataset, seed=args.seed, **spec)
