@@ -88,22 +88,29 @@ def median(rows, key):
 def time_to_target(digits, device, repeats):
     initial = explainer.build_model("cnn", digits, seed=SEED)
     rows = {"fit": [], "plain": [], "sklearn": []}
-    for repeat in range(repeats + 1):  # the first round warms up caches and is dropped
+
+    def with_fit():
         start = time.perf_counter()
         run = fit(copy.deepcopy(initial), digits, epochs=60, lr=LR, batch_size=BATCH, target_accuracy=TARGET,
                   device=device, seed=SEED)
-        call = time.perf_counter() - start
-        fit_row = {"seconds": run.train_seconds, "call_seconds": call, "epochs": run.epochs,
-                   "accuracy": run.test_accuracy, "gflops_per_second": run.gflops_per_second,
-                   "peak_fraction": run.peak_fraction, "receipt": run.receipt()}
-        seconds, epochs, accuracy = plain_loop(copy.deepcopy(initial), digits, 60, device, TARGET)
-        plain_row = {"seconds": seconds, "epochs": epochs, "accuracy": accuracy}
-        seconds, epochs, accuracy = sklearn_mlp(digits)
-        sklearn_row = {"seconds": seconds, "epochs": epochs, "accuracy": accuracy}
-        if repeat:
-            rows["fit"].append(fit_row)
-            rows["plain"].append(plain_row)
-            rows["sklearn"].append(sklearn_row)
+        return {"seconds": run.train_seconds, "call_seconds": time.perf_counter() - start, "epochs": run.epochs,
+                "accuracy": run.test_accuracy, "gflops_per_second": run.gflops_per_second,
+                "peak_fraction": run.peak_fraction, "receipt": run.receipt()}
+
+    def as_row(seconds, epochs, accuracy):
+        return {"seconds": seconds, "epochs": epochs, "accuracy": accuracy}
+
+    contenders = {
+        "fit": with_fit,
+        "plain": lambda: as_row(*plain_loop(copy.deepcopy(initial), digits, 60, device, TARGET)),
+        "sklearn": lambda: as_row(*sklearn_mlp(digits)),
+    }
+    names = list(contenders)
+    for repeat in range(repeats + 1):  # the first round warms up caches and is dropped
+        for name in names[repeat % 3 :] + names[: repeat % 3]:  # rotate who goes first
+            row = contenders[name]()
+            if repeat:
+                rows[name].append(row)
     summary = {name: {"median_seconds": median(r, "seconds"), "epochs": [row["epochs"] for row in r],
                       "accuracy": [round(row["accuracy"], 4) for row in r]} for name, r in rows.items()}
     summary["fit"]["median_call_seconds"] = median(rows["fit"], "call_seconds")
@@ -146,9 +153,13 @@ def mnist_size_epoch(device, repeats):
     torch.manual_seed(SEED)
     initial = build_cnn((1, 28, 28), 10, channels=(24, 32), kernel_size=(5, 3), hidden=256, pool="each", padding="valid")
     runs, plain_seconds = [], []
-    for _ in range(repeats):
-        runs.append(fit(copy.deepcopy(initial), data, epochs=1, lr=LR, batch_size=BATCH, device=device, seed=SEED))
-        plain_seconds.append(plain_loop(copy.deepcopy(initial), data, 1, device)[0])
+    for repeat in range(repeats):  # alternate who goes first, so drifting load hits both alike
+        contenders = [
+            lambda: runs.append(fit(copy.deepcopy(initial), data, epochs=1, lr=LR, batch_size=BATCH, device=device, seed=SEED)),
+            lambda: plain_seconds.append(plain_loop(copy.deepcopy(initial), data, 1, device)[0]),
+        ]
+        for contender in contenders[:: 1 if repeat % 2 == 0 else -1]:
+            contender()
     fit_seconds = statistics.median(run.train_seconds for run in runs)
     return {
         "repeats": repeats,
