@@ -49,13 +49,14 @@ def free_port() -> int:
 
 
 class DashboardServer:
-    """``python -m streamlit run dashboards/app.py`` headless on a free port; a context manager.
+    """``python -m streamlit run dashboards/app.py`` (or ``app``) headless on a free port; a context manager.
 
     ``started`` (perf_counter at process start) and ``healthy`` (when ``/_stcore/health``
     first answered) let a benchmark time the cold start.
     """
 
-    def __init__(self, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, port: int | None = None, env: dict[str, str] | None = None, app: Path | None = None) -> None:
+        self.app = app or APP
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
@@ -64,7 +65,7 @@ class DashboardServer:
         self.started = self.healthy = 0.0
 
     def __enter__(self) -> "DashboardServer":
-        command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+        command = [sys.executable, "-m", "streamlit", "run", str(self.app), "--server.headless", "true",
                    "--server.fileWatcherType", "none", "--server.port", str(self.port),
                    "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
         self.started = time.perf_counter()

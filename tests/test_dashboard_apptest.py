@@ -146,7 +146,8 @@ def test_train_page_receipt_matches_the_run(app: AppTest) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{trained.test_accuracy:.1%}"
     assert metrics["Training time"] == f"{trained.train_seconds:.2f} s"
-    assert metrics["Share of this CPU's peak"] == f"{trained.peak_fraction:.0%}"
+    assert metrics["Share of peak"] == f"{trained.peak_fraction:.0%}"
+    assert metrics["GFLOP/s"] == f"{trained.gflops_per_second:.1f}"
     curves = spec_by_title(at, "digits")
     assert len(curves["data"][0]["x"]["bdata"] if isinstance(curves["data"][0]["x"], dict) else curves["data"][0]["x"]) > 0
     step = spec_by_title(at, "One SGD step on conv1.weight")

@@ -79,11 +79,9 @@ def metric_value(page, text: str) -> str:
 
 def set_slider(page, key: str, presses: int) -> None:
     """Move the slider with widget key ``key`` by ``presses`` steps (keyboard: positive = right)."""
-    thumb = page.locator(f".st-key-{key} input[type='range']")
-    thumb.focus()
-    for _ in range(abs(presses)):
-        thumb.press("ArrowRight" if presses > 0 else "ArrowLeft")
-    wait_idle(page)
+    for _ in range(abs(presses)):  # one rerun per step; a rerun may briefly show the old slider too
+        page.locator(f".st-key-{key} input[type='range']").first.press("ArrowRight" if presses > 0 else "ArrowLeft")
+        wait_idle(page)
 
 
 def test_every_page_loads_draws_and_reacts(server: DashboardServer, tab, tmp_path: Path) -> None:
@@ -100,11 +98,30 @@ def test_every_page_loads_draws_and_reacts(server: DashboardServer, tab, tmp_pat
     assert_chart(page)
     assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
     before = metric_value(page, "zeroed")
-    set_slider(page, "bb_ablate_k", 10)
+    set_slider(page, "bb_ablate_k", 4)
     assert_healthy(page, server)
     after = metric_value(page, "zeroed")
     assert before != after, f"the ablation slider did not change the probability ({before} → {after})"
     screenshot(page, SCREENSHOTS / "black_box.png")
+
+    # Train on your laptop: a real CNN trains live; the receipt and charts appear.
+    visit(page, server, "Train on your laptop", "Train on your laptop")
+    page.locator(".st-key-tr_train button").click()
+    page.locator("[data-testid='stMetric']", has_text="Test accuracy").first.wait_for()
+    wait_idle(page)
+    assert_healthy(page, server)
+    assert_chart(page)
+    assert re.search(r"trained to \d+\.\d% test accuracy in [\d.]+ s on this CPU", page.locator("[data-testid='stAlert']").first.inner_text())
+    screenshot(page, SCREENSHOTS / "train.png")
+
+    # Small data: a live transfer-vs-scratch comparison with the default settings.
+    visit(page, server, "Small data", "Small data is enough")
+    page.get_by_role("button", name="Run the comparison").click()
+    page.locator("[data-testid='stMetric']", has_text="examples per class").first.wait_for(timeout=180_000)
+    wait_idle(page)
+    assert_healthy(page, server)
+    assert_chart(page)
+    screenshot(page, SCREENSHOTS / "small_data.png")
 
     # Your model: upload real weights and an image through the browser.
     torch.manual_seed(0)
@@ -119,6 +136,8 @@ def test_every_page_loads_draws_and_reacts(server: DashboardServer, tab, tmp_pat
     wait_idle(page)
     assert_healthy(page, server)
     assert "3 classes" in page.locator("[data-testid='stAlert']").first.inner_text()
+    assert_chart(page)
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1  # Grad-CAM of the uploaded network
     screenshot(page, SCREENSHOTS / "your_model.png")
 
     # Report: the black-box view collected above, downloaded as one self-contained HTML file.
@@ -130,3 +149,40 @@ def test_every_page_loads_draws_and_reacts(server: DashboardServer, tab, tmp_pat
     assert html.startswith("<!DOCTYPE html>") and "Plotly.newPlot(" in html
     assert re.search(r"<td>torch</td><td>\d", html) and "Why " in html
     screenshot(page, SCREENSHOTS / "report.png")
+
+
+def train_playground(page, neurons_right: int) -> None:
+    """Widen the first hidden layer by ``neurons_right`` and press Train (without waiting)."""
+    if neurons_right:
+        set_slider(page, "pg_neurons_0", neurons_right)
+    page.locator(".st-key-pg_train_button button").click()
+
+
+def test_two_learners_training_at_once_see_only_their_own_model(server: DashboardServer, chromium) -> None:
+    contexts = [chromium.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    try:
+        first, second = (context.new_page() for context in contexts)
+        for tab in (first, second):
+            tab.set_default_timeout(120_000)
+            open_page(tab, f"{server.url}/playground")
+            assert_healthy(tab, server)
+        set_slider(second, "pg_neurons_0", 2)  # learner B: 6 neurons in layer 1, learner A keeps 4
+        train_playground(first, 0)
+        train_playground(second, 0)  # both scripts now train on the server at the same time
+        expected = {first: "28", second: "38"}  # 2·4+4 + 4·2+2 + 2·2+2 and 2·6+6 + 6·2+2 + 2·2+2
+        for tab, parameters in expected.items():
+            tab.locator("[data-testid='stMetric']", has_text="Parameters").first.wait_for()
+            wait_idle(tab)
+            assert_healthy(tab, server)
+            assert metric_value(tab, "Parameters") == parameters
+            tab.locator(".st-key-pg_boundary .js-plotly-plot .heatmaplayer").wait_for(state="attached")
+        # A rerun (moving the replay slider) still shows each learner's own network, and only it.
+        for tab, parameters in expected.items():
+            set_slider(tab, "pg_replay", -3)
+            assert metric_value(tab, "Parameters") == parameters
+            runs_table = tab.locator("[data-testid='stDataFrame']").last
+            assert runs_table.locator("[role='row']").count() == 2  # header + this learner's one run
+        screenshot(first, SCREENSHOTS / "playground.png")
+    finally:
+        for context in contexts:
+            context.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 
@@ -63,6 +64,12 @@ def evidence_cached(key: str, method: str, target: int, params: str, settings: s
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+def agreement_cached(key: str, target: int, methods: str, _explanations: list[Explanation]) -> tuple[list[str], np.ndarray]:
+    """Rank correlation between the maps of several methods (``methods`` names them and their parameters)."""
+    return method_agreement(_explanations)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
 def activations_cached(key: str, layer: str, _image: Image.Image) -> Activations:
     with model_lock():
         return activations(bundled_classifier(), _image, layers=[layer])
@@ -106,7 +113,7 @@ st.markdown(
 )
 classifier = bundled_classifier()
 
-controls, results = st.columns([1, 3], gap="large")
+controls, results = st.columns([1.4, 3], gap="large")
 with controls:
     picked = pick_image("bb")
     methods = st.multiselect(
@@ -202,7 +209,8 @@ if evidence_on:
         figures.append(cascade)
     numbers.update({f"evidence {k}": v for k, v in settings.items()})
 if len(explanations) >= 2:
-    names, matrix = method_agreement(explanations)
+    names, matrix = agreement_cached(key, choice.index, json.dumps({m: params[m] for m in methods}, sort_keys=True),
+                                     explanations)
     agreement = agreement_heatmap([METHODS[n].title for n in names], matrix)
     with st.expander("Do the methods agree with each other?"):
         st.plotly_chart(agreement, width="stretch", key="bb_agreement")

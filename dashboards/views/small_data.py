@@ -95,8 +95,10 @@ with live_tab, st.form("sd_form"):
             "Strategies", list(STRATEGIES), default=["linear_probe", "small_cnn", "pixels"], key="sd_strategies",
             format_func=lambda name: name.replace("_", " "),
         )
-        steps = st.slider("Training steps (fine-tune and networks from scratch)", 10, 200, 50, step=10, key="sd_steps")
+        steps = st.slider("Training steps (fine-tune and networks from scratch)", 10, 200, 100, step=10, key="sd_steps")
         st.caption(" · ".join(f"**{name.replace('_', ' ')}**: {text}" for name, text in STRATEGIES.items()))
+        st.caption("**fine tune** and **scratch** train the whole EfficientNet: expect minutes per run on a laptop "
+                   "CPU. For the full comparison run `explainer transfer --out FILE` once and open the file here.")
     start = st.form_submit_button("Run the comparison", type="primary", icon=":material/play_arrow:")
 
 if start:

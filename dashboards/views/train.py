@@ -105,9 +105,9 @@ with live:
     cols = st.columns(4)
     cols[0].metric("Test accuracy", f"{run.test_accuracy:.1%}")
     cols[1].metric("Training time", f"{run.train_seconds:.2f} s", help=f"{run.epochs} epochs, {run.samples_seen:,} images")
-    cols[2].metric("Speed", f"{run.gflops_per_second:.1f} GFLOP/s",
+    cols[2].metric("GFLOP/s", f"{run.gflops_per_second:.1f}",
                    help=f"{run.flops.training / 1e6:.2f} MFLOP per training image ({run.flops.method})")
-    cols[3].metric("Share of this CPU's peak", f"{run.peak_fraction:.0%}",
+    cols[3].metric("Share of peak", f"{run.peak_fraction:.0%}",
                    help=f"measured matrix-multiply peak {run.peak_gflops:.0f} GFLOP/s on {run.device_name}")
     curves = training_curves(run)
     st.plotly_chart(curves, width="stretch", key="tr_curves")
