@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,15 +311,9 @@ def test_private_copy_follows_weight_changes():
     with torch.no_grad():
         module.conv.weight.mul_(-2.0)
     second = explain(classifier, images, "deeplift", target=1).attributions
-    fresh = explainer.Classifier.from_module(_clone(module), labels=["a", "b", "c"], input_size=16)
+    fresh = explainer.Classifier.from_module(copy.deepcopy(module), labels=["a", "b", "c"], input_size=16)
     assert not torch.allclose(first, second)
     assert torch.allclose(second, explain(fresh, images, "deeplift", target=1).attributions, atol=1e-6)
-
-
-def _clone(module: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(module)
 
 
 # ------------------------------------------------------------------------------ consistency
@@ -499,7 +495,7 @@ def test_cli_explain_json(tmp_path, photos, capsys):
     for row in rows:
         assert row["image"] == str(image) and row["target"] == 285 and row["label"] == "Egyptian cat"
         assert row["seconds"] > 0 and row["png"] is None
-        html = (tmp_path / row["out"]).read_text() if not row["out"].startswith("/") else open(row["out"]).read()
+        html = Path(row["out"]).read_text()
         assert "cdn.plot.ly" in html or "plotly-" in html
     assert (out / "cat_0_methods.html").exists()
 
