@@ -28,6 +28,7 @@ import plotly.offline
 import torch
 
 from .errors import InputError
+from .hardware import cpu_name
 
 #: Distributions whose versions every report records (missing ones are reported as such).
 REPORTED_PACKAGES = ("explainer", "torch", "torchvision", "captum", "timm", "numpy", "plotly", "scikit-learn",
@@ -71,7 +72,7 @@ def environment() -> dict[str, dict[str, str]]:
             versions[package] = "not installed"
     hardware = {
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_name(),
         "cpu cores": str(os.cpu_count()),
         "torch threads": str(torch.get_num_threads()),
         "memory": _memory_text(),
@@ -176,16 +177,6 @@ def _esc(value: Any) -> str:
 
 
 # ------------------------------------------------------------------------- hardware
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _memory_text() -> str:
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

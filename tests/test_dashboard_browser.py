@@ -128,6 +128,7 @@ def test_every_page_loads_draws_and_reacts(server: DashboardServer, tab, tmp_pat
     weights = tmp_path / "tiny.safetensors"
     save_file(timm.create_model("test_resnet", num_classes=3).state_dict(), str(weights))
     visit(page, server, "Your model", "Your model")
+    page.get_by_text("at most 150 MB").wait_for()  # dashboards/.streamlit/config.toml is in force
     page.locator(".st-key-ym_arch input").fill("test_resnet")
     page.locator(".st-key-ym_arch input").press("Enter")
     wait_idle(page)

@@ -69,7 +69,7 @@ for column, (myth, answer, page, label) in zip(st.columns(3), myths):
     with column.container(border=True):
         st.subheader(myth)
         st.markdown(answer)
-        st.page_link(page, label=f"Bust it: {label}", icon=":material/arrow_forward:")
+        st.page_link(page, label=label, icon=":material/arrow_forward:")
 st.markdown(
     f"Also try the **Playground** (train tiny networks on 2-D points and watch every neuron) and "
     f"**Your model** (explain your own checkpoint). explainer {explainer.__version__}."
