@@ -63,7 +63,7 @@ def network_runs(model: explainer.Classifier, data: explainer.Dataset, device: t
     labels = data.y_train[support].to(device)
     head = torch.nn.Linear(1280, data.num_classes)
     net = _HeadedBackbone(copy.deepcopy(model.module), head).to(device).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-4)
     _sync(device)
     start = time.perf_counter()
     for _ in range(100):
