@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -34,6 +35,7 @@ def test_transfer_curve_script_saves_the_figure(tmp_path):
     assert bad.returncode == 2 and "--shots must be comma-separated whole numbers" in bad.stderr
 
 
+@pytest.mark.slow
 def test_small_data_notebook_runs(monkeypatch, tmp_path):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
