@@ -111,7 +111,8 @@ def test_every_page_loads_draws_and_reacts(server: DashboardServer, tab, tmp_pat
     wait_idle(page)
     assert_healthy(page, server)
     assert_chart(page)
-    assert re.search(r"trained to \d+\.\d% test accuracy in [\d.]+ s on this CPU", page.locator("[data-testid='stAlert']").first.inner_text())
+    receipt = page.locator("[data-testid='stAlert']").first.inner_text()
+    assert re.search(r"trained to \d+\.\d% test accuracy in [\d.]+ s on this CPU", receipt), receipt
     screenshot(page, SCREENSHOTS / "train.png")
 
     # Small data: a live transfer-vs-scratch comparison with the default settings.

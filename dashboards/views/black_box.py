@@ -64,7 +64,9 @@ def evidence_cached(key: str, method: str, target: int, params: str, settings: s
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def agreement_cached(key: str, target: int, methods: str, _explanations: list[Explanation]) -> tuple[list[str], np.ndarray]:
+def agreement_cached(
+    key: str, target: int, methods: str, _explanations: list[Explanation]
+) -> tuple[list[str], np.ndarray]:
     """Rank correlation between the maps of several methods (``methods`` names them and their parameters)."""
     return method_agreement(_explanations)
 
@@ -154,9 +156,11 @@ with results:
     progress = st.progress(0.0)
     explanations: list[Explanation] = []
     for i, method in enumerate(methods):
-        progress.progress(i / len(methods), text=f"{METHODS[method].title} ({i + 1}/{len(methods)}), {costs[method].text()}")
+        progress.progress(i / len(methods),
+                          text=f"{METHODS[method].title} ({i + 1}/{len(methods)}), {costs[method].text()}")
         with shows_errors():
-            explanations.append(explain_cached(key, method, choice.index, json.dumps(params[method], sort_keys=True), image))
+            settings_json = json.dumps(params[method], sort_keys=True)
+            explanations.append(explain_cached(key, method, choice.index, settings_json, image))
     progress.empty()
     grid = methods_grid(explanations)
     st.plotly_chart(grid, width="stretch", key="bb_grid")
@@ -181,7 +185,8 @@ if evidence_on:
     progress = st.progress(0.0)
     reports: list[FaithfulnessReport] = []
     for i, explanation in enumerate(explanations):
-        progress.progress(i / len(explanations), text=f"Evidence for {explanation.spec.title} ({i + 1}/{len(explanations)})…")
+        progress.progress(i / len(explanations),
+                          text=f"Evidence for {explanation.spec.title} ({i + 1}/{len(explanations)})…")
         with shows_errors():
             reports.append(evidence_cached(key, explanation.method, choice.index,
                                            json.dumps(params[explanation.method], sort_keys=True),
@@ -194,7 +199,8 @@ if evidence_on:
         left.plotly_chart(overlay, width="stretch", key=f"bb_overlay_{explanation.method}")
         right.plotly_chart(curves, width="stretch", key=f"bb_curves_{explanation.method}")
         verdict = report.verdicts[0]
-        right.markdown(" · ".join(f"{':green[:material/check_circle:]' if passed else ':red[:material/cancel:]'} {check.replace('_', ' ')}" for check, passed in verdict.items()))
+        marks = {True: ":green[:material/check_circle:]", False: ":red[:material/cancel:]"}
+        right.markdown(" · ".join(f"{marks[passed]} {check.replace('_', ' ')}" for check, passed in verdict.items()))
         figures += [overlay, curves]
     rows = [{"method": r.method, **{f"{k} AUC": v for k, v in r.mean_aucs.items()},
              **{k: v for k, v in r.verdicts[0].items()}, "seconds": r.seconds} for r in reports]
@@ -222,7 +228,8 @@ def train_known_answer(epochs: int) -> None:
     bar = st.progress(0.0, text="Training…")
 
     def on_epoch(stats: EpochStats) -> None:
-        bar.progress(stats.epoch / epochs, text=f"epoch {stats.epoch}/{epochs}: test accuracy {stats.test_accuracy:.1%}")
+        bar.progress(stats.epoch / epochs,
+                     text=f"epoch {stats.epoch}/{epochs}: test accuracy {stats.test_accuracy:.1%}")
 
     run = fit(model, data, epochs=epochs, target_accuracy=0.95, callback=on_epoch, device="cpu")
     bar.empty()
@@ -253,14 +260,14 @@ if held is not None:
         cache_key = f"{method}|{json.dumps(params[method], sort_keys=True)}"
         if cache_key not in held["explanations"]:
             with shows_errors(stop=False), st.spinner(f"{METHODS[method].title} on {KNOWN_IMAGES} images…"):
-                held["explanations"][cache_key] = explain(known, images, method=method, target=targets,
-                                                          **{k: v for k, v in params[method].items() if k not in ("window", "stride")})
+                sized = {k: v for k, v in params[method].items() if k not in ("window", "stride")}  # 32 px images
+                held["explanations"][cache_key] = explain(known, images, method=method, target=targets, **sized)
         if cache_key in held["explanations"]:
             known_explanations.append(held["explanations"][cache_key])
     shares = [mask_share(e, masks) for e in known_explanations]
     rows = [{"method": METHODS[s.method].title, "mass inside the square": s.mean_share,
-             "square's share of the image": s.mean_area_share, "times better than even": s.mean_share / s.mean_area_share}
-            for s in shares]
+             "square's share of the image": s.mean_area_share,
+             "times better than even": s.mean_share / s.mean_area_share} for s in shares]
     st.dataframe(rows, hide_index=True, column_config={
         "mass inside the square": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
         "square's share of the image": st.column_config.NumberColumn(format="percent"),

@@ -82,7 +82,8 @@ if run.training.diverged:
 cols = st.columns(4)
 cols[0].metric("Test loss", f"{summary['test_loss']:.3f}")
 cols[1].metric("Test accuracy", f"{summary['test_accuracy']:.1%}")
-cols[2].metric("Training time", f"{summary['seconds']:.2f} s", help=f"{summary['epochs']} epochs on {summary['device']}")
+cols[2].metric("Training time", f"{summary['seconds']:.2f} s",
+               help=f"{summary['epochs']} epochs on {summary['device']}")
 cols[3].metric("Parameters", f"{summary['parameters']:,}")
 
 left, right = st.columns([3, 2], gap="large")

@@ -87,7 +87,8 @@ with file_tab:
 with live_tab, st.form("sd_form"):
     left, right = st.columns(2, gap="large")
     with left:
-        dataset = st.selectbox("Dataset", list(DATASETS), format_func=lambda n: f"{n} – {DATASETS[n]}", key="sd_dataset")
+        dataset = st.selectbox("Dataset", list(DATASETS), format_func=lambda n: f"{n} – {DATASETS[n]}",
+                               key="sd_dataset")
         shots = st.multiselect("Labelled examples per class", list(DEFAULT_SHOTS), default=[1, 5, 20], key="sd_shots")
         seeds = st.slider("Repeats with different samples (seeds)", 1, 5, 1, key="sd_seeds")
     with right:

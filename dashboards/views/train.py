@@ -37,7 +37,9 @@ def parse_widths(text: str, label: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError:
-        raise explainer.InputError(f"{label} must be whole numbers separated by commas, e.g. 16, 32 – got {text!r}.") from None
+        raise explainer.InputError(
+            f"{label} must be whole numbers separated by commas, e.g. 16, 32 – got {text!r}."
+        ) from None
 
 
 st.title("Train on your laptop")
@@ -84,7 +86,8 @@ with live:
 
             def on_epoch(stats: explainer.EpochStats) -> None:
                 progress.progress(stats.epoch / epochs, text=(
-                    f"epoch {stats.epoch}/{epochs} · {stats.elapsed:.1f} s · test accuracy {stats.test_accuracy:.1%}"))
+                    f"epoch {stats.epoch}/{epochs} · {stats.elapsed:.1f} s · "
+                    f"test accuracy {stats.test_accuracy:.1%}"))
                 board.markdown(f"**Epoch {stats.epoch}**: train loss {stats.train_loss:.3f}, "
                                f"test accuracy {stats.test_accuracy:.1%}, {stats.samples_per_second:,.0f} images/s")
 
@@ -104,7 +107,8 @@ with live:
         st.success(run.receipt())
     cols = st.columns(4)
     cols[0].metric("Test accuracy", f"{run.test_accuracy:.1%}")
-    cols[1].metric("Training time", f"{run.train_seconds:.2f} s", help=f"{run.epochs} epochs, {run.samples_seen:,} images")
+    cols[1].metric("Training time", f"{run.train_seconds:.2f} s",
+                   help=f"{run.epochs} epochs, {run.samples_seen:,} images")
     cols[2].metric("GFLOP/s", f"{run.gflops_per_second:.1f}",
                    help=f"{run.flops.training / 1e6:.2f} MFLOP per training image ({run.flops.method})")
     cols[3].metric("Share of peak", f"{run.peak_fraction:.0%}",
