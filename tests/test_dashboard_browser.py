@@ -84,6 +84,7 @@ def set_slider(page, key: str, presses: int) -> None:
         wait_idle(page)
 
 
+@pytest.mark.slow
 def test_every_page_loads_draws_and_reacts(server: DashboardServer, tab, tmp_path: Path) -> None:
     page = tab
     # Home: the anatomy of the bundled network.
