@@ -49,7 +49,8 @@ DEFAULT_SHOTS = (1, 2, 5, 10, 20, 50)
 #: Inverse L2 strength of both logistic regressions (scikit-learn's ``C``), and their L-BFGS iterations.
 PROBE_C = 1.0
 LBFGS_STEPS = 100
-#: Adam learning rate of the small CNN (``lr`` of compare_transfer is for fine_tune and scratch).
+#: Adam learning rates: fine_tune and scratch share ``lr`` (default DEFAULT_LR); the small CNN has its own.
+DEFAULT_LR = 3e-4
 SMALL_CNN_LR = 1e-3
 #: Version of the results-file format and of the training recipe; part of the configuration.
 RECIPE_VERSION = 2
@@ -561,7 +562,7 @@ def compare_transfer(
     callback: Callback | None = None,
     device: str | torch.device | None = None,
     *,
-    lr: float = 3e-4,
+    lr: float = DEFAULT_LR,
     batch_size: int = 32,
     cache_dir: str | Path | None = None,
 ) -> TransferResults:

@@ -250,9 +250,12 @@ def test_curve_has_a_line_and_a_band_per_strategy_and_chance(bundled_classifier,
 
 
 def test_cli_json(capsys):
-    code = main(["transfer", "--shots", "1,2", "--seeds", "1", "--strategies", "linear_probe,pixels", "--json"])
+    code = main(
+        ["transfer", "--shots", "1,2", "--seeds", "1", "--strategies", "linear_probe,pixels", "--lr", "0.001", "--json"]
+    )
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
+    assert payload["config"]["lr"] == 0.001 and payload["config"]["dataset"] == "textures"
     assert {row["strategy"] for row in payload["results"]} == {"linear_probe", "pixels"}
     assert set(payload["results"][0]) == {"strategy", "shots", "seed", "accuracy", "seconds"}
     assert {(row["strategy"], row["shots"]) for row in payload["summary"]} == {
@@ -267,6 +270,7 @@ def test_cli_json(capsys):
         (["--shots", "1,x"], "--shots must be comma-separated whole numbers of at least 1, like 1,5,20; got '1,x'"),
         (["--shots", "1,-2"], "got '1,-2'"),
         (["--strategies", "probe"], "Unknown strategy 'probe'"),
+        (["--lr", "0"], "lr must be positive, got 0.0"),
     ],
 )
 def test_cli_bad_input_exits_2_with_the_reason(capsys, argv, message):

@@ -7,7 +7,7 @@ import argparse
 from ..cli import print_json
 from ..errors import InputError
 from ..models import BUNDLED_MODEL
-from ..transfer import DEFAULT_SHOTS, STRATEGIES, TransferResults, compare_transfer
+from ..transfer import DEFAULT_LR, DEFAULT_SHOTS, STRATEGIES, TransferResults, compare_transfer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--steps", type=int, default=100, help="Adam steps of fine_tune, scratch and small_cnn (default 100)"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate of fine_tune and scratch (default {DEFAULT_LR:g})"
     )
     parser.add_argument("--image-size", type=int, default=64, help="input size in pixels (default 64)")
     parser.add_argument(
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         results = compare_transfer(
             args.dataset, args.backbone, shots=shots, seeds=args.seeds, strategies=strategies,
             image_size=args.image_size, steps=args.steps, out=args.out, callback=progress, device=args.device,
+            lr=args.lr,
         )
     if args.json:
         print_json(results.to_dict())
