@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import pickle
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -521,7 +522,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"Refused to load {path.name}: it contains pickled Python objects (for example a whole model saved "
             "with torch.save(model)), and unpickling them could execute arbitrary code. explainer only reads "
             "weights. Save a state dict instead – torch.save(model.state_dict(), 'weights.pt') or "
-            f"safetensors.torch.save_file(model.state_dict(), 'weights.safetensors'). (Detail: {str(exc).splitlines()[0]})"
+            f"safetensors.torch.save_file(model.state_dict(), 'weights.safetensors').{_unsafe_global(exc)}"
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint ({exc}).") from None
@@ -534,6 +535,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"{path.name} does not hold a state dict (name → tensor); save model.state_dict() instead."
         )
     return {k.removeprefix("module."): v for k, v in loaded.items()}
+
+
+def _unsafe_global(exc: Exception) -> str:
+    """The Python object torch refused to unpickle, as a short note (empty when torch names none)."""
+    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    return f" (It holds a {match.group(1)} object.)" if match else ""
 
 
 def _load_checkpoint(
