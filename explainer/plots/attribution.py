@@ -101,11 +101,14 @@ def methods_grid(explanations: Sequence[Explanation], index: int = 0, absolute: 
         for trace in _overlay_traces(explanation, index, shows_sign(explanation, absolute), 1.0, show_scale=False):
             figure.add_trace(trace, row=1, col=column)
     figure.update_layout(
-        title=f"{first.labels[index]} – {first.model_name}<br><sup>red: more attribution, blue: negative "
-        "(signed maps); each map clipped at its 99th percentile of |value|</sup>",
-        height=260 + 20 * (len(titles) > 4),
+        title={
+            "text": f"{first.labels[index]} – {first.model_name}<br><sup>red: more attribution, blue: negative "
+            "(signed maps); each map clipped at its 99th percentile of |value|</sup>",
+            "yref": "container", "y": 0.96, "yanchor": "top", "pad": {"t": 6},
+        },
+        height=290 + 20 * (len(titles) > 4),
         width=max(600, 220 * len(titles)),
-        margin={"t": 90, "l": 10, "r": 10, "b": 10},
+        margin={"t": 120, "l": 10, "r": 10, "b": 10},
     )
     _image_axes(figure)
     return figure
