@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from notebooks import execute_notebook
 
 
 def test_train_on_a_laptop_notebook_runs(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
-    notebook = nbformat.read(EXAMPLES / "train_on_a_laptop.ipynb", as_version=4)
-    NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
-    ).execute()
-
-    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    for cell in code:
-        assert cell.outputs, f"cell produced no output:\n{cell.source}"
-        errors = [out for out in cell.outputs if out.output_type == "error"]
-        assert not errors, errors
-    text = "\n".join(out.get("text", "") for cell in code for out in cell.outputs if out.output_type == "stream")
+    run = execute_notebook("train_on_a_laptop.ipynb")
+    text = run.text
     receipt = re.search(
         r"([\d,]+) parameters trained to ([\d.]+)% test accuracy in ([\d.]+) s on this CPU \((\d+) threads?\): "
         r"([\d.]+) GFLOP/s = (\d+)% of this machine's measured matrix-multiply peak \(([\d.]+) GFLOP/s\)",
@@ -38,5 +25,5 @@ def test_train_on_a_laptop_notebook_runs(monkeypatch):
     assert "diverged" in text and "far too high" in text
     linear, tanh = (float(v) for v in re.findall(r"(?:linear|tanh) *: test accuracy ([\d.]+)%", text))
     assert linear < 70 <= 90 <= tanh
-    figures = [out for cell in code for out in cell.outputs if "application/vnd.plotly.v1+json" in out.get("data", {})]
+    figures = run.figures
     assert len(figures) == 4  # training curves, update ratios, learning step, decision boundary
