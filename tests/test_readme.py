@@ -1,0 +1,28 @@
+"""The README's Python examples run as written (its numbers come from the commands it names)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.mark.slow
+def test_readme_python_examples_run(tmp_path, monkeypatch) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 3
+    photo = tmp_path / "my_photo.jpg"
+    import explainer
+
+    explainer.sample_images()["coffee"].save(photo)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 – our own README
+    assert namespace["run"].history[-1].test_accuracy >= 0.97
+    assert namespace["evidence"].mean_aucs
+    assert namespace["playground"].test_accuracy >= 0.95
+    assert "Transfer helps" in namespace["results"].verdict()
