@@ -273,7 +273,7 @@ def test_no_hooks_left_after_errors(model_class, method):
     explain(classifier, torch.rand(2, 3, 16, 16), method, target=0)
     assert _hook_count(module) == before
     module.fail.fill_(True)
-    with pytest.raises(ExplainerError, match=rf"failed on model custom: RuntimeError: simulated failure") as info:
+    with pytest.raises(ExplainerError, match=r"failed on model custom: RuntimeError: simulated failure") as info:
         explain(classifier, torch.rand(2, 3, 16, 16), method, target=0)
     assert not isinstance(info.value, InputError)
     assert _hook_count(module) == before
