@@ -15,6 +15,15 @@ import explainer
 torch.manual_seed(0)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Run the test on one torch thread (steady timings beside other jobs), then restore the count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def bundled_classifier() -> explainer.Classifier:
     """The bundled ImageNet EfficientNet-Lite0 on the CPU (frozen; do not modify it in a test)."""

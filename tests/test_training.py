@@ -25,12 +25,7 @@ def digits() -> explainer.Dataset:
     return explainer.load_dataset("digits")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _analytic_flops(model: nn.Sequential, input_shape: tuple[int, ...]) -> tuple[int, int]:

@@ -25,13 +25,9 @@ from explainer.transfer import (
 
 
 @pytest.fixture(autouse=True)
-def one_thread_and_private_cache(tmp_path, monkeypatch):
+def one_thread_and_private_cache(one_torch_thread, tmp_path, monkeypatch):
     """Single-threaded torch, and a feature cache folder of the test's own."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     monkeypatch.setenv(feature_cache.CACHE_ENV, str(tmp_path / "cache"))
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
