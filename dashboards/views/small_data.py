@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -23,32 +22,10 @@ DATASETS = {
 }
 
 def load_results(path: Path) -> TransferResults:
-    """A finished ``compare_transfer(out=...)`` file, reopened through compare_transfer itself.
-
-    The file's header names the configuration and its rows the strategies, shots and seeds; the
-    same call with ``out=path`` checks that the configuration matches and recomputes nothing that
-    is stored (an unfinished file is completed, with progress).
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".json":
-            document = json.loads(text)
-            config, rows = document["config"], document["rows"]
-        else:
-            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-            config, rows = lines[0]["config"], lines[1:]
-        plan = {"shots": sorted({int(r["shots"]) for r in rows}), "seeds": max(int(r["seed"]) for r in rows) + 1,
-                "strategies": list(dict.fromkeys(str(r["strategy"]) for r in rows))}
-        options = {k: config[k] for k in ("backbone", "image_size", "steps", "lr", "batch_size")}
-        dataset = config["dataset"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise explainer.InputError(
-            f"{path.name} is not a results file written by compare_transfer(out=...) ({type(exc).__name__}: {exc})."
-        ) from None
+    """A ``compare_transfer(out=...)`` file reopened by the library; an unfinished one is completed, with progress."""
     progress = st.progress(0.0, text=f"Reading {path.name}…")
-    results = explainer.compare_transfer(
-        dataset, **plan, **options, out=path,
-        callback=lambda done, total, row: progress.progress(done / total, text=f"completing run {done}/{total}…"),
+    results = explainer.open_results(
+        path, callback=lambda done, total, row: progress.progress(done / total, text=f"completing run {done}/{total}…"),
     )
     progress.empty()
     return results
