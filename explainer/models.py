@@ -20,6 +20,7 @@ from PIL import Image
 from torch import nn
 
 from .errors import InputError, ModelLoadError
+from .hardware import resolve_device
 from .images import ImageSource, load_image
 
 BUNDLED_MODEL = "efficientnet_lite0"
@@ -109,7 +110,7 @@ class Classifier:
 
     def to(self, device: str | torch.device) -> "Classifier":
         """Move the module to ``device`` (in place) and return self."""
-        self.module.to(_resolve_device(device))
+        self.module.to(resolve_device(device))
         return self
 
     # ---------------------------------------------------------------------- layers
@@ -284,15 +285,6 @@ def _count_outputs(module: nn.Module, in_chans: int, size: tuple[int, int]) -> i
     return int(out.shape[1])
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device='cuda' was requested but no CUDA GPU is available; use device='cpu'.")
-    return resolved
-
-
 @lru_cache(maxsize=1)
 def imagenet_labels() -> list[str]:
     """Short, unique ImageNet-1k class names (from ``timm.data.ImageNetInfo``)."""
@@ -346,7 +338,7 @@ def load_model(
 
     Offline, missing hub weights fail within about a second with a message naming the fix.
     """
-    target_device = _resolve_device(device)
+    target_device = resolve_device(device)
     if isinstance(source, nn.Module):
         classifier = Classifier.from_module(source, labels=labels)
         return classifier.to(target_device)

@@ -33,7 +33,8 @@ from .feature_cache import (
     resize,
     tensor_digest,
 )
-from .models import Classifier, _resolve_device, load_model
+from .hardware import resolve_device
+from .models import Classifier, load_model
 
 #: Strategy name → what it trains, in the order results list them.
 STRATEGIES: dict[str, str] = {
@@ -592,7 +593,7 @@ def compare_transfer(
         raise InputError(f"lr must be positive, got {lr}.")
     data = _check_dataset(dataset)
     levels = _check_shots(shots, data)
-    target = _resolve_device(backbone.device if isinstance(backbone, Classifier) and device is None else device)
+    target = resolve_device(backbone.device if isinstance(backbone, Classifier) and device is None else device)
     if isinstance(backbone, Classifier) and backbone.device != target:
         raise InputError(
             f"The backbone lives on {backbone.device} but device={str(target)!r} was asked for; leave device=None "
