@@ -200,11 +200,16 @@ def _run_guided_backprop(job: _Job) -> _Output:
     return _Output(_captum().GuidedBackprop(job.module).attribute(job.inputs, target=job.targets))
 
 
+def occlusion_window(params: dict[str, Any], height: int, width: int) -> tuple[int, int]:
+    """Occlusion's (window, stride): as given, else a window of 1/7 of the shorter side and half-window stride."""
+    window = params["window"] or max(2, round(min(height, width) / 7))
+    return window, params["stride"] or max(1, window // 2)
+
+
 def _run_occlusion(job: _Job) -> _Output:
     p = job.params
     channels, height, width = job.inputs.shape[1:]
-    window = p["window"] or max(2, round(min(height, width) / 7))
-    stride = p["stride"] or max(1, window // 2)
+    window, stride = occlusion_window(p, height, width)
     if window > min(height, width):
         raise InputError(f"occlusion window={window} is larger than the {height}×{width} input; use a smaller one.")
     attributions = _captum().Occlusion(job.module).attribute(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .attribution import METHODS, _method, _resolve_params
+from .attribution import METHODS, _method, _resolve_params, occlusion_window
 
 if TYPE_CHECKING:
     from .models import Classifier, ImageBatch
@@ -60,10 +60,9 @@ def evaluations_per_image(method: str, params: dict[str, Any], input_size: tuple
         return int(params["n_steps"]) + 2
     if "n_samples" in params:
         return int(params["n_samples"])
-    if method == "occlusion":  # the window/stride defaults of attribution._run_occlusion
+    if method == "occlusion":
         height, width = input_size
-        window = params["window"] or max(2, round(min(height, width) / 7))
-        stride = params["stride"] or max(1, window // 2)
+        window, stride = occlusion_window(params, height, width)
         return ((height - window) // stride + 1) * ((width - window) // stride + 1) + 1
     if method == "feature_ablation":
         return int(params["n_segments"]) + 1
