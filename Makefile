@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dashboard test test-fast benchmarks
+.PHONY: dashboard test test-fast lint benchmarks browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,20 @@ $(STAMP): pyproject.toml
 dashboard: $(STAMP)
 	$(VENV)/bin/explainer dashboard
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not browser"
+
+# Installs Debian's chromium for the browser tests when it is missing and this user may (root with apt-get);
+# otherwise the browser tests skip with the reason (and fail under CI=true).
+browser:
+	@bash tools/ensure_chromium.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 benchmarks: $(STAMP)
 	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done

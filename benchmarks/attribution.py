@@ -32,13 +32,14 @@ import subprocess
 import sys
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 import explainer
-from explainer.attribution import METHODS, _private_copy, explain
-from explainer.layers import find_cam_layer
+from explainer.explain.attribution import METHODS, _private_copy, explain
+from explainer.models.layers import find_cam_layer
 
 PHOTOS = ("cat", "coffee", "rocket", "camera", "china", "astronaut")
 IG_STEPS = 50
@@ -205,7 +206,7 @@ def bench_methods(classifier, pixels, targets, methods, repeats, quick) -> list[
         params = overrides.get(method, {})
         used = explain(classifier, pixels, method, target=targets, **params).params
         raw = raw_captum(method, classifier, inputs, targets, used)
-        contenders = {"explain": lambda: explain(classifier, pixels, method, target=targets, **params)}
+        contenders = {"explain": lambda method=method, params=params: explain(classifier, pixels, method, target=targets, **params)}
         if raw is not None:
             contenders["raw"] = raw
         if METHODS[method].private_copy:

@@ -28,7 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from dashboard_server import (  # noqa: E402
-    CHROMIUM_ARGS, IDLE, DashboardServer, chromium_path, open_page, wait_idle,
+    CHROMIUM_ARGS,
+    IDLE,
+    DashboardServer,
+    chromium_path,
+    open_page,
+    wait_idle,
 )
 
 PEER_APP = '''

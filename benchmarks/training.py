@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 import explainer
-from explainer.architectures import build_cnn
 from explainer.hardware import describe_device, matmul_peak_gflops, resolve_device
-from explainer.training import fit
+from explainer.learn.architectures import build_cnn
+from explainer.learn.training import fit
 
 TARGET = 0.97
 LR, BATCH, SEED = 1e-3, 32, 0
@@ -45,7 +45,7 @@ def plain_loop(model, data, epochs, device, target=None):
     generator = torch.Generator().manual_seed(SEED)
     start = time.perf_counter()
     accuracy, epoch = 0.0, 0
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, epochs + 1):  # noqa: B007 - the last epoch is returned
         order = torch.randperm(len(y), generator=generator).to(device)
         for i in range(0, len(y), BATCH):
             batch = order[i : i + BATCH]
@@ -73,7 +73,7 @@ def sklearn_mlp(data, max_epochs=200, target=TARGET):
     mlp = MLPClassifier(hidden_layer_sizes=(100,), random_state=SEED)
     start = time.perf_counter()
     accuracy, epoch = 0.0, 0
-    for epoch in range(1, max_epochs + 1):
+    for epoch in range(1, max_epochs + 1):  # noqa: B007 - the last epoch is returned
         mlp.partial_fit(x, y, classes=np.arange(10))
         accuracy = mlp.score(x_test, y_test)
         if accuracy >= target:

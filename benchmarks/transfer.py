@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 import explainer
 from explainer import feature_cache
-from explainer.transfer import _HeadedBackbone, few_shot_sample, fit_logistic
+from explainer.transfer.experiment import _HeadedBackbone, few_shot_sample, fit_logistic
 
 CURVE = dict(shots=(1, 2, 5, 10, 20, 50), seeds=3, strategies=("linear_probe", "pixels", "small_cnn"), steps=100)
 
@@ -118,8 +118,8 @@ def cache_speedup(model: explainer.Classifier, data: explainer.Dataset, cache: s
     for seed in range(repeats):
         seconds, features = timed(lookup)
         times["memory" if features.source == "memory" else "disk"].append(seconds)
-        times["probe"].append(timed(lambda: probe_run(features.train, features.test, seed))[0])
-        times["recompute"].append(timed(lambda: recompute(seed))[0])
+        times["probe"].append(timed(lambda features=features, seed=seed: probe_run(features.train, features.test, seed))[0])
+        times["recompute"].append(timed(lambda seed=seed: recompute(seed))[0])
         feature_cache.clear_memory_cache()
         times["disk"].append(timed(lookup)[0])
     ms = {name: 1000 * statistics.median(values) for name, values in times.items() if values}

@@ -9,14 +9,14 @@ import contextlib
 import hashlib
 import re
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import streamlit as st
 from PIL import Image
 
 import explainer
+from explainer.data.images import MAX_IMAGE_BYTES
 from explainer.errors import ExplainerError
-from explainer.images import MAX_IMAGE_BYTES
 from explainer.report import ReportSection, build_report
 
 #: Cache key of the one model every learner shares (frozen: nobody trains it).

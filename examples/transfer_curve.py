@@ -18,6 +18,7 @@ from explainer.plots.transfer import transfer_curve
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="textures", help="textures, digits, cifar10 or imagefolder:PATH")
     parser.add_argument("--shots", default="1,2,5,10,20,50", help="labelled examples per class, comma-separated")
@@ -33,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the example; the exit status."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -8,25 +8,31 @@ Notebook use::
     model.predict(photos["cat"], top_k=3)
 """
 
-from .activations import Activations, LayerActivation, activations
-from .anatomy import Anatomy, anatomy
-from .architectures import build_cnn, build_mlp, build_model
-from .attribution import METHODS, Explanation, MethodSpec, explain, list_methods
-from .convolution import ConvStep, conv_step
-from .datasets import Dataset, load_dataset
-from .embeddings import Embedding, embed_dataset
-from .errors import DatasetError, ExplainerError, InputError, ModelLoadError
-from .estimate import CostEstimate, estimate_cost
-from .faithfulness import FaithfulnessReport, MaskShare, check_faithfulness, mask_share, method_agreement
-from .features import FeatureVisualization, TopActivating, top_activating, visualize_channel
-from .flops import FlopCount, count_flops
-from .hardware import describe_device, matmul_peak_gflops
-from .images import load_image, sample_images
-from .intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
-from .models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
-from .playground import PlaygroundConfig, PlaygroundRun, train_playground
-from .training import EpochStats, LearningStep, StepStats, TrainingRun, fit, learning_step
-from .transfer import STRATEGIES, TransferResults, compare_transfer, open_results
+from explainer.data.datasets import Dataset, load_dataset
+from explainer.data.images import load_image, sample_images
+from explainer.errors import DatasetError, ExplainerError, InputError, ModelLoadError
+from explainer.evidence.faithfulness import (
+    FaithfulnessReport,
+    MaskShare,
+    check_faithfulness,
+    mask_share,
+    method_agreement,
+)
+from explainer.explain.attribution import METHODS, Explanation, MethodSpec, explain, list_methods
+from explainer.explain.estimate import CostEstimate, estimate_cost
+from explainer.hardware import describe_device, matmul_peak_gflops
+from explainer.inside.activations import Activations, LayerActivation, activations
+from explainer.inside.convolution import ConvStep, conv_step
+from explainer.inside.embeddings import Embedding, embed_dataset
+from explainer.inside.features import FeatureVisualization, TopActivating, top_activating, visualize_channel
+from explainer.inside.intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
+from explainer.learn.architectures import build_cnn, build_mlp, build_model
+from explainer.learn.flops import FlopCount, count_flops
+from explainer.learn.playground import PlaygroundConfig, PlaygroundRun, train_playground
+from explainer.learn.training import EpochStats, LearningStep, StepStats, TrainingRun, fit, learning_step
+from explainer.models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
+from explainer.models.anatomy import Anatomy, anatomy
+from explainer.transfer.experiment import STRATEGIES, TransferResults, compare_transfer, open_results
 
 __version__ = "0.1.0"
 

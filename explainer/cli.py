@@ -6,9 +6,10 @@ import argparse
 import importlib
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from .errors import ExplainerError
+from explainer.errors import ExplainerError
 
 #: Subcommand modules, in the order `explainer --help` lists them.
 COMMAND_MODULES = ("models", "predict", "explain", "check", "train", "transfer", "inside", "dashboard")

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import torch
 
-from .errors import InputError
+from explainer.errors import InputError
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

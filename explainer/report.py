@@ -18,17 +18,18 @@ import html
 import math
 import os
 import platform
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.offline
 import torch
 
-from .errors import InputError
-from .hardware import cpu_name
+from explainer.errors import InputError
+from explainer.hardware import cpu_name
 
 #: Distributions whose versions every report records (missing ones are reported as such).
 REPORTED_PACKAGES = ("explainer", "torch", "torchvision", "captum", "timm", "numpy", "plotly", "scikit-learn",

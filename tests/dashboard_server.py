@@ -64,7 +64,7 @@ class DashboardServer:
         self.process: subprocess.Popen | None = None
         self.started = self.healthy = 0.0
 
-    def __enter__(self) -> "DashboardServer":
+    def __enter__(self) -> DashboardServer:
         command = [sys.executable, "-m", "streamlit", "run", str(self.app), "--server.headless", "true",
                    "--server.fileWatcherType", "none", "--server.port", str(self.port),
                    "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
@@ -113,7 +113,7 @@ class DashboardServer:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def wait_idle(page: "Page", timeout: float = 60.0) -> None:
+def wait_idle(page: Page, timeout: float = 60.0) -> None:
     """Wait until the script has finished its run and stays finished (two checks 300 ms apart)."""
     deadline = time.perf_counter() + timeout
     page.wait_for_timeout(150)  # let a rerun triggered just now start
@@ -127,13 +127,13 @@ def wait_idle(page: "Page", timeout: float = 60.0) -> None:
             raise TimeoutError("the Streamlit script kept running")
 
 
-def open_page(page: "Page", url: str, timeout: float = 90.0) -> None:
+def open_page(page: Page, url: str, timeout: float = 90.0) -> None:
     """Load ``url`` and wait for the first complete script run."""
     page.goto(url, wait_until="domcontentloaded")
     wait_idle(page, timeout)
 
 
-def screenshot(page: "Page", path: Path, width: int = 1400, max_height: int = 4000) -> None:
+def screenshot(page: Page, path: Path, width: int = 1400, max_height: int = 4000) -> None:
     """Save the whole page: grow the viewport to the main block's height (the app scrolls inside it)."""
     height = page.evaluate(
         "() => { const b = document.querySelector(\"[data-testid='stMainBlockContainer']\");"

@@ -16,7 +16,7 @@ import explainer
 from explainer import METHODS, Explanation, explain, list_methods
 from explainer.cli import main as cli_main
 from explainer.errors import ExplainerError, InputError
-from explainer.layers import find_cam_layer
+from explainer.models.layers import find_cam_layer
 from explainer.plots.attribution import (
     attribution_overlay,
     methods_grid,
@@ -335,7 +335,7 @@ def test_memory_budget_sets_passes_without_changing_results(timm_models):
 
 def test_measured_memory_matches_field_notes(bundled_classifier):
     """~76 MiB of saved activations per 224 px sample for EfficientNet-Lite0 (FIELD-NOTES)."""
-    from explainer.attribution import sample_memory
+    from explainer.explain.attribution import sample_memory
 
     memory = sample_memory(bundled_classifier, (3, 224, 224))
     assert 60 * 2**20 < memory.saved_bytes < 95 * 2**20

@@ -7,17 +7,24 @@ Playwright and saves a screenshot of every page to ``docs/screenshots/<page>.png
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import timm
 import torch
-from safetensors.torch import save_file
-
 from dashboard_server import (
-    CHART, CHROMIUM_ARGS, EXCEPTION, REPO, DashboardServer, chromium_path, open_page, screenshot, wait_idle,
+    CHART,
+    CHROMIUM_ARGS,
+    EXCEPTION,
+    REPO,
+    DashboardServer,
+    chromium_path,
+    open_page,
+    screenshot,
+    wait_idle,
 )
+from safetensors.torch import save_file
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = REPO / "docs" / "screenshots"

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from explainer import DatasetError, InputError, load_dataset
-from explainer.datasets import TOY_SETS
+from explainer.data.datasets import TOY_SETS
 
 
 def test_digits_split_is_stratified_and_scaled() -> None:

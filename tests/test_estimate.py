@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import explainer
-from explainer.estimate import CostEstimate, estimate_cost
+from explainer.explain.estimate import CostEstimate, estimate_cost
 
 
 @pytest.fixture(scope="module")

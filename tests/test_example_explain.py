@@ -6,7 +6,6 @@ import os
 import re
 
 import pytest
-
 from notebooks import execute_notebook
 
 

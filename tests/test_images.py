@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from explainer import InputError, load_image, sample_images
-from explainer import images as images_module
+from explainer.data import images as images_module
 
 
 def _png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explainer import InputError, load_model
-from explainer.layers import describe_layer, feature_layers, find_cam_layer
+from explainer.models.layers import describe_layer, feature_layers, find_cam_layer
 
 
 @pytest.mark.parametrize(

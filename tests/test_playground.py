@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from explainer.errors import InputError
-from explainer.playground import PlaygroundConfig, feature_matrix, train_playground
-from explainer.plots.playground import BLUE, ORANGE, WIDTH_BINS, decision_boundary, loss_curves, network_diagram, neuron_heatmaps
+from explainer.learn.playground import PlaygroundConfig, feature_matrix, train_playground
+from explainer.plots.playground import (
+    BLUE,
+    ORANGE,
+    WIDTH_BINS,
+    decision_boundary,
+    loss_curves,
+    network_diagram,
+    neuron_heatmaps,
+)
 
 #: The spiral setting the docs quote: 2×8 tanh on x1, x2 and their sines, noise 0, Adam, full batch.
 SPIRAL = PlaygroundConfig(

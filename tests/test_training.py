@@ -11,13 +11,13 @@ import torch
 from torch import nn
 
 import explainer
-from explainer.architectures import build_cnn, build_mlp, build_model
 from explainer.cli import main
 from explainer.errors import InputError, ModelLoadError
-from explainer.flops import count_flops
 from explainer.hardware import describe_device, matmul_peak_gflops
+from explainer.learn.architectures import build_cnn, build_mlp, build_model
+from explainer.learn.flops import count_flops
+from explainer.learn.training import fit, learning_step
 from explainer.plots.training import gradient_norms, learning_step_figure, training_curves, update_ratios
-from explainer.training import fit, learning_step
 
 
 @pytest.fixture(scope="module")

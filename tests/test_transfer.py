@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import explainer
-from explainer import feature_cache
 from explainer.cli import main
 from explainer.errors import DatasetError, InputError
 from explainer.plots.transfer import transfer_curve
-from explainer.transfer import (
+from explainer.transfer import feature_cache
+from explainer.transfer.experiment import (
     _HeadedBackbone,
     compare_transfer,
     few_shot_sample,

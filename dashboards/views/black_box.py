@@ -6,21 +6,21 @@ import json
 
 import numpy as np
 import streamlit as st
+from common import bundled_classifier, content_key, model_lock, offer_report, pick_image, shows_errors
 from PIL import Image
 
 import explainer
-from common import bundled_classifier, content_key, model_lock, offer_report, pick_image, shows_errors
-from explainer.attribution import METHODS, Explanation, explain, list_methods
-from explainer.estimate import CostEstimate, estimate_cost
-from explainer.activations import Activations, activations, default_layers
-from explainer.architectures import build_cnn
-from explainer.faithfulness import FaithfulnessReport, check_faithfulness, mask_share, method_agreement
-from explainer.intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
+from explainer.evidence.faithfulness import FaithfulnessReport, check_faithfulness, mask_share, method_agreement
+from explainer.explain.attribution import METHODS, Explanation, explain, list_methods
+from explainer.explain.estimate import CostEstimate, estimate_cost
+from explainer.inside.activations import Activations, activations, default_layers
+from explainer.inside.intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
+from explainer.learn.architectures import build_cnn
+from explainer.learn.training import EpochStats, fit
 from explainer.plots.attribution import attribution_overlay, methods_grid
 from explainer.plots.faithfulness import agreement_heatmap, faithfulness_curves, randomization_cascade
 from explainer.plots.inside import channel_importance_figure, feature_maps_figure, intervention_figure
 from explainer.report import ReportSection
-from explainer.training import EpochStats, fit
 
 DEFAULT_METHODS = ["gradcam", "saliency"]
 #: This learner's known-answer CNN (trained in the session, never shared).
@@ -37,6 +37,7 @@ def image_key(image: Image.Image) -> str:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def predict_cached(key: str, _image: Image.Image) -> list[explainer.Prediction]:
+    """Top-5 predictions of the shared model, cached by image key."""
     with model_lock():
         return bundled_classifier().predict(_image, top_k=5)[0]
 
@@ -73,18 +74,21 @@ def agreement_cached(
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def activations_cached(key: str, layer: str, _image: Image.Image) -> Activations:
+    """One layer's activations, cached by image key."""
     with model_lock():
         return activations(bundled_classifier(), _image, layers=[layer])
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def importance_cached(key: str, target: int, _image: Image.Image) -> ChannelImportance:
+    """Channel importance at the CAM layer, cached by image key."""
     with model_lock():
         return cam_channel_importance(bundled_classifier(), _image, target=target)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def ablate_cached(key: str, layer: str, channels: tuple[int, ...], target: int, _image: Image.Image) -> Intervention:
+    """An ablation of the chosen channels, cached by image key."""
     with model_lock():
         return ablate(bundled_classifier(), _image, layer, list(channels), target=target)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import streamlit as st
+from common import BUNDLED_KEY, bundled_classifier, model_lock
 
 import explainer
-from common import BUNDLED_KEY, bundled_classifier, model_lock
-from explainer.anatomy import Anatomy, anatomy
+from explainer.models.anatomy import Anatomy, anatomy
 from explainer.plots.inside import anatomy_figure
 
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import streamlit as st
-
 from common import offer_report, shows_errors
-from explainer.architectures import ACTIVATIONS
-from explainer.datasets import TOY_SETS
-from explainer.playground import FEATURES, MAX_LAYERS, MAX_NEURONS, PlaygroundConfig, PlaygroundRun, train_playground
+
+from explainer.data.datasets import TOY_SETS
+from explainer.learn.architectures import ACTIVATIONS
+from explainer.learn.playground import (
+    FEATURES,
+    MAX_LAYERS,
+    MAX_NEURONS,
+    PlaygroundConfig,
+    PlaygroundRun,
+    train_playground,
+)
 from explainer.plots.playground import decision_boundary, loss_curves, network_diagram, neuron_heatmaps
 from explainer.report import ReportSection
 
@@ -62,6 +69,7 @@ if start:
         progress = st.progress(0.0, text="Training…")
 
         def on_epoch(stats) -> None:
+            """Show progress after an epoch."""
             progress.progress(stats.epoch / epochs, text=(
                 f"epoch {stats.epoch}/{epochs} · test loss {stats.test_loss:.3f} · {stats.elapsed:.2f} s"))
 

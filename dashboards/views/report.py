@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import streamlit as st
-
 from common import report_sections, slug
+
 from explainer.report import build_report, environment
 
 st.title("Report")

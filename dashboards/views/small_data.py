@@ -6,12 +6,12 @@ import tempfile
 from pathlib import Path
 
 import streamlit as st
+from common import offer_report, shows_errors
 
 import explainer
-from common import offer_report, shows_errors
 from explainer.plots.transfer import transfer_curve
 from explainer.report import ReportSection
-from explainer.transfer import DEFAULT_SHOTS, STRATEGIES, TransferResults
+from explainer.transfer.experiment import DEFAULT_SHOTS, STRATEGIES, TransferResults
 
 #: This learner's latest comparison (session only).
 RESULTS_KEY = "transfer_results"
@@ -84,6 +84,7 @@ if start:
         progress = st.progress(0.0, text="Computing frozen ImageNet features (cached after the first run)…")
 
         def on_run(done: int, total: int, row: dict) -> None:
+            """Show progress after a finished run."""
             progress.progress(done / total, text=(
                 f"{done}/{total}: {row['strategy'].replace('_', ' ')} with {row['shots']} per class → "
                 f"{row['accuracy']:.1%} in {row['seconds']:.1f} s"))

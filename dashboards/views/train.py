@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import streamlit as st
+from common import offer_report, shows_errors
 
 import explainer
-from common import offer_report, shows_errors
-from explainer.architectures import ACTIVATIONS
+from explainer.learn.architectures import ACTIVATIONS
+from explainer.learn.training import OPTIMIZERS
 from explainer.plots.training import gradient_norms, learning_step_figure, training_curves, update_ratios
 from explainer.report import ReportSection
-from explainer.training import OPTIMIZERS
 
 #: This learner's run (model + telemetry) lives in the session, never in a shared cache.
 RUN_KEY = "train_run"
@@ -85,6 +85,7 @@ with live:
             board = st.empty()
 
             def on_epoch(stats: explainer.EpochStats) -> None:
+                """Show progress after an epoch."""
                 progress.progress(stats.epoch / epochs, text=(
                     f"epoch {stats.epoch}/{epochs} · {stats.elapsed:.1f} s · "
                     f"test accuracy {stats.test_accuracy:.1%}"))

@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 
 import streamlit as st
+from common import content_key, offer_report, pick_image, shows_errors
 
 import explainer
-from common import content_key, offer_report, pick_image, shows_errors
-from explainer.attribution import METHODS, list_methods
+from explainer.explain.attribution import METHODS, list_methods
 from explainer.plots.attribution import attribution_overlay
 from explainer.report import ReportSection
 

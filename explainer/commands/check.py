@@ -7,15 +7,16 @@ import ast
 import math
 from typing import Any
 
-from ..attribution import METHODS, explain
-from ..cli import print_json
-from ..errors import InputError
-from ..faithfulness import BASELINES, check_faithfulness
-from ..images import load_image
-from ..models import BUNDLED_MODEL, load_model
+from explainer.cli import print_json
+from explainer.data.images import load_image
+from explainer.errors import InputError
+from explainer.evidence.faithfulness import BASELINES, check_faithfulness
+from explainer.explain.attribution import METHODS, explain
+from explainer.models import BUNDLED_MODEL, load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser(
         "check", help="measure how faithful attribution maps are (deletion/insertion curves, model randomization)"
     )
@@ -58,6 +59,7 @@ def _number(value: float) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the exit status."""
     params = parse_params(args.param, args.method)
     images = [load_image(path) for path in args.images]
     classifier = load_model(args.model, device=args.device, arch=args.arch)

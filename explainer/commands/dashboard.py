@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import ExplainerError
+from explainer.errors import ExplainerError
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser("dashboard", help="launch the Streamlit dashboard")
     parser.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     parser.add_argument("--headless", action="store_true", help="do not open a browser")
@@ -20,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the exit status."""
     if not APP.is_file():
         raise ExplainerError(f"Dashboard app not found at {APP}; run from a clone of the repository.")
     command = [

@@ -11,18 +11,20 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ..attribution import METHODS, explain
-from ..cli import print_json
-from ..images import load_image
-from ..models import BUNDLED_MODEL, load_model
+from explainer.cli import print_json
+from explainer.commands.check import parse_params
+from explainer.data.images import load_image
+from explainer.explain.attribution import METHODS, explain
+from explainer.models import BUNDLED_MODEL, load_model
+
 from ..plots.attribution import attribution_overlay, methods_grid
-from .check import parse_params
 
 #: Where kaleido (PNG export) finds a browser when BROWSER_PATH is not set.
 CHROMIUM = "/usr/bin/chromium"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser("explain", help="attribution maps (saliency, IG, Grad-CAM, ...) as figures")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument("--model", default=BUNDLED_MODEL, help=f"model source (default: {BUNDLED_MODEL})")
@@ -42,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the exit status."""
     methods = args.method or ["integrated_gradients"]
     params = parse_params(args.param, methods)
     images = [load_image(path) for path in args.images]

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from ..anatomy import anatomy
-from ..cli import print_json
-from ..errors import InputError
-from ..images import load_image
-from ..intervention import ablate, cam_channel_importance
-from ..models import BUNDLED_MODEL, load_model
+from explainer.cli import print_json
+from explainer.data.images import load_image
+from explainer.errors import InputError
+from explainer.inside.intervention import ablate, cam_channel_importance
+from explainer.models import BUNDLED_MODEL, load_model
+from explainer.models.anatomy import anatomy
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +25,7 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser("anatomy", help="the network's layers: output shapes and parameter counts")
     _model_arguments(parser)
     parser.add_argument("--depth", type=int, default=1, help="1 = top-level blocks, 2 = their children, ...")
@@ -49,6 +50,7 @@ def _load(args: argparse.Namespace):
 
 
 def run_anatomy(args: argparse.Namespace) -> int:
+    """Print the network's layers."""
     result = anatomy(_load(args), depth=args.depth)
     if args.json:
         print_json({"model": result.model, "total_params": result.total_params,
@@ -68,6 +70,7 @@ def _parse_channels(text: str) -> list[int]:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
+    """Zero channels and print how the prediction moves."""
     classifier = _load(args)
     image = load_image(args.image)
     if args.channels is not None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import print_json
-from ..models import list_model_sources
+from explainer.cli import print_json
+from explainer.models import list_model_sources
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser("models", help="list model sources and whether they load offline now")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the exit status."""
     rows = list_model_sources()
     if args.json:
         print_json(rows)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import print_json
-from ..images import load_image
-from ..models import BUNDLED_MODEL, load_model
+from explainer.cli import print_json
+from explainer.data.images import load_image
+from explainer.models import BUNDLED_MODEL, load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser("predict", help="classify images with a model")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument("--model", default=BUNDLED_MODEL, help=f"model source (default: {BUNDLED_MODEL})")
@@ -21,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the exit status."""
     images = [load_image(path) for path in args.images]
     classifier = load_model(args.model, device=args.device, arch=args.arch)
     predictions = classifier.predict(images, top_k=args.top)

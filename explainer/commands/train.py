@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..architectures import ACTIVATIONS, build_model
-from ..cli import print_json
-from ..datasets import load_dataset
-from ..errors import InputError
-from ..training import OPTIMIZERS, EpochStats, fit
+from explainer.cli import print_json
+from explainer.data.datasets import load_dataset
+from explainer.errors import InputError
+from explainer.learn.architectures import ACTIVATIONS, build_model
+from explainer.learn.training import OPTIMIZERS, EpochStats, fit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser("train", help="train a network live and print what it cost (a receipt)")
     parser.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
     parser.add_argument("--arch", default="cnn", help="cnn, mlp or a timm architecture name (default: cnn)")
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the exit status."""
     import torch
     from tqdm import tqdm
 

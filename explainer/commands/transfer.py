@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import print_json
-from ..errors import InputError
-from ..models import BUNDLED_MODEL
-from ..transfer import DEFAULT_LR, DEFAULT_SHOTS, STRATEGIES, TransferResults, compare_transfer
+from explainer.cli import print_json
+from explainer.errors import InputError
+from explainer.models import BUNDLED_MODEL
+from explainer.transfer.experiment import DEFAULT_LR, DEFAULT_SHOTS, STRATEGIES, TransferResults, compare_transfer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser(
         "transfer", help="compare transfer learning with training from scratch on 1–50 examples per class"
     )
@@ -50,6 +51,7 @@ def parse_shots(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the exit status."""
     from tqdm import tqdm
 
     shots = parse_shots(args.shots)

@@ -8,14 +8,14 @@ go to [0, 1] on a sequential scale.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..attribution import Explanation
-from ..errors import InputError
+from explainer.errors import InputError
+from explainer.explain.attribution import Explanation
 
 #: Percentile of |values| mapped to full colour; larger values are clipped.
 CLIP_PERCENTILE = 99.0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..errors import InputError
-from ..faithfulness import RANDOMIZATION_THRESHOLD, FaithfulnessReport, area_under_curve
+from explainer.errors import InputError
+from explainer.evidence.faithfulness import RANDOMIZATION_THRESHOLD, FaithfulnessReport, area_under_curve
 
 _COLORS = {"morf": "#d62728", "lerf": "#1f77b4", "insertion": "#2ca02c", "random": "#7f7f7f"}
 

@@ -9,13 +9,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..activations import Activations
-from ..anatomy import Anatomy
-from ..convolution import ConvStep
-from ..embeddings import Embedding
-from ..errors import InputError
-from ..features import FeatureVisualization, TopActivating
-from ..intervention import ChannelImportance, Intervention
+from explainer.errors import InputError
+from explainer.inside.activations import Activations
+from explainer.inside.convolution import ConvStep
+from explainer.inside.embeddings import Embedding
+from explainer.inside.features import FeatureVisualization, TopActivating
+from explainer.inside.intervention import ChannelImportance, Intervention
+from explainer.models.anatomy import Anatomy
 
 _ROLE_COLORS = {"input": "#8c8c8c", "hidden": "#4c78a8", "output": "#f58518"}
 _CLASS_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6",

@@ -6,8 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..errors import InputError
-from ..playground import PlaygroundRun
+from explainer.errors import InputError
+from explainer.learn.playground import PlaygroundRun
 
 #: TensorFlow Playground's colours: orange for negative values / the orange class, blue for positive / blue.
 ORANGE, BLUE, NEUTRAL = "#f59322", "#0877bd", "#e8eaeb"

@@ -6,8 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..errors import InputError
-from ..training import LearningStep, TrainingRun
+from explainer.errors import InputError
+from explainer.learn.training import LearningStep, TrainingRun
 
 _SPLIT_COLORS = {"train": "#1f77b4", "test": "#ff7f0e"}
 #: A widely used rule of thumb: healthy updates change a layer's weights by about 1e-3 of their size.

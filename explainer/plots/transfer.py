@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, qualitative
 
-from ..transfer import TransferResults
+from explainer.transfer.experiment import TransferResults
 
 
 def transfer_curve(results: TransferResults, title: str | None = None) -> go.Figure:

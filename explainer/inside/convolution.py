@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import capture
-from .errors import InputError
-from .models import Classifier
+from explainer.errors import InputError
+from explainer.inside.activations import capture
+from explainer.models import Classifier
 
 if TYPE_CHECKING:
-    from .models import ImageBatch
+    from explainer.models import ImageBatch
 
 _PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
@@ -74,7 +74,7 @@ def _padding(conv: nn.Conv2d) -> tuple[int, int, int, int]:
 
 def conv_step(
     conv: nn.Conv2d | Classifier,
-    inputs: "torch.Tensor | ImageBatch",
+    inputs: torch.Tensor | ImageBatch,
     out_channel: int,
     row: int,
     col: int,

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .datasets import Dataset
-from .errors import InputError
-from .flops import FlopCount, count_flops
-from .hardware import describe_device, matmul_peak_gflops, resolve_device
+from explainer.data.datasets import Dataset
+from explainer.errors import InputError
+from explainer.hardware import describe_device, matmul_peak_gflops, resolve_device
+from explainer.learn.flops import FlopCount, count_flops
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,

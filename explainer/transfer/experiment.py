@@ -12,9 +12,9 @@ import difflib
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,9 +22,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .datasets import Dataset, load_dataset
-from .errors import InputError
-from .feature_cache import (
+from explainer.data.datasets import Dataset, load_dataset
+from explainer.errors import InputError
+from explainer.hardware import resolve_device
+from explainer.models import Classifier, load_model
+from explainer.transfer.feature_cache import (
     Features,
     check_backbone,
     dataset_features,
@@ -33,8 +35,6 @@ from .feature_cache import (
     resize,
     tensor_digest,
 )
-from .hardware import resolve_device
-from .models import Classifier, load_model
 
 #: Strategy name → what it trains, in the order results list them.
 STRATEGIES: dict[str, str] = {

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import as_maps, capture, check_channel
-from .datasets import Dataset
-from .errors import InputError
-from .images import sample_images
-from .layers import feature_layers
+from explainer.data.datasets import Dataset
+from explainer.data.images import sample_images
+from explainer.errors import InputError
+from explainer.inside.activations import as_maps, capture, check_channel
+from explainer.models.layers import feature_layers
 
 if TYPE_CHECKING:
-    from .models import Classifier, ImageBatch
+    from explainer.models import Classifier, ImageBatch
 
 #: Lucid's colour decorrelation: square root of the ImageNet colour covariance (its SVD), columns normalized.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -47,7 +48,7 @@ class TopActivating:
     device: str
 
 
-def _as_items(images: "ImageBatch | Dataset | Mapping") -> tuple[object, list[str]]:
+def _as_items(images: ImageBatch | Dataset | Mapping) -> tuple[object, list[str]]:
     """An indexable batch of images and their names."""
     if isinstance(images, Dataset):
         if not images.is_image:
@@ -64,7 +65,7 @@ def _as_items(images: "ImageBatch | Dataset | Mapping") -> tuple[object, list[st
     return [images], ["image 0"]
 
 
-def _channel_maps(classifier: "Classifier", layer: str, channel: int, pixels: torch.Tensor) -> torch.Tensor:
+def _channel_maps(classifier: Classifier, layer: str, channel: int, pixels: torch.Tensor) -> torch.Tensor:
     """``(N, h, w)`` activation of one channel for a batch of pixels."""
     output = capture(classifier, classifier.normalize(pixels).to(classifier.device), [layer])[layer]
     maps = as_maps(classifier, layer, output.float())
@@ -73,10 +74,10 @@ def _channel_maps(classifier: "Classifier", layer: str, channel: int, pixels: to
 
 
 def top_activating(
-    classifier: "Classifier",
+    classifier: Classifier,
     layer: str,
     channel: int,
-    images: "ImageBatch | Dataset | Mapping",
+    images: ImageBatch | Dataset | Mapping,
     k: int = 9,
     *,
     score: str = "max",
@@ -185,7 +186,7 @@ def _transform(pixels: torch.Tensor, rng: np.random.Generator, size: int) -> tor
 _RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
 
 
-def _pre_activation_site(classifier: "Classifier", layer: str, inputs: torch.Tensor) -> str | None:
+def _pre_activation_site(classifier: Classifier, layer: str, inputs: torch.Tensor) -> str | None:
     """Name of the rectifier whose output *is* ``layer``'s output (e.g. ``bn2.act`` in timm's BatchNormAct2d)."""
     root = classifier.get_layer(layer)
     if isinstance(root, _RECTIFIERS):
@@ -204,7 +205,7 @@ def _pre_activation_site(classifier: "Classifier", layer: str, inputs: torch.Ten
 
 
 def _channel_mean(
-    classifier: "Classifier", layer: str, channel: int, pixels: torch.Tensor, grad: bool, site: str | None = None
+    classifier: Classifier, layer: str, channel: int, pixels: torch.Tensor, grad: bool, site: str | None = None
 ) -> torch.Tensor:
     """Mean of one channel over positions, per image; of the pre-activation at ``site`` when given."""
     inputs = classifier.normalize(pixels)
@@ -218,7 +219,7 @@ def _channel_mean(
 
 
 def visualize_channel(
-    classifier: "Classifier",
+    classifier: Classifier,
     layer: str,
     channel: int,
     *,
@@ -226,7 +227,7 @@ def visualize_channel(
     size: int = 128,
     lr: float = 0.05,
     seed: int = 0,
-    reference_images: "ImageBatch | Mapping | None" = None,
+    reference_images: ImageBatch | Mapping | None = None,
 ) -> FeatureVisualization:
     """Optimize an image to excite ``channel`` of ``layer`` (feature visualization, as in Lucid).
 

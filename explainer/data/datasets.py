@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from .errors import DatasetError, InputError
+from explainer.errors import DatasetError, InputError
 
 TOY_SETS = ("circle", "xor", "gauss", "spiral", "moons")
 IMAGE_SETS = ("digits", "textures", "known_answer", "mnist", "fashion_mnist", "cifar10")
@@ -255,7 +255,7 @@ def load_imagefolder(
     transform = transforms.Compose(
         [transforms.Resize(image_size), transforms.CenterCrop(image_size), transforms.ToTensor()]
     )
-    from .images import load_image
+    from explainer.data.images import load_image
 
     def loader(file: str):
         return load_image(file)

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .attribution import METHODS, _method, _resolve_params, occlusion_window
+from explainer.explain.attribution import METHODS, _method, _resolve_params, occlusion_window
 
 if TYPE_CHECKING:
-    from .models import Classifier, ImageBatch
+    from explainer.models import Classifier, ImageBatch
 
 #: Samples per timed pass: small enough to be quick, large enough to amortise per-call overhead.
 TIMING_BATCH = 4
-_TIMINGS: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, float]]" = weakref.WeakKeyDictionary()
+_TIMINGS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, float]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def evaluations_per_image(method: str, params: dict[str, Any], input_size: tuple
     return 2 if method == "guided_gradcam" else 1  # guided Grad-CAM = guided backprop + Grad-CAM
 
 
-def estimate_cost(classifier: "Classifier", images: "ImageBatch", method: str, **params: Any) -> CostEstimate:
+def estimate_cost(classifier: Classifier, images: ImageBatch, method: str, **params: Any) -> CostEstimate:
     """Estimate the seconds :func:`explainer.explain` will need, from one timed pass on ``images``.
 
     The pass time is measured once per model, input shape, device and pass kind, then reused.
@@ -92,7 +92,7 @@ def estimate_cost(classifier: "Classifier", images: "ImageBatch", method: str, *
     )
 
 
-def _pass_seconds(classifier: "Classifier", pixel: torch.Tensor, forward_only: bool) -> float:
+def _pass_seconds(classifier: Classifier, pixel: torch.Tensor, forward_only: bool) -> float:
     """Seconds per sample of one pass over TIMING_BATCH copies of ``pixel`` (after one warm-up pass)."""
     module = classifier.module
     key = (tuple(pixel.shape[1:]), str(classifier.device), forward_only)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from .datasets import Dataset, load_dataset
-from .errors import InputError, ModelLoadError
+from explainer.data.datasets import Dataset, load_dataset
+from explainer.errors import InputError, ModelLoadError
 
 #: Activation name → module class. ``linear`` is the identity (no non-linearity).
 ACTIVATIONS: dict[str, type[nn.Module]] = {

@@ -16,16 +16,17 @@ import copy
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .attribution import Explanation, explain
-from .errors import InputError
-from .models import Classifier, ImageBatch
+from explainer.errors import InputError
+from explainer.explain.attribution import Explanation, explain
+from explainer.models import Classifier, ImageBatch
 
 BASELINES = ("zeros", "blur")
 #: Rank correlation below which a map counts as changed by full model randomization.

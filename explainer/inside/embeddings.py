@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .activations import capture, forward_hooks
-from .datasets import Dataset
-from .errors import InputError
-from .layers import feature_layers
-from .models import Classifier
+from explainer.data.datasets import Dataset
+from explainer.errors import InputError
+from explainer.inside.activations import capture, forward_hooks
+from explainer.models import Classifier
+from explainer.models.layers import feature_layers
 
 METHODS = ("pca", "tsne")
 

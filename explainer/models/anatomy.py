@@ -10,10 +10,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import InputError
+from explainer.errors import InputError
 
 if TYPE_CHECKING:
-    from .models import Classifier
+    from explainer.models import Classifier
 
 #: Modules that neither hold parameters nor change values in eval mode; hidden from the anatomy.
 _PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
@@ -92,7 +92,7 @@ def _shape_of(output: object) -> tuple[int, ...] | None:
     return None
 
 
-def anatomy(classifier: "Classifier", depth: int = 1) -> Anatomy:
+def anatomy(classifier: Classifier, depth: int = 1) -> Anatomy:
     """Describe ``classifier`` as input layer → hidden layers → output layer.
 
     One forward pass of a zero image records each row's output shape; rows follow execution order

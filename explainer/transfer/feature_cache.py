@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
-from .models import Classifier
+from explainer.errors import InputError
+from explainer.models import Classifier
 
 #: Environment variable that overrides the cache folder (default ``~/.cache/explainer``).
 CACHE_ENV = "EXPLAINER_CACHE"

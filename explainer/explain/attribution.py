@@ -14,19 +14,20 @@ import math
 import time
 import warnings
 import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ExplainerError, InputError
-from .layers import LayerInfo, describe_layer, find_cam_layer
+from explainer.errors import ExplainerError, InputError
+from explainer.models.layers import LayerInfo, describe_layer, find_cam_layer
 
 if TYPE_CHECKING:
-    from .models import Classifier, ImageBatch
+    from explainer.models import Classifier, ImageBatch
 
 #: Memory for one call's activations when the caller gives no budget, on a CPU (MiB).
 CPU_MEMORY_BUDGET_MB = 1024
@@ -72,7 +73,7 @@ class Explanation:
         return values.sum(dim=1).float()
 
     @property
-    def spec(self) -> "MethodSpec":
+    def spec(self) -> MethodSpec:
         """The registry entry of :attr:`method`."""
         return METHODS[self.method]
 
@@ -372,8 +373,8 @@ def list_methods() -> list[str]:
 
 # ------------------------------------------------------------------------------- explain()
 def explain(
-    classifier: "Classifier",
-    images: "ImageBatch",
+    classifier: Classifier,
+    images: ImageBatch,
     method: str = "integrated_gradients",
     target: int | str | Sequence[int | str] | None = None,
     *,
@@ -450,7 +451,7 @@ def explain(
     )
 
 
-def _warn_empty_maps(spec: MethodSpec, classifier: "Classifier", maps: torch.Tensor, info: LayerInfo | None) -> None:
+def _warn_empty_maps(spec: MethodSpec, classifier: Classifier, maps: torch.Tensor, info: LayerInfo | None) -> None:
     """Warn when a map is all zero: for CAM methods every position had negative evidence before the ReLU."""
     empty = [i for i, m in enumerate(maps) if not bool(m.any())]
     if not empty:
@@ -475,7 +476,7 @@ def _run_chunks(
     params: dict[str, Any],
     samples_per_pass: int,
     info: LayerInfo | None,
-    classifier: "Classifier",
+    classifier: Classifier,
 ) -> _Output:
     """Run the method on chunks of at most ``samples_per_pass`` images; Captum errors become ExplainerErrors."""
     chunk = min(len(targets), samples_per_pass)
@@ -559,7 +560,7 @@ def _resolve_params(spec: MethodSpec, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resolve_targets(
-    classifier: "Classifier", inputs: torch.Tensor, target: int | str | Sequence[int | str] | None, batch_size: int
+    classifier: Classifier, inputs: torch.Tensor, target: int | str | Sequence[int | str] | None, batch_size: int
 ) -> list[int]:
     """One class index per image: predicted (forward pass under inference mode), given, or one per image."""
     count = inputs.shape[0]
@@ -661,10 +662,10 @@ class SampleMemory:
         return max(1, self.largest_bytes * FORWARD_LIVE_ACTIVATIONS)
 
 
-_MEMORY: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, SampleMemory]]" = weakref.WeakKeyDictionary()
+_MEMORY: weakref.WeakKeyDictionary[nn.Module, dict[tuple, SampleMemory]] = weakref.WeakKeyDictionary()
 
 
-def sample_memory(classifier: "Classifier", shape: tuple[int, ...]) -> SampleMemory:
+def sample_memory(classifier: Classifier, shape: tuple[int, ...]) -> SampleMemory:
     """Measure (once per model, input shape and device) the activation memory of one sample.
 
     One forward pass of a zero image records every tensor autograd saves for the backward pass
@@ -715,7 +716,7 @@ def _budget_bytes(device: torch.device, memory_budget_mb: float | None) -> float
 
 
 # ------------------------------------------------------------------------- model handling
-_COPIES: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+_COPIES: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
 #: Elementwise activations Captum's DeepLIFT and guided-backprop rules do not recognise.
 _ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish, nn.Hardtanh)
 
@@ -748,7 +749,7 @@ def _private_copy(module: nn.Module) -> nn.Module:
     return cached.eval()
 
 
-def _copy_for(spec: MethodSpec, classifier: "Classifier") -> nn.Module:
+def _copy_for(spec: MethodSpec, classifier: Classifier) -> nn.Module:
     try:
         return _private_copy(classifier.module)
     except Exception as exc:  # deepcopy of exotic modules (compiled, with unpicklable attributes)

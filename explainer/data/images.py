@@ -5,19 +5,18 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
+from explainer.errors import InputError
 
 #: Largest image accepted, in pixels (width × height). Larger files are refused before decoding.
 MAX_IMAGE_PIXELS = 40_000_000
 #: Largest encoded image accepted, in bytes.
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 
-ImageSource = Union[str, Path, bytes, bytearray, Image.Image, np.ndarray]
+ImageSource = str | Path | bytes | bytearray | Image.Image | np.ndarray
 
 
 def load_image(source: ImageSource, *, name: str | None = None) -> Image.Image:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .errors import InputError
+from explainer.errors import InputError
 
 if TYPE_CHECKING:
-    from .models import Classifier
+    from explainer.models import Classifier
 
 #: Modules that never make a useful feature layer (they repeat their input or add noise).
 _PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout)
@@ -37,8 +37,8 @@ class LayerInfo:
         return patches.transpose(1, 2).reshape(output.shape[0], self.channels, *self.grid)
 
 
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[str, LayerInfo]]" = weakref.WeakKeyDictionary()
-_DEFAULT: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[str, LayerInfo]] = weakref.WeakKeyDictionary()
+_DEFAULT: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
 
 
 def _describe(name: str, output: object, prefix_tokens: int, embed_dim: int | None) -> LayerInfo | None:
@@ -54,7 +54,7 @@ def _describe(name: str, output: object, prefix_tokens: int, embed_dim: int | No
     return None
 
 
-def feature_layers(classifier: "Classifier") -> dict[str, LayerInfo]:
+def feature_layers(classifier: Classifier) -> dict[str, LayerInfo]:
     """All layers whose output is a spatial map or a token grid, in execution order (cached)."""
     module = classifier.module
     if module in _CACHE:
@@ -63,7 +63,7 @@ def feature_layers(classifier: "Classifier") -> dict[str, LayerInfo]:
     return _CACHE[module]
 
 
-def find_cam_layer(classifier: "Classifier") -> LayerInfo:
+def find_cam_layer(classifier: Classifier) -> LayerInfo:
     """The last feature layer whose map still influences the prediction (for Grad-CAM and friends).
 
     CNNs get their last spatial layer (e.g. timm EfficientNet ``bn2``, ResNet ``layer4``); vision
@@ -74,7 +74,7 @@ def find_cam_layer(classifier: "Classifier") -> LayerInfo:
     return _CACHE[classifier.module][_DEFAULT[classifier.module]]
 
 
-def describe_layer(classifier: "Classifier", name: str) -> LayerInfo:
+def describe_layer(classifier: Classifier, name: str) -> LayerInfo:
     """LayerInfo for ``name``; unknown names or layers without a spatial/token output raise clearly."""
     classifier.get_layer(name)  # raises InputError listing candidates for unknown names
     layers = feature_layers(classifier)
@@ -87,7 +87,7 @@ def describe_layer(classifier: "Classifier", name: str) -> LayerInfo:
     return layers[name]
 
 
-def _probe(classifier: "Classifier") -> None:
+def _probe(classifier: Classifier) -> None:
     """One forward and backward pass on a random input, recording each module's output and gradient."""
     module = classifier.module
     prefix = int(getattr(module, "num_prefix_tokens", 0) or 0)

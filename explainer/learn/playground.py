@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from .architectures import ACTIVATIONS, build_mlp
-from .datasets import TOY_SETS, Dataset, load_dataset
-from .errors import InputError
-from .hardware import resolve_device
-from .training import OPTIMIZERS, EpochStats, TrainingRun, fit
+from explainer.data.datasets import TOY_SETS, Dataset, load_dataset
+from explainer.errors import InputError
+from explainer.hardware import resolve_device
+from explainer.learn.architectures import ACTIVATIONS, build_mlp
+from explainer.learn.training import OPTIMIZERS, EpochStats, TrainingRun, fit
 
 #: Input features as in TensorFlow Playground, computed from the point (x1, x2).
 FEATURES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

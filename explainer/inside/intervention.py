@@ -4,32 +4,33 @@ channels the Grad-CAM layer relies on."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .activations import first_tensor, forward_hooks
-from .errors import InputError
-from .layers import feature_layers, find_cam_layer
-from .models import Prediction
+from explainer.errors import InputError
+from explainer.inside.activations import first_tensor, forward_hooks
+from explainer.models import Prediction
+from explainer.models.layers import feature_layers, find_cam_layer
 
 if TYPE_CHECKING:
-    from .models import Classifier, ImageBatch
+    from explainer.models import Classifier, ImageBatch
 
 Target = int | str | Sequence[int | str] | None
 
 
-def _channel_dim(classifier: "Classifier", layer: str, output: torch.Tensor) -> int:
+def _channel_dim(classifier: Classifier, layer: str, output: torch.Tensor) -> int:
     """Which dimension of ``layer``'s output holds the channels (the last one for transformer tokens)."""
     info = feature_layers(classifier).get(layer)
     return output.ndim - 1 if info is not None and info.kind == "tokens" else 1
 
 
-def _targets(classifier: "Classifier", target: Target, predicted: torch.Tensor) -> list[int]:
+def _targets(classifier: Classifier, target: Target, predicted: torch.Tensor) -> list[int]:
     """One class index per image: the prediction by default, else one class for all or one per image."""
     count = len(predicted)
     if target is None:
@@ -91,8 +92,8 @@ class Intervention:
 
 
 def ablate(
-    classifier: "Classifier",
-    images: "ImageBatch",
+    classifier: Classifier,
+    images: ImageBatch,
     layer: str,
     channels: Sequence[int] | None = None,
     *,
@@ -161,7 +162,7 @@ def ablate(
     )
 
 
-def _top(classifier: "Classifier", probabilities: torch.Tensor, k: int) -> list[list[Prediction]]:
+def _top(classifier: Classifier, probabilities: torch.Tensor, k: int) -> list[list[Prediction]]:
     top = probabilities.topk(k, dim=1)
     return [
         [Prediction(classifier.labels[int(i)], int(i), float(p)) for p, i in zip(values, indices)]
@@ -200,7 +201,7 @@ class ChannelImportance:
 
 
 def cam_channel_importance(
-    classifier: "Classifier", images: "ImageBatch", layer: str | None = None, target: Target = None
+    classifier: Classifier, images: ImageBatch, layer: str | None = None, target: Target = None
 ) -> ChannelImportance:
     """Rank the channels of the Grad-CAM layer (default: ``find_cam_layer``) by gradient × activation
     for the target class (default: each image's prediction)."""

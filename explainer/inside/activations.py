@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .anatomy import layer_units
-from .errors import InputError
-from .layers import feature_layers
-from .models import Prediction
+from explainer.errors import InputError
+from explainer.models import Prediction
+from explainer.models.anatomy import layer_units
+from explainer.models.layers import feature_layers
 
 if TYPE_CHECKING:
-    from .models import Classifier, ImageBatch
+    from explainer.models import Classifier, ImageBatch
 
 #: How many layers `activations` captures when none are named.
 DEFAULT_LAYER_COUNT = 6
@@ -29,7 +30,7 @@ class _StopForward(Exception):
 
 
 @contextmanager
-def forward_hooks(classifier: "Classifier", hooks: dict[str, Callable], *, pre: bool = False) -> Iterator[None]:
+def forward_hooks(classifier: Classifier, hooks: dict[str, Callable], *, pre: bool = False) -> Iterator[None]:
     """Register ``hooks`` (layer name → forward hook, or forward pre-hook with ``pre=True``) for the
     duration of a ``with`` block.
 
@@ -49,7 +50,7 @@ def forward_hooks(classifier: "Classifier", hooks: dict[str, Callable], *, pre: 
 
 
 def capture(
-    classifier: "Classifier",
+    classifier: Classifier,
     inputs: torch.Tensor,
     names: Sequence[str],
     *,
@@ -97,7 +98,7 @@ def first_tensor(output: object, name: str) -> torch.Tensor:
     raise InputError(f"Layer {name!r} does not output a tensor (got {type(output).__name__}); choose another layer.")
 
 
-def as_maps(classifier: "Classifier", name: str, output: torch.Tensor) -> torch.Tensor:
+def as_maps(classifier: Classifier, name: str, output: torch.Tensor) -> torch.Tensor:
     """A captured output as channel maps ``(N, C, H, W)``: ViT tokens become their patch grid
     (class tokens dropped), vectors ``(N, D)`` become ``(N, D, 1, 1)``."""
     layers = feature_layers(classifier)
@@ -122,7 +123,7 @@ def check_channel(maps_channels: int, channel: int, layer: str) -> None:
         )
 
 
-def default_layers(classifier: "Classifier", count: int = DEFAULT_LAYER_COUNT) -> list[str]:
+def default_layers(classifier: Classifier, count: int = DEFAULT_LAYER_COUNT) -> list[str]:
     """A handful of top-level blocks spread through the network whose output is a map or token grid,
     always ending with the last one."""
     features = feature_layers(classifier)
@@ -189,7 +190,7 @@ class Activations:
 
 
 def activations(
-    classifier: "Classifier", images: "ImageBatch", layers: Sequence[str] | str | None = None
+    classifier: Classifier, images: ImageBatch, layers: Sequence[str] | str | None = None
 ) -> Activations:
     """Capture the outputs of ``layers`` (default: a handful of blocks spread through the network)
     for ``images`` with forward hooks, which are removed afterwards (also on error)."""
@@ -230,7 +231,7 @@ def activations(
     )
 
 
-def _summarize(classifier: "Classifier", name: str, output: torch.Tensor) -> LayerActivation:
+def _summarize(classifier: Classifier, name: str, output: torch.Tensor) -> LayerActivation:
     maps = as_maps(classifier, name, output.float())
     features = feature_layers(classifier)
     kind = features[name].kind if name in features else ("vector" if output.ndim == 2 else "spatial")

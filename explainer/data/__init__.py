@@ -1,0 +1,1 @@
+"""Data layer: images (validated loading) and datasets behind one call."""

@@ -1,0 +1,1 @@
+"""Evidence layer: faithfulness metrics, controls, statistics over images, dataset-scale evaluation."""

@@ -1,0 +1,1 @@
+"""Explain layer: the method registry, attribution runners and cost estimates."""

@@ -1,0 +1,1 @@
+"""Inside the network: activations, top-activating images, feature visualization, interventions, embeddings."""

@@ -1,0 +1,1 @@
+"""Learning layer: architectures from a spec, `fit` with telemetry, FLOPs, the playground, sweeps."""

@@ -1,0 +1,293 @@
+"""`Classifier`: a module with its preprocessing, labels, named layers and device."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from explainer.data.images import ImageSource, load_image
+from explainer.errors import InputError
+from explainer.hardware import resolve_device
+
+BUNDLED_MODEL = "efficientnet_lite0"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Seconds to wait for a TCP connection before declaring a model hub unreachable.
+NETWORK_PROBE_SECONDS = 1.0
+
+ImageBatch = ImageSource | Sequence[ImageSource] | torch.Tensor
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of a prediction: its label, index and softmax probability."""
+
+    label: str
+    index: int
+    probability: float
+
+
+@dataclass(eq=False)
+class Classifier:
+    """An image classifier with everything needed to explain it.
+
+    ``module`` maps a normalized batch ``(N, C, H, W)`` to logits. Images (paths, PIL,
+    arrays, or pixel tensors in [0, 1]) go through :meth:`preprocess` first.
+    """
+
+    module: nn.Module
+    labels: list[str]
+    input_size: tuple[int, int] = (224, 224)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    name: str = "custom"
+    source: str = "module"
+    pretrained: bool = True
+    _layers: dict[str, nn.Module] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.module.eval()
+        self._layers = dict(self.module.named_modules())
+        if len(self.mean) != len(self.std):
+            raise InputError(f"mean has {len(self.mean)} values but std has {len(self.std)}; give one per channel.")
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_module(
+        cls,
+        module: nn.Module,
+        *,
+        labels: Sequence[str] | None = None,
+        input_size: int | tuple[int, int] = 224,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        in_chans: int = 3,
+        name: str = "custom",
+    ) -> Classifier:
+        """Wrap your own ``nn.Module``. Without ``labels``, classes are named ``class 0`` ...
+
+        ``mean``/``std`` default to no normalization (0 and 1 per channel).
+        """
+        if not isinstance(module, nn.Module):
+            raise InputError(f"from_module needs a torch.nn.Module, got {type(module).__name__}.")
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        mean = tuple(mean) if mean is not None else (0.0,) * in_chans
+        std = tuple(std) if std is not None else (1.0,) * in_chans
+        if labels is None:
+            num_classes = _count_outputs(module, len(mean), size)
+            labels = [f"class {i}" for i in range(num_classes)]
+        return cls(module=module, labels=list(labels), input_size=size, mean=mean, std=std, name=name)
+
+    # ------------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        """The device the module's parameters live on."""
+        for tensor in self.module.parameters():
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def in_chans(self) -> int:
+        return len(self.mean)
+
+    def to(self, device: str | torch.device) -> Classifier:
+        """Move the module to ``device`` (in place) and return self."""
+        self.module.to(resolve_device(device))
+        return self
+
+    # ---------------------------------------------------------------------- layers
+    def layer_names(self) -> list[str]:
+        """Names of all sub-modules, in forward-definition order ('' is the whole model)."""
+        return [name for name in self._layers if name]
+
+    def get_layer(self, name: str) -> nn.Module:
+        """Return the sub-module called ``name``; unknown names list close candidates."""
+        if name in self._layers and name:
+            return self._layers[name]
+        candidates = difflib.get_close_matches(name, self.layer_names(), n=8, cutoff=0.4)
+        hint = candidates or self.layer_names()[-8:]
+        raise InputError(
+            f"Unknown layer {name!r} in {self.name}. Close matches: {', '.join(hint)}. "
+            "classifier.layer_names() lists all of them."
+        )
+
+    # --------------------------------------------------------------- preprocessing
+    def to_pixels(self, images: ImageBatch) -> torch.Tensor:
+        """Images as a float batch ``(N, C, H, W)`` in [0, 1] at the model's input size (CPU).
+
+        PIL/paths/arrays are resized (shorter side to the input size, bilinear, antialiased)
+        and center-cropped. Tensors are taken as pixels in [0, 1], ``(C, H, W)`` or ``(N, C, H, W)``.
+        """
+        if isinstance(images, torch.Tensor):
+            return self._tensor_pixels(images)
+        items = [images] if _is_single_image(images) else list(images)  # type: ignore[arg-type]
+        if not items:
+            raise InputError("No images given; pass at least one image.")
+        return torch.stack([self._pil_pixels(load_image(item)) for item in items])
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Map pixels in [0, 1] to the model's input space (subtract mean, divide by std)."""
+        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        return (pixels - mean) / std
+
+    def denormalize(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize`: model inputs back to pixels in [0, 1]."""
+        mean = torch.tensor(self.mean, dtype=inputs.dtype, device=inputs.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=inputs.dtype, device=inputs.device).view(1, -1, 1, 1)
+        return inputs * std + mean
+
+    def preprocess(self, images: ImageBatch) -> torch.Tensor:
+        """Images → normalized model input ``(N, C, H, W)`` on the classifier's device."""
+        return self.normalize(self.to_pixels(images)).to(self.device)
+
+    def _pil_pixels(self, image: Image.Image) -> torch.Tensor:
+        if self.in_chans == 1:
+            image = image.convert("L")
+        height, width = self.input_size
+        scale = max(height / image.height, width / image.width)
+        resized = image.resize(
+            (max(width, round(image.width * scale)), max(height, round(image.height * scale))),
+            Image.Resampling.BILINEAR,
+            reducing_gap=None,
+        )
+        left = (resized.width - width) // 2
+        top = (resized.height - height) // 2
+        cropped = resized.crop((left, top, left + width, top + height))
+        array = np.asarray(cropped, dtype=np.float32) / 255.0
+        if array.ndim == 2:
+            array = array[..., None]
+        return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+    def _tensor_pixels(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.ndim == 3:
+            tensor = tensor.unsqueeze(0)
+        if tensor.ndim != 4:
+            raise InputError(
+                f"Image tensors must be (C, H, W) or (N, C, H, W); got shape {tuple(tensor.shape)}."
+            )
+        if tensor.shape[1] != self.in_chans:
+            if tensor.shape[-1] == self.in_chans and tensor.shape[1] not in (1, 3):
+                hint = " It looks channels-last; use tensor.permute(0, 3, 1, 2)."
+            else:
+                hint = ""
+            raise InputError(
+                f"{self.name} expects {self.in_chans} channel(s) but the tensor has shape "
+                f"{tuple(tensor.shape)} (channels = dim 1).{hint}"
+            )
+        tensor = tensor.detach().float().cpu()
+        if not torch.isfinite(tensor).all():
+            raise InputError("The image tensor contains NaN or infinite values.")
+        if tensor.min() < -1e-3 or tensor.max() > 1 + 1e-3:
+            raise InputError(
+                f"Pixel tensors must hold values in [0, 1]; got [{tensor.min():.3g}, {tensor.max():.3g}]. "
+                "Divide uint8 images by 255; pass already-normalized inputs to classifier.module directly."
+            )
+        if tuple(tensor.shape[-2:]) != tuple(self.input_size):
+            tensor = _resize_crop_tensor(tensor, self.input_size)
+        return tensor
+
+    # ----------------------------------------------------------------- prediction
+    def logits(self, images: ImageBatch, batch_size: int = 32) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` for a batch of images, computed without gradients."""
+        inputs = self.preprocess(images)
+        with torch.inference_mode():
+            return torch.cat([self.module(chunk) for chunk in inputs.split(batch_size)]).float()
+
+    def predict(self, images: ImageBatch, top_k: int = 5) -> list[list[Prediction]]:
+        """Top-``k`` predictions per image: label, class index and probability."""
+        if top_k < 1:
+            raise InputError(f"top_k must be at least 1, got {top_k}.")
+        probabilities = self.logits(images).softmax(dim=1)
+        k = min(top_k, self.num_classes)
+        values, indices = probabilities.topk(k, dim=1)
+        return [
+            [Prediction(self.labels[int(i)], int(i), float(p)) for p, i in zip(row_p, row_i)]
+            for row_p, row_i in zip(values.cpu(), indices.cpu())
+        ]
+
+    def class_index(self, target: int | str) -> int:
+        """Resolve a class index or label name; out-of-range or unknown targets raise clearly."""
+        if isinstance(target, (bool, np.bool_)):
+            raise InputError(f"target must be a class index or label, not {target!r}.")
+        if isinstance(target, (int, np.integer)):
+            index = int(target)
+            if not 0 <= index < self.num_classes:
+                raise InputError(
+                    f"Target class {index} is out of range: {self.name} has {self.num_classes} classes "
+                    f"(valid indices 0–{self.num_classes - 1})."
+                )
+            return index
+        if isinstance(target, str):
+            if target.strip().lstrip("-").isdigit():
+                return self.class_index(int(target))
+            lowered = [label.lower() for label in self.labels]
+            if target.lower() in lowered:
+                return lowered.index(target.lower())
+            close = difflib.get_close_matches(target.lower(), lowered, n=6, cutoff=0.5)
+            shown = [self.labels[lowered.index(c)] for c in close] or self.labels[:10]
+            raise InputError(
+                f"Unknown class label {target!r} for {self.name}. "
+                f"{'Close matches' if close else 'Valid labels include'}: {', '.join(shown)}."
+            )
+        raise InputError(f"target must be an int index or a label string, got {type(target).__name__}.")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _is_single_image(images: Any) -> bool:
+    return isinstance(images, (str, Path, bytes, bytearray, Image.Image, np.ndarray))
+
+
+def _resize_crop_tensor(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    height, width = size
+    scale = max(height / tensor.shape[-2], width / tensor.shape[-1])
+    new_h = max(height, round(tensor.shape[-2] * scale))
+    new_w = max(width, round(tensor.shape[-1] * scale))
+    resized = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return resized[..., top : top + height, left : left + width].clamp(0, 1)
+
+
+def _count_outputs(module: nn.Module, in_chans: int, size: tuple[int, int]) -> int:
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            out = module(torch.zeros(1, in_chans, *size, device=device))
+    except Exception as exc:  # the user's module rejected the probe input
+        raise InputError(
+            f"Could not run the module on a (1, {in_chans}, {size[0]}, {size[1]}) input to count its classes "
+            f"({exc}). Pass labels=[...] and the right input_size/in_chans."
+        ) from None
+    finally:
+        module.train(was_training)
+    if out.ndim != 2:
+        raise InputError(f"The module returned shape {tuple(out.shape)}; a classifier must return (N, classes) logits.")
+    return int(out.shape[1])
+
+
+@lru_cache(maxsize=1)
+def imagenet_labels() -> list[str]:
+    """Short, unique ImageNet-1k class names (from ``timm.data.ImageNetInfo``)."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    full = [info.index_to_description(i) for i in range(1000)]
+    short = [name.split(",")[0].strip() for name in full]
+    counts = {name: short.count(name) for name in short}
+    return [s if counts[s] == 1 else f"{s} ({i})" for i, s in enumerate(short)]
