@@ -1,0 +1,330 @@
+"""Shared plumbing: guards that leave the user's model and random state as they were, and one copy of
+the small helpers every layer needs (targets, baselines, top-k predictions, JSON-ready results).
+
+Guards (context managers, all restore on error too):
+
+- :func:`eval_mode` – the module in eval mode inside, every submodule's own ``training`` flag restored after;
+- :func:`preserved_grads` – each parameter's ``.grad`` (tensor identity and values, or None) restored after;
+- :func:`hook_guard` – any module hook added inside the block (forward, forward-pre, backward,
+  backward-pre, on any submodule, or global) is removed after;
+- :func:`isolated_rng` – for library code that insists on the global RNG (``nn.init``, Captum's noise):
+  the global torch CPU and CUDA generators are seeded inside and restored after, and numpy's and
+  Python's global states are restored too.
+
+Prefer :func:`seeded_generator` (a private ``torch.Generator``) wherever a function takes a generator.
+
+Helpers: :func:`resolve_targets` (one class per image), :func:`baseline` (one vocabulary of reference
+images: ``BASELINES``), :func:`top_k` (predictions), :func:`json_ready` (dataclasses, numpy and torch
+values → JSON types, NaN/inf → None).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from explainer.errors import InputError
+
+if TYPE_CHECKING:
+    from explainer.models.classifier import Classifier, Prediction
+
+#: The reference images ("what a removed pixel becomes"), in model-input space.
+BASELINES = ("zero", "black", "white", "blur")
+#: Older spellings still accepted by :func:`baseline` (and :func:`baseline_name`).
+BASELINE_ALIASES = {"zeros": "zero"}
+#: The blur baseline's Gaussian sigma as a fraction of the image's shorter side (at least 1 pixel).
+BLUR_SIGMA_FRACTION = 1 / 20
+
+Target = int | str | Sequence[int | str] | torch.Tensor | np.ndarray | None
+
+
+# ------------------------------------------------------------------------------------ guards
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run the block with ``module`` in eval mode; every submodule's ``training`` flag is restored after.
+
+    A module whose submodules the user set to different modes (e.g. a frozen BatchNorm in eval inside a
+    model in train mode) gets exactly those flags back, also when the block raises.
+    """
+    flags = [(sub, sub.training) for sub in module.modules()]
+    try:
+        module.eval()
+        yield module
+    finally:
+        for sub, training in flags:
+            sub.training = training
+
+
+@contextmanager
+def preserved_grads(module: nn.Module) -> Iterator[nn.Module]:
+    """Run the block and give every parameter of ``module`` its ``.grad`` back afterwards.
+
+    A gradient the user had accumulated is restored as the same tensor object with the same values
+    (so ``zero_grad()`` or ``backward()`` inside the block cannot change it); a ``None`` stays ``None``.
+    """
+    saved: list[tuple[nn.Parameter, torch.Tensor | None, torch.Tensor | None]] = []
+    for parameter in module.parameters():
+        grad = parameter.grad
+        saved.append((parameter, grad, None if grad is None else grad.detach().clone()))
+    try:
+        yield module
+    finally:
+        with torch.no_grad():
+            for parameter, grad, values in saved:
+                if grad is not None and values is not None:
+                    grad.copy_(values)
+                parameter.grad = grad
+
+
+#: Per-module hook dictionaries (keyed by handle id) that register_*_hook fills.
+_MODULE_HOOK_DICTS = (
+    "_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+    "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks",
+)
+#: Process-wide module hook dictionaries (torch.nn.modules.module.register_module_*_hook).
+_GLOBAL_HOOK_DICTS = (
+    "_global_forward_hooks", "_global_forward_hooks_with_kwargs", "_global_forward_hooks_always_called",
+    "_global_forward_pre_hooks", "_global_backward_hooks", "_global_backward_pre_hooks",
+)
+
+
+def _hook_dicts(module: nn.Module) -> list[tuple[object, str, dict]]:
+    import torch.nn.modules.module as module_globals
+
+    found: list[tuple[object, str, dict]] = []
+    for sub in module.modules():
+        found += [(sub, name, vars(sub)[name]) for name in _MODULE_HOOK_DICTS if isinstance(vars(sub).get(name), dict)]
+    found += [(module_globals, name, getattr(module_globals, name)) for name in _GLOBAL_HOOK_DICTS
+              if isinstance(getattr(module_globals, name, None), dict)]
+    return found
+
+
+@contextmanager
+def hook_guard(module: nn.Module) -> Iterator[nn.Module]:
+    """Run the block; every forward/backward (pre-)hook added inside it – on ``module``, any of its
+    submodules or process-wide – is removed afterwards, also when the block raises.
+
+    Hooks that existed before the block stay, and so do the modules' ``_is_full_backward_hook`` flags.
+    """
+    before = [(owner, name, hooks, set(hooks)) for owner, name, hooks in _hook_dicts(module)]
+    full_backward = [(sub, vars(sub).get("_is_full_backward_hook")) for sub in module.modules()]
+    try:
+        yield module
+    finally:
+        for _owner, _name, hooks, keys in before:
+            for key in [key for key in hooks if key not in keys]:
+                del hooks[key]
+        for sub, flag in full_backward:
+            sub._is_full_backward_hook = flag
+
+
+@contextmanager
+def user_state_guard(module: nn.Module) -> Iterator[nn.Module]:
+    """:func:`eval_mode`, :func:`preserved_grads` and :func:`hook_guard` together: the usual guard for
+    running a user's model inside the library."""
+    with ExitStack() as stack:
+        for guard in (hook_guard, preserved_grads, eval_mode):
+            stack.enter_context(guard(module))
+        yield module
+
+
+# --------------------------------------------------------------------------------------- RNG
+def seeded_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A private ``torch.Generator`` on ``device`` seeded with ``seed``; the global RNG is not touched."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer, got {seed!r}.")
+    return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
+
+
+def _cuda_devices_in_use() -> list[int]:
+    """CUDA devices whose generators exist already (forking others would initialize CUDA)."""
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return []
+    return list(range(torch.cuda.device_count()))
+
+
+@contextmanager
+def isolated_rng(seed: int) -> Iterator[None]:
+    """Seed torch's global generators with ``seed`` inside the block; restore every global RNG after.
+
+    For library code that only draws from the global RNG (``nn.init``, Captum's noise tunnel). The CPU
+    generator and those of the CUDA devices in use are forked; numpy's and Python's global states are
+    saved and restored as well. CUDA is not initialized here, and no lazy seeding is queued for later.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer, got {seed!r}.")
+    devices = _cuda_devices_in_use()
+    numpy_state = np.random.get_state()
+    python_state = random.getstate()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.default_generator.manual_seed(int(seed))
+            for index in devices:
+                torch.cuda.default_generators[index].manual_seed(int(seed))
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
+# ------------------------------------------------------------------------------------ targets
+def resolve_targets(
+    classifier: Classifier, target: Target, logits: torch.Tensor | None = None, *, count: int | None = None
+) -> list[int]:
+    """One class index per image.
+
+    ``target``: None (each image's predicted class, the argmax of ``logits``), a class index or label
+    (for every image), or one per image as a list/tuple, a 1-D tensor or array. The number of images is
+    ``logits.shape[0]`` or ``count`` (give ``count`` and no logits when ``target`` is not None and no
+    forward pass is wanted).
+    """
+    if logits is not None:
+        count = int(logits.shape[0])
+    if target is None:
+        if logits is None:
+            raise InputError("resolve_targets needs the logits to pick the predicted class when target is None.")
+        return [int(i) for i in logits.detach().argmax(dim=1).cpu()]
+    if isinstance(target, (torch.Tensor, np.ndarray)):
+        if target.ndim == 0:
+            return resolve_targets(classifier, int(target.item()), logits, count=count)
+        return resolve_targets(classifier, [int(t) for t in target.reshape(-1).tolist()], logits, count=count)
+    if isinstance(target, (list, tuple)):
+        if count is not None and len(target) != count:
+            raise InputError(
+                f"target has {len(target)} entries but {count} image(s) were given; give one target, or one per image."
+            )
+        return [classifier.class_index(t) for t in target]
+    if count is None:
+        raise InputError("resolve_targets needs logits or count to repeat one target for every image.")
+    return [classifier.class_index(target)] * count  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------- baselines
+def baseline_name(kind: str) -> str:
+    """The canonical name of a baseline (``"zeros"`` → ``"zero"``); unknown names raise InputError."""
+    name = BASELINE_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
+    if name not in BASELINES:
+        raise InputError(f"baseline={kind!r} is not supported; choose one of: {', '.join(BASELINES)}.")
+    return name
+
+
+def blur_sigma(height: int, width: int) -> float:
+    """The blur baseline's Gaussian sigma in pixels: 1/20 of the shorter side, at least 1."""
+    return max(1.0, min(height, width) * BLUR_SIGMA_FRACTION)
+
+
+def baseline(
+    inputs: torch.Tensor,
+    kind: str,
+    *,
+    mean: Sequence[float] | torch.Tensor | None = None,
+    std: Sequence[float] | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A reference image in model-input space, shaped like ``inputs`` ``(N, C, H, W)``.
+
+    ``"zero"`` (alias ``"zeros"``): all zeros – the data mean for a normalized model; ``"black"`` /
+    ``"white"``: pixels 0 / 1 normalized with ``mean`` and ``std`` (default 0 and 1: no normalization);
+    ``"blur"``: a Gaussian blur of the inputs, sigma = :func:`blur_sigma` (1/20 of the shorter side).
+    """
+    name = baseline_name(kind)
+    if name == "zero":
+        return torch.zeros_like(inputs)
+    if name in ("black", "white"):
+        channels = inputs.shape[1]
+        shift = _channel_values(mean, 0.0, channels, inputs)
+        scale = _channel_values(std, 1.0, channels, inputs)
+        value = 0.0 if name == "black" else 1.0
+        return ((value - shift) / scale).expand_as(inputs).contiguous()
+    from torchvision.transforms.functional import gaussian_blur
+
+    height, width = (int(s) for s in inputs.shape[-2:])
+    sigma = blur_sigma(height, width)
+    # reflect padding needs kernel // 2 < side: the largest odd kernel that fits, at most 3 sigma each way
+    kernel = min(2 * math.ceil(3 * sigma) + 1, 2 * (min(height, width) - 1) + 1)
+    if kernel < 3:
+        return inputs.detach().clone()
+    return gaussian_blur(inputs.detach(), [kernel, kernel], [sigma, sigma])
+
+
+def _channel_values(values: Sequence[float] | torch.Tensor | None, default: float, channels: int,
+                    like: torch.Tensor) -> torch.Tensor:
+    if values is None:
+        return torch.full((1, channels, 1, 1), default, dtype=like.dtype, device=like.device)
+    tensor = torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(-1)
+    if tensor.numel() not in (1, channels):
+        raise InputError(f"mean/std need 1 or {channels} values (one per channel), got {tensor.numel()}.")
+    return tensor.expand(channels).reshape(1, channels, 1, 1)
+
+
+# ------------------------------------------------------------------------------------- top-k
+def top_k(probabilities: torch.Tensor, labels: Sequence[str], k: int) -> list[list[Prediction]]:
+    """The ``k`` most probable classes of each row of ``probabilities`` ``(N, classes)``, best first.
+
+    ``k`` is capped at the number of classes; below 1 raises InputError.
+    """
+    from explainer.models.classifier import Prediction
+
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"top_k must be a positive integer, got {k!r}.")
+    if probabilities.ndim != 2:
+        raise InputError(f"probabilities must be (images, classes), got shape {tuple(probabilities.shape)}.")
+    values, indices = probabilities.detach().float().cpu().topk(min(int(k), probabilities.shape[1]), dim=1)
+    return [
+        [Prediction(labels[int(i)], int(i), float(p)) for p, i in zip(row_values, row_indices)]
+        for row_values, row_indices in zip(values, indices)
+    ]
+
+
+# ------------------------------------------------------------------------------- JSON-ready
+def json_ready(obj: Any, *, exclude: Iterable[str] = ()) -> Any:
+    """``obj`` as JSON types: dataclasses and mappings → dicts, sequences/arrays/tensors → lists, numpy and
+    torch scalars → Python numbers, NaN/inf → None, paths/devices/dtypes/enums → strings, a DataFrame → a
+    list of row dicts, an ``nn.Module`` → its class name. ``exclude`` names top-level fields to leave out.
+    """
+    skip = set(exclude)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: json_ready(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in skip}
+    if isinstance(obj, Mapping):
+        return {str(key): json_ready(value) for key, value in obj.items() if key not in skip}
+    return _json_value(obj)
+
+
+def _json_value(obj: Any) -> Any:
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, torch.Tensor):
+        return _json_value(obj.detach().cpu().tolist() if obj.ndim else obj.item())
+    if isinstance(obj, np.ndarray):
+        return _json_value(obj.tolist())
+    if isinstance(obj, enum.Enum):
+        return json_ready(obj.value)
+    if isinstance(obj, (PurePath, torch.device, torch.dtype)):
+        return str(obj)
+    if isinstance(obj, nn.Module):
+        return type(obj).__name__
+    if dataclasses.is_dataclass(obj) or isinstance(obj, Mapping):
+        return json_ready(obj)
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a pandas DataFrame
+        return [json_ready(row) for row in obj.to_dict("records")]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_json_value(item) for item in obj]
+    if isinstance(obj, complex):
+        return [_json_value(obj.real), _json_value(obj.imag)]
+    return str(obj)
