@@ -280,3 +280,28 @@ def test_json_ready_handles_numpy_torch_nan_and_dataclasses():
     assert json.loads(json.dumps(ready, allow_nan=False)) == ready
     assert "model" not in _plumbing.json_ready(result, exclude=("model",))
     assert math.isnan(result.value)  # the object itself is untouched
+
+
+# ------------------------------------------------- the CAM-layer probe leaves the user's model alone
+@pytest.mark.parametrize("method", ["gradcam", "gradcam_plus_plus"])
+def test_explain_cam_on_a_training_model_leaves_it_as_found(one_torch_thread, method):
+    """explain() with a CAM method (which probes for the CAM layer with a forward and backward pass) on
+    a model in train mode with accumulated gradients: parameters, buffers, training and .grad unchanged."""
+    import timm
+
+    torch.manual_seed(0)
+    module = timm.create_model("test_efficientnet", pretrained=False, num_classes=4)
+    classifier = explainer.Classifier.from_module(module, input_size=64, name="test_efficientnet")
+    module.train()  # the user goes on training after wrapping
+    generator = torch.Generator().manual_seed(3)
+    x, y = torch.randn(4, 3, 64, 64, generator=generator), torch.tensor([0, 1, 2, 3])
+    nn.functional.cross_entropy(module(x), y).backward()  # BN statistics move, gradients accumulate
+    module.classifier.bias.grad = None
+    before = _state(module)
+    hooks = _hook_counts(module)
+    rng = torch.get_rng_state()
+    result = explainer.explain(classifier, torch.rand(2, 3, 64, 64, generator=generator), method=method)
+    assert result.attributions.shape == (2, 3, 64, 64)
+    _assert_same(before, module)
+    assert _hook_counts(module) == hooks
+    assert torch.equal(torch.get_rng_state(), rng)

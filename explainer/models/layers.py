@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from explainer._plumbing import seeded_generator, user_state_guard
 from explainer.errors import InputError
 
 if TYPE_CHECKING:
@@ -88,43 +90,23 @@ def describe_layer(classifier: Classifier, name: str) -> LayerInfo:
 
 
 def _probe(classifier: Classifier) -> None:
-    """One forward and backward pass on a random input, recording each module's output and gradient."""
+    """One forward and backward pass on a random input, recording each module's output and its gradient.
+
+    Runs in eval mode under the user-state guards: parameters, buffers, every ``training`` flag, each
+    ``.grad`` and the hooks are as they were afterwards. Gradients go to the recorded outputs only
+    (``torch.autograd.grad``), never to the weights.
+    """
     module = classifier.module
     prefix = int(getattr(module, "num_prefix_tokens", 0) or 0)
     embed_dim = getattr(module, "embed_dim", None) or getattr(module, "num_features", None)
-    outputs: list[tuple[str, torch.Tensor]] = []
-    handles = []
-
-    def record(name: str):
-        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            if isinstance(output, torch.Tensor) and output.requires_grad:
-                output.retain_grad()
-                outputs.append((name, output))
-
-        return hook
-
-    for name, sub in module.named_modules():
-        if name and not isinstance(sub, _PASS_THROUGH):
-            handles.append(sub.register_forward_hook(record(name)))
-    try:
-        with torch.inference_mode(False), torch.enable_grad():  # works when the caller is in inference mode
-            generator = torch.Generator().manual_seed(0)
-            sample = torch.randn(1, classifier.in_chans, *classifier.input_size, generator=generator)
-            sample = sample.to(classifier.device).requires_grad_(True)
-            logits = module(sample)
-            logits[0, logits[0].argmax()].backward()
-    finally:
-        for handle in handles:
-            handle.remove()
-        module.zero_grad(set_to_none=True)
+    outputs, grads = _record_outputs(classifier)
     layers: dict[str, LayerInfo] = {}
     default: str | None = None
-    for name, output in outputs:
+    for (name, output), grad in zip(outputs, grads):
         info = _describe(name, output, prefix, embed_dim)
         if info is None:
             continue
         layers[name] = info
-        grad = output.grad
         if grad is not None:
             relevant = grad if info.kind == "spatial" else grad[:, info.prefix_tokens :]
             if float(relevant.abs().sum()) > 0:
@@ -136,3 +118,30 @@ def _probe(classifier: Classifier) -> None:
         )
     _CACHE[module] = layers
     _DEFAULT[module] = default
+
+
+def _record_outputs(classifier: Classifier) -> tuple[list[tuple[str, torch.Tensor]], list[torch.Tensor | None]]:
+    """Each module's output for one seeded random input, and the top logit's gradient with respect to it."""
+    module = classifier.module
+    outputs: list[tuple[str, torch.Tensor]] = []
+
+    def record(name: str) -> Callable[[nn.Module, object, object], None]:
+        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                outputs.append((name, output))
+
+        return hook
+
+    # inference_mode(False): works when the caller is in inference mode
+    with user_state_guard(module), torch.inference_mode(False), torch.enable_grad():
+        for name, sub in module.named_modules():
+            if name and not isinstance(sub, _PASS_THROUGH):
+                sub.register_forward_hook(record(name))  # removed by the guard
+        sample = torch.randn(1, classifier.in_chans, *classifier.input_size, generator=seeded_generator(0))
+        logits = module(sample.to(classifier.device).requires_grad_(True))
+        grads = torch.autograd.grad(
+            logits[0, logits[0].argmax()], [output for _, output in outputs], allow_unused=True
+        ) if outputs else ()
+    return [(name, output.detach()) for name, output in outputs], list(grads)
+
+
