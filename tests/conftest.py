@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import explainer
+from ray_cluster import private_ray_cluster  # noqa: F401 - the session's Ray cluster fixture
 
 torch.manual_seed(0)
 
