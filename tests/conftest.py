@@ -9,9 +9,9 @@ os.environ.setdefault("TORCH_HOME", os.path.join(os.path.dirname(__file__), ".to
 
 import pytest
 import torch
+from ray_cluster import private_ray_cluster  # noqa: F401 - the session's Ray cluster fixture
 
 import explainer
-from ray_cluster import private_ray_cluster  # noqa: F401 - the session's Ray cluster fixture
 
 torch.manual_seed(0)
 
