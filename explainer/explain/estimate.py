@@ -1,9 +1,13 @@
 """How long an attribution will take, before running it: model evaluations × a measured pass time.
 
-Notebook use::
+The evaluations come from the method's declaration (``MethodSpec.cost``), so a registered
+method is estimated without any change here. Notebook use::
 
     cost = explainer.estimate_cost(model, photo, "occlusion")
     cost.seconds, cost.text()     # e.g. 41.3, '≈ 41 s: 729 forward passes per image × 56.6 ms …'
+
+:func:`check_budget` refuses work that would take longer than a budget before it starts
+(``explain(..., budget_seconds=600)`` by default); evidence and sweeps call it too.
 """
 
 from __future__ import annotations
@@ -15,13 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from explainer.explain.attribution import METHODS, _method, _resolve_params, occlusion_window
+from explainer.errors import InputError
+from explainer.explain.registry import MethodSpec, get_method
 
 if TYPE_CHECKING:
     from explainer.models import Classifier, ImageBatch
 
 #: Samples per timed pass: small enough to be quick, large enough to amortise per-call overhead.
 TIMING_BATCH = 4
+#: What ``explain(..., budget_seconds=)`` allows by default: ten minutes.
+DEFAULT_BUDGET_SECONDS = 600.0
+#: Calls needing at most this many model evaluations in all are never timed for the budget check
+#: (even at a second per evaluation they stay well inside the default budget).
+UNTIMED_EVALUATIONS = 64
 _TIMINGS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, float]] = weakref.WeakKeyDictionary()
 
 
@@ -53,20 +63,8 @@ class CostEstimate:
 
 
 def evaluations_per_image(method: str, params: dict[str, Any], input_size: tuple[int, int]) -> int:
-    """Model evaluations one image costs with ``method`` and its resolved ``params``."""
-    if method not in METHODS:
-        raise KeyError(method)
-    if "n_steps" in params:  # Integrated Gradients, plus input and baseline for its convergence delta
-        return int(params["n_steps"]) + 2
-    if "n_samples" in params:
-        return int(params["n_samples"])
-    if method == "occlusion":
-        height, width = input_size
-        window, stride = occlusion_window(params, height, width)
-        return ((height - window) // stride + 1) * ((width - window) // stride + 1) + 1
-    if method == "feature_ablation":
-        return int(params["n_segments"]) + 1
-    return 2 if method == "guided_gradcam" else 1  # guided Grad-CAM = guided backprop + Grad-CAM
+    """Model evaluations one image costs with ``method`` and ``params`` (its declared ``cost``)."""
+    return get_method(method).evaluations(params, input_size)
 
 
 def estimate_cost(classifier: Classifier, images: ImageBatch, method: str, **params: Any) -> CostEstimate:
@@ -75,14 +73,18 @@ def estimate_cost(classifier: Classifier, images: ImageBatch, method: str, **par
     The pass time is measured once per model, input shape, device and pass kind, then reused.
     Unknown methods and parameters raise the same errors as ``explain``.
     """
-    spec = _method(method)
-    resolved = _resolve_params(spec, params)
+    spec = get_method(method)
+    resolved = spec.resolve(params)
     pixels = classifier.to_pixels(images)
-    forward_only = spec.forward_only
+    size = (int(pixels.shape[-2]), int(pixels.shape[-1]))
+    return _estimate(classifier, pixels, spec, spec.evaluations(resolved, size))
+
+
+def _estimate(classifier: Classifier, pixels: torch.Tensor, spec: MethodSpec, evaluations: int) -> CostEstimate:
+    forward_only = bool(spec.forward_only)
     per_sample = _pass_seconds(classifier, pixels[:1], forward_only)
-    evaluations = evaluations_per_image(method, resolved, tuple(pixels.shape[-2:]))
     return CostEstimate(
-        method=method,
+        method=spec.name,
         images=int(pixels.shape[0]),
         evaluations=evaluations,
         pass_kind="forward" if forward_only else "forward+backward",
@@ -90,6 +92,52 @@ def estimate_cost(classifier: Classifier, images: ImageBatch, method: str, **par
         seconds=per_sample * evaluations * int(pixels.shape[0]),
         device=str(classifier.device),
     )
+
+
+def check_budget(
+    classifier: Classifier,
+    images: ImageBatch,
+    method: str,
+    params: dict[str, Any] | None = None,
+    budget_seconds: float | None = DEFAULT_BUDGET_SECONDS,
+) -> CostEstimate | None:
+    """Refuse, before any work, a call of ``method`` on ``images`` estimated to take over ``budget_seconds``.
+
+    Raises InputError with the estimate, the parameter that drives it and the fix. Returns the
+    estimate when one was made; None when the budget is None (no limit) or the call needs at most
+    :data:`UNTIMED_EVALUATIONS` model evaluations in all (not worth a timed pass).
+    """
+    spec = get_method(method)
+    resolved = spec.resolve(params or {})
+    if budget_seconds is None:
+        return None
+    if isinstance(budget_seconds, bool) or not isinstance(budget_seconds, (int, float)) or not budget_seconds > 0:
+        raise InputError(f"budget_seconds must be a positive number of seconds or None (no limit), got {budget_seconds!r}.")
+    pixels = classifier.to_pixels(images)
+    size = (int(pixels.shape[-2]), int(pixels.shape[-1]))
+    evaluations = spec.evaluations(resolved, size)
+    if evaluations * int(pixels.shape[0]) <= UNTIMED_EVALUATIONS:
+        return None
+    cost = _estimate(classifier, pixels, spec, evaluations)
+    if cost.seconds <= budget_seconds:
+        return cost
+    raise InputError(
+        f"{spec.name} on {cost.images} image(s) would take {cost.text()} – over the time budget of "
+        f"{_duration(budget_seconds)}. {_cheaper(spec, resolved, size, evaluations)}Use fewer images, or pass "
+        "budget_seconds=None (no limit) or a larger budget_seconds= to run it anyway."
+    )
+
+
+def _cheaper(spec: MethodSpec, resolved: dict[str, Any], size: tuple[int, int], evaluations: int) -> str:
+    """A sentence naming the parameters whose defaults cost less ("… with n_steps=50 (the default) it needs 52")."""
+    hints = []
+    for param in spec.params:
+        if param.type not in (int, float) or resolved[param.name] == param.default:
+            continue
+        fewer = spec.evaluations({**resolved, param.name: param.default}, size)
+        if fewer < evaluations:
+            hints.append(f"with {param.name}={param.default!r} (the default) it needs {fewer:,}")
+    return f"It needs {evaluations:,} evaluations per image; {'; '.join(hints)}. " if hints else ""
 
 
 def _pass_seconds(classifier: Classifier, pixel: torch.Tensor, forward_only: bool) -> float:
