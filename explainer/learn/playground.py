@@ -137,6 +137,26 @@ class PlaygroundRun:
         }
 
 
+@dataclass
+class PlaygroundFrame:
+    """The network's output over the plane at one moment of training, for drawing it live.
+
+    ``epoch`` 0 is the untrained network. ``train_loss``/``test_loss`` list the finished epochs so far;
+    ``grid``, ``output`` and the points are as in :class:`PlaygroundRun`.
+    """
+
+    config: PlaygroundConfig
+    epoch: int
+    grid: np.ndarray
+    output: np.ndarray
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    train_loss: list[float]
+    test_loss: list[float]
+
+
 def feature_matrix(points: torch.Tensor, features: tuple[str, ...]) -> torch.Tensor:
     """The chosen input features of 2-D ``points`` ``(N, 2)`` as a float32 ``(N, len(features))`` tensor."""
     x1, x2 = points[:, 0], points[:, 1]
@@ -176,6 +196,7 @@ def train_playground(
     callback: Callable[[EpochStats], bool | None] | None = None,
     snapshots: int = 10,
     device: str | torch.device = "cpu",
+    on_frame: Callable[[PlaygroundFrame], None] | None = None,
 ) -> PlaygroundRun:
     """Train a TensorFlow-Playground network on the CPU and return its boundary, neurons and weights.
 
@@ -183,6 +204,8 @@ def train_playground(
     trained by :func:`explainer.fit` (cross-entropy; its callback runs each epoch). ``snapshots``
     output grids are kept at evenly spaced epochs for replaying the boundary as it forms.
     ``device`` defaults to the CPU: networks this small run faster there than on a GPU.
+    ``on_frame(PlaygroundFrame)`` is called with the untrained network (epoch 0) and at every kept
+    snapshot, so a dashboard can redraw the boundary and loss curve while the network trains.
     """
     config = config or PlaygroundConfig()
     points = load_dataset(
@@ -204,12 +227,26 @@ def train_playground(
     keep_every = max(1, math.ceil(config.epochs / snapshots)) if snapshots > 0 else 0
     frames: dict[int, np.ndarray] = {}
 
+    history: list[EpochStats] = []
+
+    def show(epoch: int, output: np.ndarray) -> None:
+        if on_frame is not None:
+            on_frame(PlaygroundFrame(
+                config, epoch, axis, output, points.x_train.numpy(), points.y_train.numpy(), points.x_test.numpy(),
+                points.y_test.numpy(), [h.train_loss for h in history], [h.test_loss for h in history]))
+
     def each_epoch(stats: EpochStats) -> bool | None:
+        history.append(stats)
         if keep_every and (stats.epoch % keep_every == 0 or stats.epoch == 1):
             was_training = model.training
             frames[stats.epoch] = _neuron_outputs(model.eval(), plane_features)[1].reshape(shape).cpu().numpy()
             model.train(was_training)
+            show(stats.epoch, frames[stats.epoch])
         return callback(stats) if callback is not None else None
+
+    if on_frame is not None:
+        with torch.no_grad():
+            show(0, _neuron_outputs(model.eval(), plane_features)[1].reshape(shape).cpu().numpy())
 
     run = fit(
         model, data, epochs=config.epochs, lr=config.lr, optimizer=config.optimizer, batch_size=config.batch_size,

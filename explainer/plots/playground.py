@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explainer.errors import InputError
-from explainer.learn.playground import PlaygroundRun
+from explainer.learn.playground import PlaygroundFrame, PlaygroundRun
 
 #: TensorFlow Playground's colours: orange for negative values / the orange class, blue for positive / blue.
 ORANGE, BLUE, NEUTRAL = "#f59322", "#0877bd", "#e8eaeb"
@@ -31,6 +31,19 @@ def decision_boundary(run: PlaygroundRun, epoch: int | None = None, show_test: b
         grid, when = run.snapshots[epoch], f"after epoch {epoch}"
     else:
         raise InputError(f"No snapshot for epoch {epoch}; snapshots exist for epochs {sorted(run.snapshots)}.")
+    history = run.training.history[-1]
+    title = f"{run.config.dataset} {when}: test loss {history.test_loss:.3f}, test accuracy {history.test_accuracy:.1%}"
+    return _boundary(run, grid, title, show_test)
+
+
+def frame_boundary(frame: PlaygroundFrame, show_test: bool = True) -> go.Figure:
+    """:func:`decision_boundary` for a network still training (``train_playground(on_frame=...)``)."""
+    when = "untrained (initial weights)" if frame.epoch == 0 else f"training, epoch {frame.epoch}"
+    loss = f": test loss {frame.test_loss[-1]:.3f}" if frame.test_loss else ""
+    return _boundary(frame, frame.output, f"{frame.config.dataset}, {when}{loss}", show_test)
+
+
+def _boundary(run: PlaygroundRun | PlaygroundFrame, grid: np.ndarray, title: str, show_test: bool) -> go.Figure:
     figure = go.Figure(go.Heatmap(
         x=run.grid, y=run.grid, z=grid.astype(np.float32), zmin=-1, zmax=1, colorscale=COLORSCALE, opacity=0.8,
         colorbar={"title": "output", "tickvals": [-1, 0, 1]},
@@ -44,13 +57,27 @@ def decision_boundary(run: PlaygroundRun, epoch: int | None = None, show_test: b
                 x=chosen[:, 0], y=chosen[:, 1], mode="markers", name=f"{split}: {'blue' if label == 0 else 'orange'}",
                 marker={"color": color, "size": 6, "line": {"color": rim, "width": 1.5 if split == "test" else 0.5}},
             ))
-    history = run.training.history[-1]
     figure.update_layout(
-        title=f"{run.config.dataset} {when}: test loss {history.test_loss:.3f}, test accuracy {history.test_accuracy:.1%}",
+        title=title,
         xaxis={"title": "x1", "range": [run.grid[0], run.grid[-1]], "constrain": "domain"},
         yaxis={"title": "x2", "range": [run.grid[0], run.grid[-1]], "scaleanchor": "x"},
         legend={"orientation": "h", "y": -0.15},
     )
+    return figure
+
+
+def frame_losses(frame: PlaygroundFrame) -> go.Figure:
+    """:func:`loss_curves` for a network still training: the epochs finished so far."""
+    epochs = np.arange(1, len(frame.train_loss) + 1, dtype=np.float32)
+    figure = go.Figure([
+        go.Scatter(x=epochs, y=np.asarray(frame.train_loss, dtype=np.float32), mode="lines", name="training loss",
+                   line={"color": "#555555"}),
+        go.Scatter(x=epochs, y=np.asarray(frame.test_loss, dtype=np.float32), mode="lines", name="test loss",
+                   line={"color": "#000000", "dash": "dot"}),
+    ])
+    figure.update_layout(title=f"Loss while training: epoch {frame.epoch} of {frame.config.epochs}",
+                         xaxis_title="epoch", yaxis_title="cross-entropy", yaxis_rangemode="tozero",
+                         xaxis_range=[0, frame.config.epochs])
     return figure
 
 
