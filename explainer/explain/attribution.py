@@ -83,6 +83,7 @@ class Explanation:
     model_name: str
     layer: str | None = None
     convergence_delta: torch.Tensor | None = None
+    segments: torch.Tensor | None = None  # (N, 1, H, W) long superpixel ids (LIME, KernelSHAP), CPU
 
     def heatmap(self, absolute: bool = False) -> torch.Tensor:
         """One map per image ``(N, H, W)``: the channel sum (signed) or the sum of absolute values.
@@ -179,7 +180,7 @@ def explain(
         method=spec.name, attributions=attributions.contiguous(), inputs=inputs, pixels=pixels, targets=targets,
         labels=[classifier.labels[t] for t in targets], params=params_used, seconds=time.perf_counter() - started,
         device=str(device), model_name=classifier.name, layer=info.name if info is not None else None,
-        convergence_delta=output.delta,
+        convergence_delta=output.delta, segments=output.segments,
     )
 
 
@@ -229,6 +230,7 @@ def _run_chunks(
     chunk = min(len(targets), per_pass)
     maps: list[torch.Tensor] = []
     deltas: list[torch.Tensor] = []
+    segments: list[torch.Tensor] = []
     settings: dict[str, Any] = {}
     mean = torch.tensor(classifier.mean, device=inputs.device).view(1, -1, 1, 1)
     std = torch.tensor(classifier.std, device=inputs.device).view(1, -1, 1, 1)
@@ -239,8 +241,11 @@ def _run_chunks(
         maps.append(out.attributions.detach().to("cpu", torch.float32).clone())
         if out.delta is not None:
             deltas.append(out.delta.detach().to("cpu", torch.float32).clone())
+        if out.segments is not None:
+            segments.append(out.segments.detach().to("cpu", torch.long))
         settings = settings or out.settings
-    return Output(torch.cat(maps), {**settings, "images_per_pass": chunk}, torch.cat(deltas) if deltas else None)
+    return Output(torch.cat(maps), {**settings, "images_per_pass": chunk}, torch.cat(deltas) if deltas else None,
+                  torch.cat(segments) if segments else None)
 
 
 def _run_one(spec: MethodSpec, job: Job, classifier: Classifier) -> Output:
