@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
+import io
+import json
 import os
 import pickle
 import re
 import socket
 import threading
+import warnings
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,18 +20,32 @@ from typing import Any
 import torch
 from torch import nn
 
-from explainer.errors import InputError, ModelLoadError
+from explainer.data.images import check_regular_file
+from explainer.errors import ExplainerError, InputError, ModelLoadError
 from explainer.hardware import resolve_device
 from explainer.models.classifier import (
     BUNDLED_MODEL,
     IMAGENET_MEAN,
     IMAGENET_STD,
     Classifier,
+    _count_outputs,
     imagenet_labels,
 )
 
 #: Seconds to wait for a TCP connection before declaring a model hub unreachable.
 NETWORK_PROBE_SECONDS = 1.0
+#: Largest checkpoint file (or upload) read, in bytes.
+MAX_CHECKPOINT_BYTES = 4 * 2**30
+#: A torch zip may declare at most this many times its own size (torch stores tensors uncompressed).
+MAX_INFLATION = 1.5
+#: Most entries a torch zip may have.
+MAX_CHECKPOINT_ENTRIES = 100_000
+#: Largest safetensors JSON header, in bytes (the safetensors format's own limit).
+MAX_SAFETENSORS_HEADER = 100_000_000
+#: Most classes a model may have (ImageNet-21k has 21,843).
+MAX_CLASSES = 100_000
+#: File name endings read as checkpoints.
+CHECKPOINT_SUFFIXES = frozenset({".safetensors", ".pt", ".pth", ".bin", ".ckpt"})
 
 
 def _host_reachable(host: str, port: int = 443, timeout: float = NETWORK_PROBE_SECONDS) -> bool:
@@ -50,7 +69,7 @@ def _host_reachable(host: str, port: int = 443, timeout: float = NETWORK_PROBE_S
 
 # ----------------------------------------------------------------------------- loaders
 def load_model(
-    source: str | Path | nn.Module = BUNDLED_MODEL,
+    source: str | Path | bytes | bytearray | memoryview | nn.Module = BUNDLED_MODEL,
     *,
     device: str | torch.device | None = None,
     pretrained: bool = True,
@@ -66,17 +85,78 @@ def load_model(
     * a timm name (``"resnet18"``, ``"timm:convnext_atto"``) – hub weights when cached or online;
     * ``"torchvision:resnet18"`` – torchvision weights when cached or online;
     * a checkpoint path (``.safetensors``, or a ``.pt``/``.pth`` state dict) with ``arch=``;
+    * the bytes of such a checkpoint (an upload; no temporary file needed) with ``arch=``;
     * an ``nn.Module`` (see :meth:`Classifier.from_module` for full control).
 
     Offline, missing hub weights fail within about a second with a message naming the fix.
+    Checkpoints are bounded before loading (file size, zip entry sizes, safetensors header)
+    and refused when a weight is not finite or not a float where the model has floats; a
+    module with non-finite weights loads with a warning naming them. Every failure is an
+    :class:`InputError` or :class:`ModelLoadError`.
     """
+    _check_load_options(source, pretrained=pretrained, arch=arch, num_classes=num_classes, labels=labels)
     target_device = resolve_device(device)
+    try:
+        classifier = _load_any(source, pretrained=pretrained, arch=arch, num_classes=num_classes, labels=labels)
+        return _move(classifier, target_device)
+    except ExplainerError:
+        raise
+    except MemoryError:
+        raise ModelLoadError(f"Loading {_source_label(source)} needs more memory than is available.") from None
+    except Exception as exc:  # timm, torchvision, torch or the user's module raised something of its own
+        raise ModelLoadError(
+            f"Could not load {_source_label(source)} ({_describe(exc)}). Check the source, arch= and num_classes=."
+        ) from None
+
+
+def _source_label(source: object) -> str:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"the uploaded checkpoint ({len(source):,} bytes)"
     if isinstance(source, nn.Module):
-        classifier = Classifier.from_module(source, labels=labels)
-        return classifier.to(target_device)
+        return f"the module {type(source).__name__}"
+    return repr(str(source))
+
+
+def _check_load_options(
+    source: object, *, pretrained: object, arch: object, num_classes: object, labels: object
+) -> None:
+    if not isinstance(source, (str, Path, bytes, bytearray, memoryview, nn.Module)):
+        raise InputError(
+            f"load_model needs a model name, a checkpoint path or its bytes, or an nn.Module; "
+            f"got a {type(source).__name__}."
+        )
+    if not isinstance(pretrained, bool):
+        raise InputError(f"pretrained must be True or False, got {pretrained!r}.")
+    if arch is not None and not isinstance(arch, str):
+        raise InputError(f"arch must be an architecture name such as 'resnet18', got {arch!r}.")
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES
+    ):
+        raise InputError(f"num_classes must be an integer from 1 to {MAX_CLASSES:,}, got {num_classes!r}.")
+    if labels is not None:
+        if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+            raise InputError(f"labels must be a list of class names, got {type(labels).__name__}.")
+        if not all(isinstance(label, str) for label in labels):
+            raise InputError("labels must be strings (one class name per model output).")
+        if not 1 <= len(labels) <= MAX_CLASSES:
+            raise InputError(f"labels must name 1 to {MAX_CLASSES:,} classes, got {len(labels):,}.")
+
+
+def _load_any(
+    source: str | Path | bytes | bytearray | memoryview | nn.Module,
+    *,
+    pretrained: bool,
+    arch: str | None,
+    num_classes: int | None,
+    labels: Sequence[str] | None,
+) -> Classifier:
+    if isinstance(source, nn.Module):
+        return _load_module(source, labels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _load_checkpoint(bytes(source), arch=arch, num_classes=num_classes, labels=labels)
     text = str(source)
     path = Path(text).expanduser()
-    if path.suffix.lower() in {".safetensors", ".pt", ".pth", ".bin", ".ckpt"} or path.is_file():
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES or _is_existing_path(path):
         classifier = _load_checkpoint(path, arch=arch, num_classes=num_classes, labels=labels)
     elif text.startswith("torchvision:"):
         classifier = _load_torchvision(text.split(":", 1)[1], pretrained=pretrained, num_classes=num_classes)
@@ -90,7 +170,102 @@ def load_model(
         if len(labels) != classifier.num_classes:
             raise InputError(f"{len(labels)} labels given but the model has {classifier.num_classes} outputs.")
         classifier.labels = list(labels)
-    return classifier.to(target_device)
+    return classifier
+
+
+def _is_existing_path(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the filesystem, or with a NUL byte
+        return False
+
+
+def _load_module(module: nn.Module, labels: Sequence[str] | None) -> Classifier:
+    """Wrap the user's module: refuse unmaterialized (meta) weights, check labels against the outputs."""
+    meta = [name for name, tensor in _named_tensors(module) if tensor.is_meta]
+    if meta:
+        raise ModelLoadError(
+            f"The module's weights are on the meta device (not materialized): {', '.join(meta[:5])}. "
+            "Create it on a real device or load weights first (module.to_empty(device='cpu') + load_state_dict)."
+        )
+    try:
+        classifier = Classifier.from_module(module, labels=labels)
+        outputs = _count_outputs(module, classifier.in_chans, classifier.input_size) if labels is not None else None
+    except ExplainerError:
+        raise
+    except Exception as exc:  # the module's forward returned something that is not a logits tensor
+        raise ModelLoadError(
+            f"The module {type(module).__name__} does not behave as a classifier ({_describe(exc)}): its forward "
+            "must return one logits tensor (N, classes). Wrap a model that returns a tuple or a dict in a module "
+            "that returns the logits."
+        ) from None
+    if outputs is not None and labels is not None and outputs != len(labels):
+        raise InputError(
+            f"{len(labels)} labels given but the module returns {outputs} outputs; give one label per output."
+        )
+    _warn_non_finite(module, f"the module {type(module).__name__}")
+    return classifier
+
+
+def _move(classifier: Classifier, device: torch.device) -> Classifier:
+    try:
+        return classifier.to(device)
+    except (RuntimeError, AssertionError, TypeError) as exc:
+        raise InputError(
+            f"Could not move the model to device {str(device)!r} ({_describe(exc)}); use device='cpu' or 'cuda'."
+        ) from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _named_tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return [*module.named_parameters(), *module.named_buffers()]
+
+
+def _non_finite_names(module: nn.Module, *, parameters_only: bool) -> list[str]:
+    tensors = module.named_parameters() if parameters_only else module.named_buffers()
+    names = []
+    for name, tensor in tensors:
+        if tensor.is_floating_point() or tensor.is_complex():
+            if not bool(torch.isfinite(tensor.detach()).all()):
+                names.append(name)
+    return names
+
+
+def _warn_non_finite(module: nn.Module, label: str) -> None:
+    bad = _non_finite_names(module, parameters_only=True) + _non_finite_names(module, parameters_only=False)
+    if bad:
+        warnings.warn(
+            f"{label} has NaN or infinite values in {len(bad)} tensor(s): {', '.join(bad[:5])}; its predictions "
+            "and explanations will not be finite. Re-initialize or retrain those weights.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def weights_fingerprint(module: nn.Module | Classifier) -> str:
+    """A SHA-256 over the names, dtypes, shapes and values of every parameter and buffer.
+
+    Equal for two modules exactly when their weights are equal (whatever their names or
+    sources), so an explanation can be checked against the model it came from:
+    ``explanation.fingerprint == weights_fingerprint(classifier)``. About 40 ms for a
+    20 MB model on a CPU.
+    """
+    if isinstance(module, Classifier):
+        module = module.module
+    if not isinstance(module, nn.Module):
+        raise InputError(f"weights_fingerprint needs an nn.Module or a Classifier, got {type(module).__name__}.")
+    digest = hashlib.sha256()
+    for name, tensor in sorted(_named_tensors(module), key=lambda item: item[0]):
+        if tensor.is_meta:
+            raise InputError(f"{name} is on the meta device; a module without real weights has no fingerprint.")
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}\n".encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return f"sha256:{digest.hexdigest()}"
 
 
 def _check_timm_name(name: str) -> None:
@@ -228,35 +403,150 @@ def _load_torchvision(name: str, *, pretrained: bool, num_classes: int | None) -
     )
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read tensors from ``.safetensors`` or a weights-only torch file; never runs pickled code."""
-    if not path.is_file():
-        raise ModelLoadError(f"Checkpoint file not found: {path}.")
-    if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
+def read_state_dict(source: str | Path | bytes | bytearray | memoryview) -> dict[str, torch.Tensor]:
+    """Read tensors from ``.safetensors`` or a weights-only torch file (a path or its bytes).
 
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as exc:  # safetensors raises its own error types for bad headers
-            raise ModelLoadError(f"{path.name} is not a valid safetensors file ({exc}).") from None
+    Never runs pickled code. Bounded before anything is loaded: the file must be a regular
+    file of at most :data:`MAX_CHECKPOINT_BYTES`; a torch zip may not declare more content
+    than :data:`MAX_INFLATION` times its own size (torch stores tensors uncompressed, so a
+    larger total is a zip bomb); a safetensors header must fit in the file and its tensors'
+    byte ranges must lie inside it. Torch's pre-1.6 (non-zip) format is refused, since it
+    allocates whatever its pickle declares before reading. Every failure is a ModelLoadError.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raw = bytes(source)
+        label, size = "the uploaded checkpoint", len(raw)
+        if size > MAX_CHECKPOINT_BYTES:
+            raise ModelLoadError(f"{label} is {size / 2**30:.1f} GiB; the limit is {MAX_CHECKPOINT_BYTES / 2**30:.0f} GiB.")
+        kind = _checkpoint_kind(raw[:16], label)
+        data: bytes | None = raw
+    else:
+        path = Path(source)
+        label = path.name or str(path)
+        info = check_regular_file(path, limit=MAX_CHECKPOINT_BYTES, label=str(path), what="checkpoint",
+                                  error=ModelLoadError)
+        data, size = None, info.st_size
+        kind = "safetensors" if path.suffix.lower() == ".safetensors" else _checkpoint_kind(_head(path), label)
     try:
-        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+        if kind == "safetensors":
+            state = _read_safetensors(path if data is None else data, size, label)
+        else:
+            state = _read_torch_zip(path if data is None else data, size, label)
+    except ExplainerError:
+        raise
+    except MemoryError:
+        raise ModelLoadError(f"{label} needs more memory to load than is available.") from None
+    except Exception as exc:  # torch, zipfile or safetensors raised one of their own
+        raise ModelLoadError(f"{label} is not a readable checkpoint ({_describe(exc)}).") from None
+    return _clean_state(state, label)
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16)
+    except OSError as exc:
+        raise ModelLoadError(f"Cannot read checkpoint {path}: {exc.strerror or exc}.") from None
+
+
+def _checkpoint_kind(head: bytes, label: str) -> str:
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "torch"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    if head[:1] == b"\x80":
+        raise ModelLoadError(
+            f"{label} is in torch's legacy (pre-1.6) format, which allocates whatever it declares before reading "
+            "and is refused. Re-save it with a current torch: torch.save(torch.load(f), 'weights.pt'), or as "
+            "safetensors."
+        )
+    raise ModelLoadError(
+        f"{label} is neither a safetensors file nor a PyTorch checkpoint (zip). Save weights with "
+        "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors') or torch.save(model.state_dict(), ...)."
+    )
+
+
+def _read_torch_zip(source: Path | bytes, size: int, label: str) -> Any:
+    try:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ModelLoadError(f"{label} is not a readable PyTorch checkpoint ({_describe(exc)}).") from None
+    declared = sum(entry.file_size for entry in entries)
+    if len(entries) > MAX_CHECKPOINT_ENTRIES or declared > MAX_INFLATION * size + 2**20:
+        raise ModelLoadError(
+            f"{label} ({size / 2**20:.1f} MiB) declares {declared / 2**20:,.1f} MiB in {len(entries):,} entries; "
+            f"refused before loading (at most {MAX_INFLATION:g}× the file size: torch stores tensors uncompressed, "
+            "so this is a zip bomb or a damaged file). Re-save it with torch.save(model.state_dict(), ...)."
+        )
+    try:
+        loaded = torch.load(io.BytesIO(source) if isinstance(source, bytes) else str(source),
+                            map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise ModelLoadError(
-            f"Refused to load {path.name}: it contains pickled Python objects (for example a whole model saved "
+            f"Refused to load {label}: it contains pickled Python objects (for example a whole model saved "
             "with torch.save(model)), and unpickling them could execute arbitrary code. explainer only reads "
             "weights. Save a state dict instead – torch.save(model.state_dict(), 'weights.pt') or "
             f"safetensors.torch.save_file(model.state_dict(), 'weights.safetensors').{_unsafe_global(exc)}"
         ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint ({exc}).") from None
     for key in ("state_dict", "model_state_dict", "model", "weights"):
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
-            loaded = loaded[key]
-            break
-    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+            return loaded[key]
+    return loaded
+
+
+def _read_safetensors(source: Path | bytes, size: int, label: str) -> Any:
+    if isinstance(source, bytes):
+        head = source[:8]
+    else:
+        head = _head(source)[:8]
+    if len(head) < 8:
+        raise ModelLoadError(f"{label} is not a valid safetensors file (only {size} bytes).")
+    header_size = int.from_bytes(head, "little")
+    if header_size > min(size - 8, MAX_SAFETENSORS_HEADER):
         raise ModelLoadError(
-            f"{path.name} does not hold a state dict (name → tensor); save model.state_dict() instead."
+            f"{label} is not a valid safetensors file: its header claims {header_size:,} bytes but the file has "
+            f"{size:,} (header limit {MAX_SAFETENSORS_HEADER:,}). The file is damaged or hostile."
+        )
+    if isinstance(source, bytes):
+        header = source[8 : 8 + header_size]
+    else:
+        with open(source, "rb") as handle:
+            handle.seek(8)
+            header = handle.read(header_size)
+    _check_safetensors_header(header, size - 8 - header_size, label)
+    from safetensors.torch import load, load_file
+
+    return load(source) if isinstance(source, bytes) else load_file(str(source), device="cpu")
+
+
+def _check_safetensors_header(header: bytes, data_size: int, label: str) -> None:
+    try:
+        entries = json.loads(header)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{label} is not a valid safetensors file (header is not JSON: {exc}).") from None
+    if not isinstance(entries, dict):
+        raise ModelLoadError(f"{label} is not a valid safetensors file (header is not a JSON object).")
+    for name, entry in entries.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= data_size):
+            raise ModelLoadError(
+                f"{label} is not a valid safetensors file: tensor {name!r} points outside the file's "
+                f"{data_size:,} data bytes ({offsets!r})."
+            )
+
+
+def _clean_state(loaded: Any, label: str) -> dict[str, torch.Tensor]:
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ModelLoadError(f"{label} does not hold a state dict (name → tensor); save model.state_dict() instead.")
+    odd = [repr(k) for k in loaded if not isinstance(k, str)]
+    if odd:
+        raise ModelLoadError(
+            f"{label} has keys that are not parameter names ({', '.join(odd[:5])}); a state dict maps names such "
+            "as 'fc.weight' to tensors. Save model.state_dict()."
         )
     return {k.removeprefix("module."): v for k, v in loaded.items()}
 
@@ -268,38 +558,67 @@ def _unsafe_global(exc: Exception) -> str:
 
 
 def _load_checkpoint(
-    path: Path, *, arch: str | None, num_classes: int | None, labels: Sequence[str] | None
+    source: Path | bytes, *, arch: str | None, num_classes: int | None, labels: Sequence[str] | None
 ) -> Classifier:
-    state = read_state_dict(path)
+    state = read_state_dict(source)
+    label = "the uploaded checkpoint" if isinstance(source, bytes) else source.name
     if arch is None:
+        shown = "'weights.pt'" if isinstance(source, bytes) else repr(str(source))
         raise ModelLoadError(
-            f"{path.name} holds weights only; say which architecture they belong to, e.g. "
-            f"load_model({str(path)!r}, arch='resnet18') or arch='torchvision:resnet18'."
+            f"{label} holds weights only; say which architecture they belong to, e.g. "
+            f"load_model({shown}, arch='resnet18') or arch='torchvision:resnet18'."
         )
     if num_classes is None and labels is not None:
         num_classes = len(labels)
     if num_classes is None:
         num_classes = _infer_num_classes(arch, state)
+        if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
+            raise ModelLoadError(
+                f"{label}'s classifier weight has {num_classes:,} rows; at most {MAX_CLASSES:,} classes are supported."
+            )
     if arch.startswith("torchvision:"):
         classifier = _load_torchvision(arch.split(":", 1)[1], pretrained=False, num_classes=num_classes)
     else:
         classifier = _load_timm(arch.removeprefix("timm:"), pretrained=False, num_classes=num_classes)
+    _check_dtypes(state, classifier.module, label)
     try:
         result = classifier.module.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # same names, different shapes: torch raises even with strict=False
         mismatched = [line.strip().rstrip(".") for line in str(exc).splitlines() if "size mismatch" in line]
         raise ModelLoadError(
-            f"{path.name} does not match architecture {arch!r}: {'; '.join(mismatched[:3]) or exc}. "
+            f"{label} does not match architecture {arch!r}: {'; '.join(mismatched[:3]) or _describe(exc)}. "
             "Check arch= (and num_classes=)."
         ) from None
     if result.missing_keys or result.unexpected_keys:
         raise ModelLoadError(
-            f"{path.name} does not match architecture {arch!r}: missing {list(result.missing_keys)[:5]}, "
+            f"{label} does not match architecture {arch!r}: missing {list(result.missing_keys)[:5]}, "
             f"unexpected {list(result.unexpected_keys)[:5]}. Check arch= (and num_classes=)."
         )
-    classifier.source, classifier.pretrained = str(path), True
+    bad = _non_finite_names(classifier.module, parameters_only=True)
+    if bad:
+        raise ModelLoadError(
+            f"{label} has NaN or infinite weights in {len(bad)} tensor(s): {', '.join(bad[:5])}. Its predictions "
+            "would all be NaN; retrain from the last good checkpoint (or load the module yourself to inspect it)."
+        )
+    _warn_non_finite(classifier.module, label)  # buffers (e.g. running statistics)
+    classifier.source = "uploaded bytes" if isinstance(source, bytes) else str(source)
+    classifier.pretrained = True
     classifier.module.eval()
     return classifier
+
+
+def _check_dtypes(state: dict[str, torch.Tensor], module: nn.Module, label: str) -> None:
+    """Refuse integer or boolean tensors where the model holds floats (load_state_dict would cast them)."""
+    target = module.state_dict()
+    wrong = [
+        f"{name} ({tensor.dtype})" for name, tensor in state.items()
+        if name in target and target[name].is_floating_point() and not tensor.is_floating_point()
+    ]
+    if wrong:
+        raise ModelLoadError(
+            f"{label} stores {len(wrong)} weight(s) as integers or booleans where the model has floats: "
+            f"{', '.join(wrong[:5])}. Casting would give a model that predicts nothing; save the float state dict."
+        )
 
 
 def _infer_num_classes(arch: str, state: dict[str, torch.Tensor]) -> int | None:
