@@ -263,6 +263,7 @@ class Output:
     attributions: torch.Tensor
     settings: dict[str, Any] = field(default_factory=dict)
     delta: torch.Tensor | None = None
+    segments: torch.Tensor | None = None  # (n, 1, H, W) long: the feature mask of superpixel methods
 
 
 def _reference_image(inputs: torch.Tensor, name: str, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
