@@ -13,6 +13,9 @@ Guards (context managers, all restore on error too):
 
 Prefer :func:`seeded_generator` (a private ``torch.Generator``) wherever a function takes a generator.
 
+API evolution: :func:`legacy_positional` keeps calls written for the old positional signatures working,
+with a DeprecationWarning, for one release.
+
 Helpers: :func:`resolve_targets` (one class per image), :func:`baseline` (one vocabulary of reference
 images: ``BASELINES``), :func:`top_k` (predictions), :func:`json_ready` (dataclasses, numpy and torch
 values → JSON types, NaN/inf → None).
@@ -22,12 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+import inspect
 import math
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -46,6 +52,7 @@ BASELINE_ALIASES = {"zeros": "zero"}
 BLUR_SIGMA_FRACTION = 1 / 20
 
 Target = int | str | Sequence[int | str] | torch.Tensor | np.ndarray | None
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 # ------------------------------------------------------------------------------------ guards
@@ -328,3 +335,89 @@ def _json_value(obj: Any) -> Any:
     if isinstance(obj, complex):
         return [_json_value(obj.real), _json_value(obj.imag)]
     return str(obj)
+
+
+# ---------------------------------------------------------------------------- API evolution
+def legacy_positional(*names: str, renamed: Mapping[str, str] | None = None) -> Callable[[F], F]:
+    """Accept, for one release, calls written for an older signature of the decorated function.
+
+    Positional arguments beyond the function's positional parameters are passed as the keywords
+    ``names`` (in order), and old keyword names in ``renamed`` (old → new) as their new names; each such
+    call warns with a DeprecationWarning that says how to write it now. Type checkers see only the
+    new signature.
+    """
+    renames = dict(renamed or {})
+
+    def decorate(function: F) -> F:
+        parameters = inspect.signature(function).parameters.values()
+        positional = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            moved: list[str] = []
+            if len(args) > positional:
+                extra = args[positional:]
+                if len(extra) > len(names):
+                    raise TypeError(f"{function.__name__}() takes {positional} positional argument(s) "
+                                    f"but {len(args)} were given.")
+                for name, value in zip(names, extra):
+                    if name in kwargs:
+                        raise TypeError(f"{function.__name__}() got multiple values for argument {name!r}.")
+                    kwargs[name] = value
+                    moved.append(f"{name}=...")
+                args = args[:positional]
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{function.__name__}() got both {old}= and {new}=; use {new}=.")
+                    kwargs[new] = kwargs.pop(old)
+                    moved.append(f"{new}= (not {old}=)")
+            if moved:
+                warnings.warn(
+                    f"{function.__name__}(): pass {', '.join(moved)} by keyword; the old positional form or name "
+                    "is deprecated and goes away in the next release.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+            return function(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def deprecated_alias(old: str, new: str) -> property:
+    """A read-only property ``old`` that returns attribute ``new`` with a DeprecationWarning."""
+
+    def getter(self: Any) -> Any:
+        warnings.warn(f"{type(self).__name__}.{old} is now .{new}; the old name goes away in the next release.",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(self, new)
+
+    return property(getter, doc=f"Deprecated: use ``{new}``.")
+
+
+class JsonResult:
+    """Mixin for result dataclasses: :meth:`to_dict` gives JSON-ready data (via :func:`json_ready`).
+
+    Fields named in ``_not_in_dict`` (images, maps, models – large or not data) are left out.
+    """
+
+    _not_in_dict: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON types (NaN/inf → None), without the fields in ``_not_in_dict``."""
+        data = json_ready(self, exclude=self._not_in_dict)
+        for name in dir(type(self)):
+            if isinstance(getattr(type(self), name, None), _Headline):
+                data[name] = json_ready(getattr(self, name))
+        return data
+
+
+class _Headline(property):
+    """A property that :meth:`JsonResult.to_dict` includes (derived headline numbers)."""
+
+
+def headline(function: Callable[[Any], Any]) -> property:
+    """Decorator: a read-only property whose value :meth:`JsonResult.to_dict` also reports."""
+    return _Headline(function, doc=function.__doc__)

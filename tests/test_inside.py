@@ -13,14 +13,14 @@ from explainer import (
     Classifier,
     InputError,
     ablate,
-    activations,
-    anatomy,
     cam_channel_importance,
     conv_step,
     embed_dataset,
     top_activating,
     visualize_channel,
 )
+from explainer.inside.activations import layer_activations
+from explainer.models.anatomy import model_anatomy
 from explainer.plots import inside as plots
 
 
@@ -77,28 +77,28 @@ def test_anatomy_rows_sum_to_model_parameters(models, name):
     classifier = models[name]
     total = sum(p.numel() for p in classifier.module.parameters())
     for depth in (1, 2):
-        result = anatomy(classifier, depth=depth)
+        result = model_anatomy(classifier, depth=depth)
         assert result.table["params"].sum() == total == result.total_params
         assert result.table["role"].iloc[0] == "input" and result.table["role"].iloc[-1] == "output"
         assert result.table["output_shape"].iloc[-1] == "1000"
         assert "not run" not in set(result.table["output_shape"])
-    fig = plots.anatomy_figure(anatomy(classifier))
-    assert sum(len(trace.y) for trace in fig.data) == len(anatomy(classifier).table)
+    fig = plots.anatomy_figure(model_anatomy(classifier))
+    assert sum(len(trace.y) for trace in fig.data) == len(model_anatomy(classifier).table)
 
 
 def test_anatomy_of_efficientnet_shows_its_stages(bundled_classifier):
-    result = anatomy(bundled_classifier)
+    result = model_anatomy(bundled_classifier)
     assert result.layers == ["conv_stem", "bn1", *[f"blocks.{i}" for i in range(7)], "conv_head", "bn2",
                              "global_pool", "classifier"]
     shapes = dict(zip(result.table["layer"], result.table["output_shape"]))
     assert shapes["input"] == "3 × 224 × 224" and shapes["blocks.6"] == "320 × 7 × 7"
     assert shapes["global_pool"] == "1280"
     with pytest.raises(InputError, match="depth must be 1 or more"):
-        anatomy(bundled_classifier, depth=0)
+        model_anatomy(bundled_classifier, depth=0)
 
 
 def test_anatomy_gives_vit_position_embeddings_a_row(models):
-    table = anatomy(models["vit_tiny_patch16_224"]).table
+    table = model_anatomy(models["vit_tiny_patch16_224"]).table
     row = table[table["layer"] == "cls_token, pos_embed"]
     assert int(row["params"].iloc[0]) == 192 + 197 * 192
 
@@ -108,7 +108,7 @@ def test_anatomy_gives_vit_position_embeddings_a_row(models):
 def test_activations_capture_maps_and_rank_channels(models, photo_list, name):
     classifier = models[name]
     before = _forward_hook_count(classifier.module)
-    result = activations(classifier, photo_list[:2])
+    result = layer_activations(classifier, photo_list[:2])
     assert _forward_hook_count(classifier.module) == before
     assert 3 <= len(result.layers) <= 6
     for layer in result.layers.values():
@@ -129,7 +129,7 @@ def test_activations_capture_maps_and_rank_channels(models, photo_list, name):
 
 def test_activations_equal_an_independent_forward(bundled_classifier, photos):
     classifier = bundled_classifier
-    result = activations(classifier, photos["cat"], ["conv_stem", "bn2"])
+    result = layer_activations(classifier, photos["cat"], layers=["conv_stem", "bn2"])
     inputs = classifier.preprocess(photos["cat"])
     stem = classifier.get_layer("conv_stem")
     expected = F.conv2d(inputs, stem.weight, stride=2, padding=1)
@@ -152,9 +152,9 @@ def test_hooks_are_removed_after_an_error(bundled_classifier, photos):
     handle = classifier.get_layer("conv_head").register_forward_pre_hook(explode)
     try:
         with pytest.raises(RuntimeError, match="forced failure"):
-            activations(classifier, photos["cat"], ["blocks.2", "bn2"])
+            layer_activations(classifier, photos["cat"], layers=["blocks.2", "bn2"])
         with pytest.raises(RuntimeError, match="forced failure"):
-            ablate(classifier, photos["cat"], "blocks.2", [0, 1])
+            ablate(classifier, photos["cat"], layer="blocks.2", channels=[0, 1])
         with pytest.raises(RuntimeError, match="forced failure"):
             cam_channel_importance(classifier, photos["cat"])
     finally:
@@ -165,23 +165,23 @@ def test_hooks_are_removed_after_an_error(bundled_classifier, photos):
 def test_unknown_layers_and_channels_fail_clearly(bundled_classifier, photos):
     classifier = bundled_classifier
     with pytest.raises(InputError, match=r"Unknown layer 'blocks\.9'.*Close matches: .*blocks\."):
-        activations(classifier, photos["cat"], ["blocks.9"])
+        layer_activations(classifier, photos["cat"], layers=["blocks.9"])
     with pytest.raises(InputError, match=r"Channel 1280 is out of range: layer 'bn2' has 1280 channels \(0–1279\)"):
-        top_activating(classifier, "bn2", 1280, photos)
+        top_activating(classifier, photos, layer="bn2", channel=1280)
     with pytest.raises(InputError, match=r"Channel\(s\) \[5000\] out of range: layer 'bn2' has 1280 channels"):
-        ablate(classifier, photos["cat"], "bn2", [3, 5000])
+        ablate(classifier, photos["cat"], layer="bn2", channels=[3, 5000])
     with pytest.raises(InputError, match="Channel -1 is out of range"):
-        visualize_channel(classifier, "blocks.3", -1, steps=1, size=32)
+        visualize_channel(classifier, layer="blocks.3", channel=-1, steps=1, size=32)
     with pytest.raises(InputError, match="mode must be 'zero' or 'mean'"):
-        ablate(classifier, photos["cat"], "bn2", [3], mode="noise")
+        ablate(classifier, photos["cat"], layer="bn2", channels=[3], mode="noise")
     with pytest.raises(InputError, match="Unknown layer 'bn3'"):
         cam_channel_importance(classifier, photos["cat"], layer="bn3")
 
 
 # ------------------------------------------------------------------------------------ what a channel does
 def test_top_activating_ranks_images_by_the_channel(bundled_classifier, photos):
-    top = top_activating(bundled_classifier, "blocks.5", 7, photos, k=3, batch_size=4)
-    expected = activations(bundled_classifier, list(photos.values()), ["blocks.5"])["blocks.5"].maps[:, 7]
+    top = top_activating(bundled_classifier, photos, layer="blocks.5", channel=7, top_k=3, batch_size=4)
+    expected = layer_activations(bundled_classifier, list(photos.values()), layers=["blocks.5"])["blocks.5"].maps[:, 7]
     np.testing.assert_allclose(top.all_scores, expected.amax((1, 2)).numpy(), rtol=1e-4, atol=1e-4)
     assert top.indices == np.argsort(-top.all_scores)[:3].tolist()
     assert top.names == [list(photos)[i] for i in top.indices]
@@ -191,7 +191,7 @@ def test_top_activating_ranks_images_by_the_channel(bundled_classifier, photos):
 
 
 def test_feature_visualization_excites_the_channel_beyond_photos(bundled_classifier):
-    result = visualize_channel(bundled_classifier, "blocks.4", 20, steps=32, size=96, seed=1)
+    result = visualize_channel(bundled_classifier, layer="blocks.4", channel=20, steps=32, size=96, seed=1)
     assert result.objective_site == "blocks.4"
     assert result.image.shape == (3, 96, 96) and 0.0 <= result.image.min() and result.image.max() <= 1.0
     assert result.activation > 2 * result.photo_activation > 0
@@ -202,7 +202,7 @@ def test_feature_visualization_excites_the_channel_beyond_photos(bundled_classif
 
 def test_feature_visualization_switches_on_a_channel_dead_for_grey(bundled_classifier):
     """bn2 ends in ReLU6; channel 285 is zero for a grey start image, so only its pre-activation has a gradient."""
-    result = visualize_channel(bundled_classifier, "bn2", 285, steps=24, size=96)
+    result = visualize_channel(bundled_classifier, layer="bn2", channel=285, steps=24, size=96)
     assert result.objective_site == "input of bn2.act (pre-activation)"
     assert result.activation > max(result.photo_max, result.noise_activation)
 
@@ -223,13 +223,13 @@ def test_importance_adds_up_to_the_logit(bundled_classifier, photo_list):
 
 def test_ablation_is_exact_where_the_answer_is_known(bundled_classifier, photos):
     classifier = bundled_classifier
-    everything = ablate(classifier, photos["coffee"], "bn2")  # all channels zero → logits = bias
+    everything = ablate(classifier, photos["coffee"], layer="bn2")  # all channels zero → logits = bias
     bias_probs = torch.softmax(classifier.module.classifier.bias.detach(), 0)
     assert everything.channels is None
     assert everything.prob_after[0] == pytest.approx(float(bias_probs[everything.targets[0]]), rel=1e-4)
     assert everything.top_before[0][0].label == "espresso"
     # mean-replacing channels of the last map before average pooling changes nothing
-    unchanged = ablate(classifier, photos["coffee"], "bn2", list(range(0, 1280, 3)), mode="mean")
+    unchanged = ablate(classifier, photos["coffee"], layer="bn2", channels=list(range(0, 1280, 3)), mode="mean")
     assert abs(unchanged.mean_drop) < 1e-5 and unchanged.changed == [False]
     fig = plots.intervention_figure(everything)
     assert [trace.name for trace in fig.data] == ["before", "after (zero)"]
@@ -243,10 +243,10 @@ def test_cam_channels_matter_far_more_than_random_channels(bundled_classifier, p
     rng = np.random.default_rng(0)
     cam_drops, random_drops = [], []
     for i, image in enumerate(photo_list):
-        cam_drops.append(ablate(classifier, image, importance.layer, importance.top(k, image=i)).drop[0])
+        cam_drops.append(ablate(classifier, image, layer=importance.layer, channels=importance.top(k, image=i)).drop[0])
         for _ in range(3):
             channels = rng.choice(1280, size=k, replace=False).tolist()
-            result = ablate(classifier, image, importance.layer, channels, target=importance.targets[i])
+            result = ablate(classifier, image, layer=importance.layer, channels=channels, target=importance.targets[i])
             random_drops.append(result.drop[0])
     cam, random = float(np.mean(cam_drops)), float(np.mean(random_drops))
     assert cam > 0.15, f"CAM channels dropped the predicted class by only {cam:.3f}"
@@ -256,7 +256,7 @@ def test_cam_channels_matter_far_more_than_random_channels(bundled_classifier, p
 
 def test_ablation_works_on_transformer_tokens(models, photos):
     vit = models["vit_tiny_patch16_224"]
-    result = ablate(vit, photos["cat"], "blocks.11.norm1", None, mode="mean", top_k=3)
+    result = ablate(vit, photos["cat"], layer="blocks.11.norm1", mode="mean", top_k=3)
     assert len(result.top_after[0]) == 3 and np.isfinite(result.prob_after).all()
     importance = cam_channel_importance(vit, photos["cat"])
     assert importance.layer == "blocks.11.norm1" and importance.per_image.shape == (1, 192)
@@ -280,7 +280,7 @@ def test_trained_cnn_embedding_separates_digits_better_than_pixels(digits, digit
 
 def test_top_activating_searches_a_dataset(digits, digits_cnn):
     classifier = Classifier.from_module(digits_cnn, labels=digits.class_names, input_size=8, in_chans=1)
-    top = top_activating(classifier, "3", 5, digits, k=4, score="mean", batch_size=100)
+    top = top_activating(classifier, digits, layer="3", channel=5, top_k=4, score="mean", batch_size=100)
     assert len(top.all_scores) == len(digits.y_test) and top.indices == np.argsort(-top.all_scores)[:4].tolist()
     with torch.no_grad():
         expected = digits_cnn[:4](digits.x_test)[:, 5].mean((1, 2)).numpy()
@@ -327,7 +327,7 @@ def test_conv_step_adds_up_to_the_layer_output(options):
     out = conv(x).detach()
     last_row, last_col = out.shape[-2] - 1, out.shape[-1] - 1
     for channel, row, col in [(0, 0, 0), (out.shape[1] - 1, last_row, last_col), (1, last_row // 2, 1)]:
-        step = conv_step(conv, x, channel, row, col, image=1)
+        step = conv_step(conv, x, out_channel=channel, row=row, col=col, image=1)
         assert step.matches, (options, channel, row, col)
         assert step.actual == pytest.approx(float(out[1, channel, row, col]), abs=1e-6)
         assert step.result == pytest.approx(float((step.patch * step.kernel).sum()) + step.bias, abs=1e-5)
@@ -336,18 +336,18 @@ def test_conv_step_adds_up_to_the_layer_output(options):
 
 
 def test_conv_step_inside_a_classifier(bundled_classifier, photos):
-    step = conv_step(bundled_classifier, photos["cat"], 5, 0, 111)  # the stem, at the padded right border
+    step = conv_step(bundled_classifier, photos["cat"], out_channel=5, row=0, col=111)  # the stem, at the padded right border
     assert step.layer == "conv_stem" and step.matches and step.left == 221 and step.top == -1
-    depthwise = conv_step(bundled_classifier, photos["cat"], 40, 27, 3, layer="blocks.1.0.conv_dw")
+    depthwise = conv_step(bundled_classifier, photos["cat"], out_channel=40, row=27, col=3, layer="blocks.1.0.conv_dw")
     assert depthwise.matches and depthwise.in_channels == [40] and depthwise.groups == 96
     fig = plots.conv_step_figure(step)
     assert len(fig.data) == 12 and "✓ matches" in fig.layout.title.text
     with pytest.raises(InputError, match=r"Position \(112, 0\) is outside the 112×112 output"):
-        conv_step(bundled_classifier, photos["cat"], 0, 112, 0)
+        conv_step(bundled_classifier, photos["cat"], out_channel=0, row=112, col=0)
     with pytest.raises(InputError, match="not a Conv2d"):
-        conv_step(bundled_classifier, photos["cat"], 0, 0, 0, layer="bn1")
+        conv_step(bundled_classifier, photos["cat"], out_channel=0, row=0, col=0, layer="bn1")
     with pytest.raises(InputError, match="out_channel 32 out of range"):
-        conv_step(bundled_classifier, photos["cat"], 32, 0, 0)
+        conv_step(bundled_classifier, photos["cat"], out_channel=32, row=0, col=0)
 
 
 def test_works_when_the_caller_is_in_inference_mode(photos):
@@ -358,8 +358,8 @@ def test_works_when_the_caller_is_in_inference_mode(photos):
     classifier = Classifier.from_module(net, input_size=32)
     with torch.inference_mode():
         importance = cam_channel_importance(classifier, photos["cat"])
-        visualization = visualize_channel(classifier, "3", 1, steps=3, size=32)
-        top = top_activating(classifier, "3", 0, photos, k=2)
+        visualization = visualize_channel(classifier, layer="3", channel=1, steps=3, size=32)
+        top = top_activating(classifier, photos, layer="3", channel=0, top_k=2)
     assert importance.layer == "3" and np.abs(importance.per_image).sum() > 0
     assert visualization.objective_site == "input of 3 (pre-activation)" and len(top.indices) == 2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +14,14 @@ import pandas as pd
 import torch
 from torch import nn
 
+from explainer._plumbing import (
+    JsonResult,
+    deprecated_alias,
+    eval_mode,
+    hook_guard,
+    legacy_positional,
+    top_k,
+)
 from explainer.errors import InputError
 from explainer.models import Prediction
 from explainer.models.anatomy import layer_units
@@ -21,8 +30,10 @@ from explainer.models.layers import feature_layers
 if TYPE_CHECKING:
     from explainer.models import Classifier, ImageBatch
 
-#: How many layers `activations` captures when none are named.
+#: How many layers `layer_activations` captures when none are named.
 DEFAULT_LAYER_COUNT = 6
+#: Top classes reported per image by `layer_activations`.
+PREDICTIONS_PER_IMAGE = 3
 
 
 class _StopForward(Exception):
@@ -38,15 +49,11 @@ def forward_hooks(classifier: Classifier, hooks: dict[str, Callable], *, pre: bo
     hook is removed on exit, also when the forward pass raises.
     """
     modules = {name: classifier.get_layer(name) for name in hooks}
-    handles = []
-    try:
+    with hook_guard(classifier.module):
         for name, hook in hooks.items():
             register = modules[name].register_forward_pre_hook if pre else modules[name].register_forward_hook
-            handles.append(register(hook))
+            register(hook)
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def capture(
@@ -61,7 +68,8 @@ def capture(
     the forward pass stops as soon as all are captured.
 
     Each layer's first call is captured. With ``grad=True`` the tensors stay in the autograd graph
-    (for optimizing an input); otherwise they are detached copies.
+    (for optimizing an input); otherwise they are detached copies. The model runs in eval mode; its
+    ``training`` flags and hooks are as they were afterwards.
     """
     wanted = list(dict.fromkeys(names))
     captured: dict[str, torch.Tensor] = {}
@@ -77,7 +85,7 @@ def capture(
 
         return hook
 
-    with forward_hooks(classifier, {name: record(name) for name in wanted}, pre=layer_inputs):
+    with eval_mode(classifier.module), forward_hooks(classifier, {name: record(name) for name in wanted}, pre=layer_inputs):
         try:
             with torch.set_grad_enabled(grad):
                 classifier.module(inputs)
@@ -137,7 +145,7 @@ def default_layers(classifier: Classifier, count: int = DEFAULT_LAYER_COUNT) -> 
 
 
 @dataclass
-class LayerActivation:
+class LayerActivation(JsonResult):
     """One layer's activations for a batch: ``maps`` ``(N, C, H, W)`` float32 on the CPU (ViT tokens as
     their patch grid), summary statistics, and channels ranked by mean activation (strongest first)."""
 
@@ -153,27 +161,43 @@ class LayerActivation:
     channel_means: np.ndarray  # (C,), averaged over images and positions
     ranking: np.ndarray = field(repr=False)  # channel indices, strongest mean first
 
-    def top_channels(self, k: int = 16, image: int | None = None) -> list[int]:
-        """The ``k`` channels with the highest mean activation over the batch, or for one ``image``."""
+    _not_in_dict = ("maps",)
+
+    @legacy_positional("image", renamed={"k": "top_k"})
+    def top_channels(self, top_k: int = 16, *, image: int | None = None) -> list[int]:
+        """The ``top_k`` channels with the highest mean activation over the batch, or for one ``image``."""
         if image is None:
-            return [int(c) for c in self.ranking[:k]]
+            return [int(c) for c in self.ranking[:top_k]]
         if not 0 <= image < self.maps.shape[0]:
             raise InputError(f"image {image} out of range: {self.maps.shape[0]} image(s) were captured.")
         means = self.maps[image].mean(dim=(1, 2)).numpy()
-        return [int(c) for c in np.argsort(-means, kind="stable")[:k]]
+        return [int(c) for c in np.argsort(-means, kind="stable")[:top_k]]
 
 
 @dataclass
-class Activations:
-    """What several layers output for a batch of images, with how it was measured."""
+class Activations(JsonResult):
+    """What several layers output for a batch of images, with how it was measured.
 
-    model: str
+    ``to_dict()`` leaves out the maps and pixels (the statistics, rankings and predictions stay).
+    """
+
+    model_name: str
     layers: dict[str, LayerActivation]
     pixels: torch.Tensor  # (N, C, H, W) in [0, 1], CPU
-    predictions: list[list[Prediction]]  # top 3 classes per image
+    predictions: list[list[Prediction]]  # top PREDICTIONS_PER_IMAGE classes per image
     seconds: float
     device: str
-    method: str = "forward hooks"
+
+    _not_in_dict = ("pixels", "layers")
+    model = deprecated_alias("model", "model_name")
+
+    def to_dict(self) -> dict:
+        """JSON-ready: model_name, seconds, device, predictions and each layer without its maps."""
+        return {**super().to_dict(), "layers": {name: layer.to_dict() for name, layer in self.layers.items()}}
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers: :meth:`stats_table`, one row per layer."""
+        return self.stats_table()
 
     def __getitem__(self, name: str) -> LayerActivation:
         if name not in self.layers:
@@ -189,11 +213,13 @@ class Activations:
         ])
 
 
-def activations(
-    classifier: Classifier, images: ImageBatch, layers: Sequence[str] | str | None = None
+@legacy_positional("layers")
+def layer_activations(
+    classifier: Classifier, images: ImageBatch, *, layers: Sequence[str] | str | None = None
 ) -> Activations:
     """Capture the outputs of ``layers`` (default: a handful of blocks spread through the network)
-    for ``images`` with forward hooks, which are removed afterwards (also on error)."""
+    for ``images`` with forward hooks, in eval mode; hooks and ``training`` flags are restored afterwards
+    (also on error)."""
     started = time.perf_counter()
     names = [layers] if isinstance(layers, str) else list(layers) if layers is not None else default_layers(classifier)
     if not names:
@@ -210,22 +236,18 @@ def activations(
 
         return hook
 
-    with torch.inference_mode(), forward_hooks(classifier, {name: record(name) for name in names}):
+    with torch.inference_mode(), eval_mode(classifier.module), forward_hooks(
+        classifier, {name: record(name) for name in names}
+    ):
         logits = classifier.module(inputs)
     missing = [name for name in names if name not in outputs]
     if missing:
         raise InputError(f"Layer(s) {', '.join(missing)} of {classifier.name} did not run in the forward pass.")
-    captured = {name: _summarize(classifier, name, outputs[name]) for name in names}
-    top = torch.softmax(logits.float(), dim=1).topk(min(3, logits.shape[1]), dim=1)
-    predictions = [
-        [Prediction(classifier.labels[int(i)], int(i), float(p)) for p, i in zip(values, indices)]
-        for values, indices in zip(top.values.cpu(), top.indices.cpu())
-    ]
     return Activations(
-        model=classifier.name,
-        layers=captured,
+        model_name=classifier.name,
+        layers={name: _summarize(classifier, name, outputs[name]) for name in names},
         pixels=pixels,
-        predictions=predictions,
+        predictions=top_k(torch.softmax(logits.float(), dim=1), classifier.labels, PREDICTIONS_PER_IMAGE),
         seconds=time.perf_counter() - started,
         device=str(classifier.device),
     )
@@ -249,3 +271,10 @@ def _summarize(classifier: Classifier, name: str, output: torch.Tensor) -> Layer
         channel_means=channel_means,
         ranking=np.argsort(-channel_means, kind="stable"),
     )
+
+
+def activations(classifier: Classifier, images: ImageBatch, layers: Sequence[str] | str | None = None) -> Activations:
+    """Deprecated name of :func:`layer_activations` (``explainer.activations`` shadowed the submodule)."""
+    warnings.warn("explainer.activations(...) is now explainer.layer_activations(classifier, images, layers=...); "
+                  "the old name goes away in the next release.", DeprecationWarning, stacklevel=2)
+    return layer_activations(classifier, images, layers=layers)

@@ -6,10 +6,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explainer._plumbing import JsonResult, headline, legacy_positional
 from explainer.errors import InputError
 from explainer.inside.activations import capture
 from explainer.models import Classifier
@@ -21,7 +23,7 @@ _PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate
 
 
 @dataclass
-class ConvStep:
+class ConvStep(JsonResult):
     """How ``out_channel`` at (``row``, ``col``) of a Conv2d output is computed, with every number.
 
     ``patch`` and ``kernel`` are ``(C_in/groups, kh, kw)``; ``products`` = patch × kernel; ``total`` =
@@ -50,8 +52,17 @@ class ConvStep:
     groups: int
     seconds: float = 0.0
     device: str = ""
+    model_name: str = ""  # the classifier's name, or "module" for a bare Conv2d
 
-    @property
+    _not_in_dict = ("input_map",)
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers in one row: Σ products, bias, result, the layer's own value, whether they match."""
+        return pd.DataFrame([{"layer": self.layer, "out_channel": self.out_channel, "row": self.row, "col": self.col,
+                              "total": self.total, "bias": self.bias, "result": self.result, "actual": self.actual,
+                              "matches": self.matches}])
+
+    @headline
     def matches(self) -> bool:
         """Whether the hand computation equals the layer's output (float32 rounding tolerated)."""
         scale = max(1.0, float(self.products.abs().sum()))
@@ -72,42 +83,26 @@ def _padding(conv: nn.Conv2d) -> tuple[int, int, int, int]:
     return (pad_w, pad_w, pad_h, pad_h)
 
 
+@legacy_positional("out_channel", "row", "col")
 def conv_step(
-    conv: nn.Conv2d | Classifier,
-    inputs: torch.Tensor | ImageBatch,
+    classifier: nn.Conv2d | Classifier,
+    images: torch.Tensor | ImageBatch,
+    *,
     out_channel: int,
     row: int,
     col: int,
-    *,
     layer: str | None = None,
     image: int = 0,
 ) -> ConvStep:
     """Recompute one output value of a convolution by hand.
 
-    ``conv`` is an ``nn.Conv2d`` fed ``inputs`` (its input, ``(C, H, W)`` or ``(N, C, H, W)``), or a
-    Classifier with ``layer`` naming one of its Conv2d layers (default: the first) fed images, whose input
-    to that layer is captured with a hook. Stride, padding (also ``'same'`` and non-zero modes), dilation
-    and groups are honoured.
+    ``classifier`` is a Classifier with ``layer`` naming one of its Conv2d layers (default: the first) fed
+    ``images``, whose input to that layer is captured with a hook; or a bare ``nn.Conv2d`` fed its input
+    (``(C, H, W)`` or ``(N, C, H, W)``) as ``images``. Stride, padding (also ``'same'`` and non-zero
+    modes), dilation and groups are honoured.
     """
     started = time.perf_counter()
-    if isinstance(conv, Classifier):
-        classifier = conv
-        if layer is None:
-            layer = next((n for n, m in classifier.module.named_modules() if isinstance(m, nn.Conv2d)), None)
-            if layer is None:
-                raise InputError(f"{classifier.name} has no Conv2d layer.")
-        module = classifier.get_layer(layer)
-        if not isinstance(module, nn.Conv2d):
-            raise InputError(f"Layer {layer!r} is a {type(module).__name__}, not a Conv2d; pick a convolution layer.")
-        with torch.inference_mode():
-            x = capture(classifier, classifier.preprocess(inputs), [layer], layer_inputs=True)[layer]
-    elif isinstance(conv, nn.Conv2d):
-        module, layer = conv, layer or "conv"
-        if not isinstance(inputs, torch.Tensor):
-            raise InputError("With an nn.Conv2d, pass its input as a tensor (C, H, W) or (N, C, H, W).")
-        x = inputs.unsqueeze(0) if inputs.ndim == 3 else inputs
-    else:
-        raise InputError(f"conv must be an nn.Conv2d or a Classifier, got {type(conv).__name__}.")
+    module, layer, x, name = _conv_and_input(classifier, images, layer)
     if x.ndim != 4 or x.shape[1] != module.in_channels:
         raise InputError(f"{layer} expects input (N, {module.in_channels}, H, W); got shape {tuple(x.shape)}.")
     if not 0 <= image < x.shape[0]:
@@ -115,16 +110,7 @@ def conv_step(
     x = x[image : image + 1].detach().to(module.weight.device, module.weight.dtype)
     with torch.inference_mode():
         output = module(x)[0]
-    if not 0 <= out_channel < output.shape[0]:
-        raise InputError(
-            f"out_channel {out_channel} out of range: {layer} has {output.shape[0]} output channels "
-            f"(0–{output.shape[0] - 1})."
-        )
-    height, width = output.shape[1:]
-    if not (0 <= row < height and 0 <= col < width):
-        raise InputError(
-            f"Position ({row}, {col}) is outside the {height}×{width} output; rows 0–{height - 1}, cols 0–{width - 1}."
-        )
+    _check_position(layer, output, out_channel, row, col)
     pad = _padding(module)
     mode = _PAD_MODES[module.padding_mode]
     padded = F.pad(x, pad, mode=mode) if mode != "constant" else F.pad(x, pad, value=0.0)
@@ -141,25 +127,47 @@ def conv_step(
     total = float(products.double().sum())
     bias = float(module.bias[out_channel].detach()) if module.bias is not None else 0.0
     return ConvStep(
-        layer=layer,
-        out_channel=int(out_channel),
-        row=int(row),
-        col=int(col),
-        in_channels=channels,
-        patch=patch.float().cpu(),
-        kernel=kernel.float().cpu(),
-        products=products.float().cpu(),
-        total=total,
-        bias=bias,
-        result=total + bias,
-        actual=float(output[out_channel, row, col]),
+        layer=layer, out_channel=int(out_channel), row=int(row), col=int(col), in_channels=channels,
+        patch=patch.float().cpu(), kernel=kernel.float().cpu(), products=products.float().cpu(),
+        total=total, bias=bias, result=total + bias, actual=float(output[out_channel, row, col]),
         input_map=x[0, channels[0] : channels[-1] + 1].float().cpu(),
-        top=top - pad[2],
-        left=left - pad[0],
-        stride=(stride_h, stride_w),
-        padding=pad,
-        dilation=(dil_h, dil_w),
-        groups=module.groups,
-        seconds=time.perf_counter() - started,
-        device=str(module.weight.device),
+        top=top - pad[2], left=left - pad[0], stride=(stride_h, stride_w), padding=pad,
+        dilation=(dil_h, dil_w), groups=module.groups,
+        seconds=time.perf_counter() - started, device=str(module.weight.device), model_name=name,
     )
+
+
+def _conv_and_input(
+    classifier: nn.Conv2d | Classifier, images: torch.Tensor | ImageBatch, layer: str | None
+) -> tuple[nn.Conv2d, str, torch.Tensor, str]:
+    """The convolution, its name, its input batch and the model's name."""
+    if isinstance(classifier, Classifier):
+        if layer is None:
+            layer = next((n for n, m in classifier.module.named_modules() if isinstance(m, nn.Conv2d)), None)
+            if layer is None:
+                raise InputError(f"{classifier.name} has no Conv2d layer.")
+        module = classifier.get_layer(layer)
+        if not isinstance(module, nn.Conv2d):
+            raise InputError(f"Layer {layer!r} is a {type(module).__name__}, not a Conv2d; pick a convolution layer.")
+        with torch.inference_mode():
+            x = capture(classifier, classifier.preprocess(images), [layer], layer_inputs=True)[layer]
+        return module, layer, x, classifier.name
+    if isinstance(classifier, nn.Conv2d):
+        if not isinstance(images, torch.Tensor):
+            raise InputError("With an nn.Conv2d, pass its input as a tensor (C, H, W) or (N, C, H, W).")
+        return classifier, layer or "conv", images.unsqueeze(0) if images.ndim == 3 else images, "module"
+    raise InputError(f"conv_step needs an nn.Conv2d or a Classifier, got {type(classifier).__name__}.")
+
+
+def _check_position(layer: str, output: torch.Tensor, out_channel: int, row: int, col: int) -> None:
+    """Raise InputError unless (out_channel, row, col) lies inside the layer's ``(C, H, W)`` output."""
+    if not 0 <= out_channel < output.shape[0]:
+        raise InputError(
+            f"out_channel {out_channel} out of range: {layer} has {output.shape[0]} output channels "
+            f"(0–{output.shape[0] - 1})."
+        )
+    height, width = output.shape[1:]
+    if not (0 <= row < height and 0 <= col < width):
+        raise InputError(
+            f"Position ({row}, {col}) is outside the {height}×{width} output; rows 0–{height - 1}, cols 0–{width - 1}."
+        )

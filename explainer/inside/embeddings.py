@@ -6,9 +6,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from explainer._plumbing import JsonResult, deprecated_alias, eval_mode, legacy_positional
 from explainer.data.datasets import Dataset
 from explainer.errors import InputError
 from explainer.inside.activations import capture, forward_hooks
@@ -19,11 +21,11 @@ METHODS = ("pca", "tsne")
 
 
 @dataclass
-class Embedding:
+class Embedding(JsonResult):
     """A dataset in 2-D twice: through the network's features and as raw pixels, with how well
     a k-NN classifier separates the classes in each 2-D map (cross-validated accuracy)."""
 
-    model: str
+    model_name: str
     layer: str  # where the features were read ("input of classifier" = penultimate layer)
     coords: np.ndarray  # (N, 2) float32, projected features
     pixel_coords: np.ndarray  # (N, 2) float32, projected pixels
@@ -42,6 +44,18 @@ class Embedding:
     device: str = ""
     params: dict = field(default_factory=dict)
 
+    model = deprecated_alias("model", "model_name")
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers, one row per space (features, pixels): dimension, k-NN accuracy, variance kept."""
+        variance = self.explained_variance or (None, None)
+        return pd.DataFrame([
+            {"space": self.layer, "dim": self.feature_dim, "knn_accuracy": self.knn_accuracy,
+             "explained_variance": variance[0]},
+            {"space": "pixels", "dim": self.pixel_dim, "knn_accuracy": self.pixel_knn_accuracy,
+             "explained_variance": variance[1]},
+        ])
+
 
 def _final_linear(classifier: Classifier, inputs: torch.Tensor) -> str:
     """Name of the last ``nn.Linear`` that runs: the layer producing the logits (its input is the penultimate layer)."""
@@ -58,7 +72,8 @@ def _final_linear(classifier: Classifier, inputs: torch.Tensor) -> str:
 
         return hook
 
-    with torch.inference_mode(), forward_hooks(classifier, {name: record(name) for name in linear}):
+    with torch.inference_mode(), eval_mode(classifier.module), \
+            forward_hooks(classifier, {name: record(name) for name in linear}):
         classifier.module(inputs[:1])
     if not order:
         raise InputError(f"No nn.Linear layer of {classifier.name} ran; pass layer= explicitly.")
@@ -106,12 +121,13 @@ def _knn_accuracy(coords: np.ndarray, labels: np.ndarray, k: int, folds: int, se
     return float(cross_val_score(KNeighborsClassifier(n_neighbors=k), coords, labels, cv=splitter).mean())
 
 
+@legacy_positional("layer", "method")
 def embed_dataset(
-    classifier_or_module: Classifier | nn.Module,
+    classifier: Classifier | nn.Module,
     dataset: Dataset,
+    *,
     layer: str | None = None,
     method: str = "pca",
-    *,
     split: str = "test",
     max_samples: int | None = 2000,
     knn_k: int = 5,
@@ -132,36 +148,19 @@ def embed_dataset(
         raise InputError("embed_dataset needs an image Dataset from load_dataset (e.g. 'digits').")
     if split not in ("train", "test"):
         raise InputError(f"split must be 'train' or 'test'; got {split!r}.")
-    if isinstance(classifier_or_module, Classifier):
-        classifier = classifier_or_module
-    elif isinstance(classifier_or_module, nn.Module):
-        channels, height, width = dataset.input_shape
-        classifier = Classifier.from_module(
-            classifier_or_module, labels=dataset.class_names, input_size=(height, width), in_chans=channels
-        )
-    else:
-        raise InputError(f"Expected a Classifier or an nn.Module, got {type(classifier_or_module).__name__}.")
-    if dataset.input_shape[0] != classifier.in_chans:
-        raise InputError(
-            f"{dataset.name} images have {dataset.input_shape[0]} channel(s) but {classifier.name} expects "
-            f"{classifier.in_chans}."
-        )
-    pixels = dataset.x_test if split == "test" else dataset.x_train
-    labels = (dataset.y_test if split == "test" else dataset.y_train).numpy()
-    if max_samples is not None and len(labels) > max_samples:
-        keep = np.sort(np.random.default_rng(seed).choice(len(labels), max_samples, replace=False))
-        pixels, labels = pixels[torch.from_numpy(keep)], labels[keep]
+    wrapped = _as_classifier(classifier, dataset)
+    pixels, labels = _sample(dataset, split, max_samples, seed)
     smallest = int(np.bincount(labels).min()) if len(labels) else 0
     if smallest < folds or len(labels) <= knn_k:
         raise InputError(
             f"Too few examples for {folds}-fold k-NN scoring (smallest class has {smallest}); use more samples."
         )
-    features, site = _features(classifier, pixels, layer, batch_size)
+    features, site = _features(wrapped, pixels, layer, batch_size)
     raw = pixels.flatten(1).numpy()
     coords, feature_variance = _project(features, method, seed)
     pixel_coords, pixel_variance = _project(raw, method, seed)
     return Embedding(
-        model=classifier.name,
+        model_name=wrapped.name,
         layer=site,
         coords=coords,
         pixel_coords=pixel_coords,
@@ -174,9 +173,39 @@ def embed_dataset(
         pixel_knn_accuracy=_knn_accuracy(pixel_coords, labels, knn_k, folds, seed),
         knn_k=knn_k,
         folds=folds,
-        explained_variance=None if method != "pca" else (feature_variance, pixel_variance),
+        explained_variance=None if feature_variance is None or pixel_variance is None
+        else (feature_variance, pixel_variance),
         split=split,
         seconds=time.perf_counter() - started,
-        device=str(classifier.device),
+        device=str(wrapped.device),
         params={"max_samples": max_samples, "seed": seed, "dataset": dataset.name},
     )
+
+
+def _as_classifier(classifier: Classifier | nn.Module, dataset: Dataset) -> Classifier:
+    """The classifier itself, or a bare module wrapped for the dataset's images (no normalization)."""
+    if isinstance(classifier, Classifier):
+        wrapped = classifier
+    elif isinstance(classifier, nn.Module):
+        channels, height, width = dataset.input_shape
+        wrapped = Classifier.from_module(
+            classifier, labels=dataset.class_names, input_size=(height, width), in_chans=channels
+        )
+    else:
+        raise InputError(f"Expected a Classifier or an nn.Module, got {type(classifier).__name__}.")
+    if dataset.input_shape[0] != wrapped.in_chans:
+        raise InputError(
+            f"{dataset.name} images have {dataset.input_shape[0]} channel(s) but {wrapped.name} expects "
+            f"{wrapped.in_chans}."
+        )
+    return wrapped
+
+
+def _sample(dataset: Dataset, split: str, max_samples: int | None, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """The split's pixels and labels, subsampled (seeded, order kept) to at most ``max_samples``."""
+    pixels = dataset.x_test if split == "test" else dataset.x_train
+    labels = (dataset.y_test if split == "test" else dataset.y_train).numpy()
+    if max_samples is not None and len(labels) > max_samples:
+        keep = np.sort(np.random.default_rng(seed).choice(len(labels), max_samples, replace=False))
+        pixels, labels = pixels[torch.from_numpy(keep)], labels[keep]
+    return pixels, labels

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explainer._plumbing import JsonResult, headline, legacy_positional, seeded_generator
 from explainer.data.datasets import Dataset
 from explainer.data.images import sample_images
 from explainer.errors import InputError
@@ -29,11 +33,16 @@ _COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 _PAD, _JITTER, _JITTER_FINE = 12, 8, 4
 _SCALES = tuple(1 + (i - 5) / 50 for i in range(11))
 _ANGLES = tuple(range(-10, 11)) + (0,) * 5
+#: ``FeatureVisualization.method``: Adam on a decorrelated Fourier image (1/f spectrum, colour
+#: decorrelation, sigmoid) through pad / jitter / scale / rotate transforms, as in Lucid.
+FEATURE_VISUALIZATION_METHOD = "fourier_adam"
+F_ = TypeVar("F_", bound=Callable[..., Any])
 
 
 @dataclass
-class TopActivating:
-    """The ``k`` images that excite ``channel`` of ``layer`` most, with where (``maps``, upsampled to pixels)."""
+class TopActivating(JsonResult):
+    """The ``top_k`` images that excite ``channel`` of ``layer`` most, with where (``maps``, upsampled to
+    pixels). ``to_dict()`` leaves out the pixels and maps."""
 
     layer: str
     channel: int
@@ -46,9 +55,22 @@ class TopActivating:
     score: str  # "max" or "mean" over the channel's positions
     seconds: float
     device: str
+    model_name: str = ""
+
+    _not_in_dict = ("pixels", "maps")
+
+    @headline
+    def method(self) -> str:
+        """How images are scored: ``"max"`` or ``"mean"`` of the channel over positions (= :attr:`score`)."""
+        return self.score
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers, one row per shown image (strongest first): index, name, score."""
+        return pd.DataFrame({"rank": range(1, len(self.indices) + 1), "index": self.indices, "name": self.names,
+                             "score": self.scores})
 
 
-def _as_items(images: ImageBatch | Dataset | Mapping) -> tuple[object, list[str]]:
+def _as_items(images: ImageBatch | Dataset | Mapping) -> tuple[Any, list[str]]:
     """An indexable batch of images and their names."""
     if isinstance(images, Dataset):
         if not images.is_image:
@@ -73,23 +95,48 @@ def _channel_maps(classifier: Classifier, layer: str, channel: int, pixels: torc
     return maps[:, channel]
 
 
+def _accept_old_order(function: F_) -> F_:
+    """Calls in the old order ``top_activating(classifier, layer, channel, images, k)`` still work for
+    one release, with a DeprecationWarning."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if len(args) >= 4:
+            classifier, layer, channel, images, *rest = args
+            kwargs.update(layer=layer, channel=channel)
+            if rest:
+                kwargs["top_k"] = rest[0]
+            args = (classifier, images)
+            warnings.warn("top_activating(classifier, layer, channel, images, k) is now top_activating(classifier, "
+                          "images, layer=..., channel=..., top_k=...); the old order goes away in the next release.",
+                          DeprecationWarning, stacklevel=2)
+        if "k" in kwargs:
+            kwargs["top_k"] = kwargs.pop("k")
+            warnings.warn("top_activating(k=...) is now top_k=...; the old name goes away in the next release.",
+                          DeprecationWarning, stacklevel=2)
+        return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_accept_old_order
 def top_activating(
     classifier: Classifier,
+    images: ImageBatch | Dataset | Mapping,
+    *,
     layer: str,
     channel: int,
-    images: ImageBatch | Dataset | Mapping,
-    k: int = 9,
-    *,
+    top_k: int = 9,
     score: str = "max",
     batch_size: int = 32,
 ) -> TopActivating:
-    """Search ``images`` (a batch, a list, a name → image dict, or a Dataset's test split) for the ``k``
+    """Search ``images`` (a batch, a list, a name → image dict, or a Dataset's test split) for the ``top_k``
     that excite ``channel`` of ``layer`` most (``score`` = the channel's max or mean over positions)."""
     started = time.perf_counter()
     if score not in ("max", "mean"):
         raise InputError(f"score must be 'max' or 'mean', got {score!r}.")
-    if k < 1:
-        raise InputError(f"k must be at least 1, got {k}.")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InputError(f"top_k must be at least 1, got {top_k!r}.")
     classifier.get_layer(layer)
     items, names = _as_items(images)
     scores: list[torch.Tensor] = []
@@ -98,7 +145,7 @@ def top_activating(
             maps = _channel_maps(classifier, layer, channel, classifier.to_pixels(items[start : start + batch_size]))
             scores.append((maps.flatten(1).amax(1) if score == "max" else maps.flatten(1).mean(1)).cpu())
         all_scores = torch.cat(scores).numpy()
-        order = np.argsort(-all_scores, kind="stable")[:k].tolist()
+        order = np.argsort(-all_scores, kind="stable")[:top_k].tolist()
         pixels = classifier.to_pixels(
             items[order] if isinstance(items, torch.Tensor) else [items[i] for i in order]
         )
@@ -116,11 +163,12 @@ def top_activating(
         score=score,
         seconds=time.perf_counter() - started,
         device=str(classifier.device),
+        model_name=classifier.name,
     )
 
 
 @dataclass
-class FeatureVisualization:
+class FeatureVisualization(JsonResult):
     """An input optimized to excite one channel, and how strongly it does compared with ordinary inputs.
 
     Activations are the channel's mean over positions for the untransformed image at ``size``;
@@ -140,11 +188,20 @@ class FeatureVisualization:
     size: int = 0
     lr: float = 0.0
     seed: int = 0
-    method: str = ""
+    method: str = FEATURE_VISUALIZATION_METHOD
     seconds: float = 0.0
     device: str = ""
+    model_name: str = ""
 
-    @property
+    _not_in_dict = ("image",)
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers in one row: activation achieved, against photos and noise, and the gain."""
+        return pd.DataFrame([{"layer": self.layer, "channel": self.channel, "activation": self.activation,
+                              "photo_activation": self.photo_activation, "photo_max": self.photo_max,
+                              "noise_activation": self.noise_activation, "gain_over_photos": self.gain_over_photos}])
+
+    @headline
     def gain_over_photos(self) -> float:
         """Achieved activation ÷ mean activation of the reference photos."""
         return self.activation / self.photo_activation if self.photo_activation > 0 else math.inf
@@ -218,11 +275,12 @@ def _channel_mean(
     return maps[:, channel].flatten(1).mean(1)
 
 
+@legacy_positional("layer", "channel")
 def visualize_channel(
     classifier: Classifier,
+    *,
     layer: str,
     channel: int,
-    *,
     steps: int = 96,
     size: int = 128,
     lr: float = 0.05,
@@ -237,7 +295,8 @@ def visualize_channel(
     size (vision transformers) are optimized at their input size. When the layer ends in a ReLU-type
     rectifier, the optimization raises its input (pre-activation) so channels that start switched off
     still get a gradient; reported activations are always the layer's own output. ``reference_images``
-    (default: the bundled sample photos) give the activation to beat.
+    (default: the bundled sample photos) give the activation to beat. Random draws come from private
+    generators seeded with ``seed``; the model runs in eval mode and its weights get no gradient.
     """
     started = time.perf_counter()
     classifier.get_layer(layer)
@@ -245,36 +304,15 @@ def visualize_channel(
         raise InputError(f"Need steps >= 1 and size >= 16 pixels; got steps={steps}, size={size}.")
     if any(info.kind == "tokens" for info in feature_layers(classifier).values()):
         size = classifier.input_size[0]  # position embeddings fix a transformer's input size
-    device = classifier.device
-    generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    channels = classifier.in_chans
-    decorrelate = channels == 3
-    history = np.zeros(steps, dtype=np.float32)
-    with torch.inference_mode(False), torch.enable_grad():  # also when the caller is in inference mode
-        scale = _frequency_scale(size, size).to(device)
-        spectrum = (0.01 * torch.randn(channels, size, size // 2 + 1, 2, generator=generator)).to(device)
-        spectrum.requires_grad_(True)
-        optimizer = torch.optim.Adam([spectrum], lr=lr)
-        with torch.no_grad():
-            start = classifier.normalize(_to_pixels(spectrum, scale, size, decorrelate))
-            site = _pre_activation_site(classifier, layer, start)
-        for step in range(steps):
-            pixels = _transform(_to_pixels(spectrum, scale, size, decorrelate), rng, size)
-            objective = _channel_mean(classifier, layer, channel, pixels, grad=True, site=site).mean()
-            # autograd.grad: gradients flow to the image only, the model's weights get none
-            (spectrum.grad,) = torch.autograd.grad(-objective, spectrum)
-            optimizer.step()
-            history[step] = float(objective.detach())
+    generator = seeded_generator(seed)
+    spectrum, scale, site, history = _optimize_image(classifier, layer, channel, steps, size, lr, seed, generator)
+    decorrelate = classifier.in_chans == 3
     with torch.inference_mode():
-        image = _to_pixels(spectrum.detach(), scale, size, decorrelate)
+        image = _to_pixels(spectrum, scale, size, decorrelate)
         achieved = float(_channel_mean(classifier, layer, channel, image, grad=False)[0])
-        noise = torch.rand(4, channels, size, size, generator=generator).to(device)
+        noise = torch.rand(4, classifier.in_chans, size, size, generator=generator).to(classifier.device)
         noise_activation = float(_channel_mean(classifier, layer, channel, noise, grad=False).mean())
-        references = sample_images() if reference_images is None else reference_images
-        items, _ = _as_items(references)
-        photos = F.interpolate(classifier.to_pixels(items), size=(size, size), mode="bilinear", antialias=True)
-        photo_values = _channel_mean(classifier, layer, channel, photos.clamp(0, 1).to(device), grad=False)
+        photo_values = _reference_activations(classifier, layer, channel, reference_images, size)
     return FeatureVisualization(
         layer=layer,
         channel=int(channel),
@@ -289,8 +327,45 @@ def visualize_channel(
         size=size,
         lr=lr,
         seed=seed,
-        method="Adam on a decorrelated Fourier image (1/f spectrum, colour decorrelation, sigmoid) "
-        "through pad/jitter/scale/rotate transforms",
         seconds=time.perf_counter() - started,
-        device=str(device),
+        device=str(classifier.device),
+        model_name=classifier.name,
     )
+
+
+def _optimize_image(
+    classifier: Classifier, layer: str, channel: int, steps: int, size: int, lr: float, seed: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, str | None, np.ndarray]:
+    """Adam on the Fourier spectrum: the final spectrum (detached), its frequency scale, the objective's
+    site (a rectifier's input, or None for the layer) and the objective per step."""
+    device = classifier.device
+    rng = np.random.default_rng(seed)
+    decorrelate = classifier.in_chans == 3
+    history = np.zeros(steps, dtype=np.float32)
+    with torch.inference_mode(False), torch.enable_grad():  # also when the caller is in inference mode
+        scale = _frequency_scale(size, size).to(device)
+        spectrum = (0.01 * torch.randn(classifier.in_chans, size, size // 2 + 1, 2, generator=generator)).to(device)
+        spectrum.requires_grad_(True)
+        optimizer = torch.optim.Adam([spectrum], lr=lr)
+        with torch.no_grad():
+            start = classifier.normalize(_to_pixels(spectrum, scale, size, decorrelate))
+            site = _pre_activation_site(classifier, layer, start)
+        for step in range(steps):
+            pixels = _transform(_to_pixels(spectrum, scale, size, decorrelate), rng, size)
+            objective = _channel_mean(classifier, layer, channel, pixels, grad=True, site=site).mean()
+            # autograd.grad: gradients flow to the image only, the model's weights get none
+            (spectrum.grad,) = torch.autograd.grad(-objective, spectrum)
+            optimizer.step()
+            history[step] = float(objective.detach())
+    return spectrum.detach(), scale, site, history
+
+
+def _reference_activations(
+    classifier: Classifier, layer: str, channel: int, reference_images: ImageBatch | Mapping | None, size: int
+) -> torch.Tensor:
+    """The channel's mean activation for each reference photo (default: the bundled samples) at ``size``."""
+    references = sample_images() if reference_images is None else reference_images
+    items, _ = _as_items(references)
+    photos = F.interpolate(classifier.to_pixels(items), size=(size, size), mode="bilinear", antialias=True)
+    return _channel_mean(classifier, layer, channel, photos.clamp(0, 1).to(classifier.device), grad=False)

@@ -13,6 +13,16 @@ import pandas as pd
 import torch
 from torch import nn
 
+from explainer._plumbing import (
+    JsonResult,
+    Target,
+    deprecated_alias,
+    eval_mode,
+    headline,
+    legacy_positional,
+    resolve_targets,
+)
+from explainer._plumbing import top_k as top_k_predictions
 from explainer.errors import InputError
 from explainer.inside.activations import first_tensor, forward_hooks
 from explainer.models import Prediction
@@ -21,26 +31,10 @@ from explainer.models.layers import feature_layers, find_cam_layer
 if TYPE_CHECKING:
     from explainer.models import Classifier, ImageBatch
 
-Target = int | str | Sequence[int | str] | None
-
-
 def _channel_dim(classifier: Classifier, layer: str, output: torch.Tensor) -> int:
     """Which dimension of ``layer``'s output holds the channels (the last one for transformer tokens)."""
     info = feature_layers(classifier).get(layer)
     return output.ndim - 1 if info is not None and info.kind == "tokens" else 1
-
-
-def _targets(classifier: Classifier, target: Target, predicted: torch.Tensor) -> list[int]:
-    """One class index per image: the prediction by default, else one class for all or one per image."""
-    count = len(predicted)
-    if target is None:
-        return [int(i) for i in predicted]
-    if isinstance(target, (int, str, np.integer)):
-        return [classifier.class_index(target)] * count
-    targets = [classifier.class_index(t) for t in target]
-    if len(targets) != count:
-        raise InputError(f"Got {len(targets)} targets for {count} images; give one target, or one per image.")
-    return targets
 
 
 def _check_channels(channels: Sequence[int] | None, total: int, layer: str) -> list[int] | None:
@@ -58,10 +52,10 @@ def _check_channels(channels: Sequence[int] | None, total: int, layer: str) -> l
 
 
 @dataclass
-class Intervention:
+class Intervention(JsonResult):
     """The prediction before and after replacing channels of ``layer`` (``channels=None``: all of them)."""
 
-    model: str
+    model_name: str
     layer: str
     channels: list[int] | None
     layer_channels: int  # how many channels the layer has
@@ -76,76 +70,68 @@ class Intervention:
     seconds: float = 0.0
     device: str = ""
 
-    @property
+    model = deprecated_alias("model", "model_name")
+
+    @headline
+    def method(self) -> str:
+        """The replacement strategy: ``"zero"`` or ``"mean"`` (the same as :attr:`mode`)."""
+        return self.mode
+
+    @headline
     def drop(self) -> np.ndarray:
         """Target probability lost per image (before − after)."""
         return self.prob_before - self.prob_after
 
-    @property
+    @headline
     def mean_drop(self) -> float:
+        """Target probability lost, averaged over the images."""
         return float(self.drop.mean())
 
-    @property
+    @headline
     def changed(self) -> list[bool]:
         """Whether each image's top-1 class changed."""
         return [b[0].index != a[0].index for b, a in zip(self.top_before, self.top_after)]
 
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers, one row per image: target, probability before and after, drop, top-1 changed."""
+        return pd.DataFrame({
+            "image": range(len(self.targets)), "target": self.target_labels, "before": self.prob_before,
+            "after": self.prob_after, "drop": self.drop, "top1_changed": self.changed,
+        })
 
+
+@legacy_positional("layer", "channels")
 def ablate(
     classifier: Classifier,
     images: ImageBatch,
+    *,
     layer: str,
     channels: Sequence[int] | None = None,
-    *,
     mode: str = "zero",
     top_k: int = 5,
     target: Target = None,
 ) -> Intervention:
-    """Replace ``channels`` of ``layer`` (all when None) by zero or by their mean over the batch and
-    positions, with a forward hook, and compare the prediction before and after.
+    """Replace ``channels`` of ``layer`` (all when None) by zero (``mode="zero"``) or by their mean over
+    the batch and positions (``"mean"``), with a forward hook, and compare the prediction before and after.
 
-    ``target`` (default: each image's predicted class) is the class whose probability is tracked.
+    ``target`` (default: each image's predicted class) is the class whose probability is tracked. The
+    model runs in eval mode; its hooks and ``training`` flags are as they were afterwards.
     """
     started = time.perf_counter()
     if mode not in ("zero", "mean"):
         raise InputError(f"mode must be 'zero' or 'mean', got {mode!r}.")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InputError(f"top_k must be a positive integer, got {top_k!r}.")
     classifier.get_layer(layer)
     inputs = classifier.preprocess(images)
-    clean: dict[str, torch.Tensor] = {}
-
-    def record(_module: nn.Module, _inputs: object, output: object) -> None:
-        clean.setdefault("output", first_tensor(output, layer).detach().clone())
-
-    with torch.inference_mode():
-        with forward_hooks(classifier, {layer: record}):
-            probs_before = torch.softmax(classifier.module(inputs).float(), dim=1)
-        reference = clean["output"]
-        dim = _channel_dim(classifier, layer, reference)
-        chosen = _check_channels(channels, reference.shape[dim], layer)
-        index = torch.arange(reference.shape[dim], device=reference.device) if chosen is None else \
-            torch.tensor(chosen, device=reference.device)
-        other_dims = [d for d in range(reference.ndim) if d != dim]
-        replacement = reference.mean(dim=other_dims, keepdim=True) if mode == "mean" else torch.zeros_like(reference)
-
-        def replace(_module: nn.Module, _inputs: object, output: object) -> torch.Tensor:
-            patched = first_tensor(output, layer).clone()
-            patched.index_copy_(dim, index, replacement.expand_as(patched).index_select(dim, index))
-            return patched
-
-        with forward_hooks(classifier, {layer: replace}):
-            probs_after = torch.softmax(classifier.module(inputs).float(), dim=1)
-    targets = _targets(classifier, target, probs_before.argmax(1))
+    with eval_mode(classifier.module), torch.inference_mode():
+        before, after, reference, dim, chosen = _ablated_passes(classifier, inputs, layer, channels, mode)
+    targets = resolve_targets(classifier, target, before)
     rows = torch.arange(len(targets))
-    before, after = probs_before.cpu(), probs_after.cpu()
-    k = max(1, min(top_k, classifier.num_classes))
-    top_before, top_after = _top(classifier, before, k), _top(classifier, after, k)
-    table = []
-    for i, (tb, ta) in enumerate(zip(top_before, top_after)):
-        for idx in dict.fromkeys([targets[i], *(p.index for p in tb), *(p.index for p in ta)]):
-            table.append({"image": i, "label": classifier.labels[idx], "index": idx,
-                          "before": float(before[i, idx]), "after": float(after[i, idx])})
+    top_before = top_k_predictions(before, classifier.labels, top_k)
+    top_after = top_k_predictions(after, classifier.labels, top_k)
     return Intervention(
-        model=classifier.name,
+        model_name=classifier.name,
         layer=layer,
         channels=chosen,
         layer_channels=int(reference.shape[dim]),
@@ -156,22 +142,61 @@ def ablate(
         prob_after=after[rows, targets].numpy(),
         top_before=top_before,
         top_after=top_after,
-        table=pd.DataFrame(table),
+        table=_before_after_table(classifier, targets, before, after, top_before, top_after),
         seconds=time.perf_counter() - started,
         device=str(classifier.device),
     )
 
 
-def _top(classifier: Classifier, probabilities: torch.Tensor, k: int) -> list[list[Prediction]]:
-    top = probabilities.topk(k, dim=1)
-    return [
-        [Prediction(classifier.labels[int(i)], int(i), float(p)) for p, i in zip(values, indices)]
-        for values, indices in zip(top.values, top.indices)
-    ]
+def _ablated_passes(
+    classifier: Classifier, inputs: torch.Tensor, layer: str, channels: Sequence[int] | None, mode: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, list[int] | None]:
+    """Probabilities (CPU) with the network intact and with the channels replaced, the layer's clean
+    output, its channel dimension and the checked channels."""
+    clean: dict[str, torch.Tensor] = {}
+
+    def record(_module: nn.Module, _inputs: object, output: object) -> None:
+        clean.setdefault("output", first_tensor(output, layer).detach().clone())
+
+    with forward_hooks(classifier, {layer: record}):
+        probs_before = torch.softmax(classifier.module(inputs).float(), dim=1)
+    reference = clean["output"]
+    dim = _channel_dim(classifier, layer, reference)
+    chosen = _check_channels(channels, reference.shape[dim], layer)
+    index = torch.arange(reference.shape[dim], device=reference.device) if chosen is None else \
+        torch.tensor(chosen, device=reference.device)
+    other_dims = [d for d in range(reference.ndim) if d != dim]
+    replacement = reference.mean(dim=other_dims, keepdim=True) if mode == "mean" else torch.zeros_like(reference)
+
+    def replace(_module: nn.Module, _inputs: object, output: object) -> torch.Tensor:
+        patched = first_tensor(output, layer).clone()
+        patched.index_copy_(dim, index, replacement.expand_as(patched).index_select(dim, index))
+        return patched
+
+    with forward_hooks(classifier, {layer: replace}):
+        probs_after = torch.softmax(classifier.module(inputs).float(), dim=1)
+    return probs_before.cpu(), probs_after.cpu(), reference, dim, chosen
+
+
+def _before_after_table(
+    classifier: Classifier,
+    targets: list[int],
+    before: torch.Tensor,
+    after: torch.Tensor,
+    top_before: list[list[Prediction]],
+    top_after: list[list[Prediction]],
+) -> pd.DataFrame:
+    """One row per image and class among its target and the top classes of either pass."""
+    rows = []
+    for i, (tb, ta) in enumerate(zip(top_before, top_after)):
+        for idx in dict.fromkeys([targets[i], *(p.index for p in tb), *(p.index for p in ta)]):
+            rows.append({"image": i, "label": classifier.labels[idx], "index": idx,
+                         "before": float(before[i, idx]), "after": float(after[i, idx])})
+    return pd.DataFrame(rows)
 
 
 @dataclass
-class ChannelImportance:
+class ChannelImportance(JsonResult):
     """How much each channel of ``layer`` contributes to the target logit, per image and on average.
 
     ``per_image[n, c]`` = Σ over positions of gradient × activation = Grad-CAM weight (mean gradient)
@@ -179,32 +204,47 @@ class ChannelImportance:
     target logit if the channel were zeroed.
     """
 
-    model: str
+    model_name: str
     layer: str
     targets: list[int]
     per_image: np.ndarray  # (N, C)
     gradcam_weights: np.ndarray  # (N, C) mean gradient over positions (Grad-CAM's alpha)
     mean_activation: np.ndarray  # (N, C)
-    method: str = "sum over positions of gradient × activation"
+    method: str = "gradient_x_activation"  # Σ over positions of gradient × activation
     seconds: float = 0.0
     device: str = ""
 
-    @property
+    model = deprecated_alias("model", "model_name")
+
+    @headline
     def scores(self) -> np.ndarray:
         """(C,) importance averaged over images."""
         return self.per_image.mean(0)
 
-    def top(self, k: int = 10, image: int | None = None) -> list[int]:
-        """The ``k`` most important channels, for one image or averaged over the batch."""
+    @legacy_positional("image", renamed={"k": "top_k"})
+    def top(self, top_k: int = 10, *, image: int | None = None) -> list[int]:
+        """The ``top_k`` most important channels, for one image or averaged over the batch."""
         values = self.scores if image is None else self.per_image[image]
-        return [int(c) for c in np.argsort(-values, kind="stable")[:k]]
+        return [int(c) for c in np.argsort(-values, kind="stable")[:top_k]]
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers, one row per channel (most important first): mean importance, mean
+        Grad-CAM weight and mean activation over the images."""
+        order = np.argsort(-self.scores, kind="stable")
+        return pd.DataFrame({
+            "channel": order, "importance": self.scores[order],
+            "gradcam_weight": self.gradcam_weights.mean(0)[order],
+            "mean_activation": self.mean_activation.mean(0)[order],
+        })
 
 
+@legacy_positional("layer", "target")
 def cam_channel_importance(
-    classifier: Classifier, images: ImageBatch, layer: str | None = None, target: Target = None
+    classifier: Classifier, images: ImageBatch, *, layer: str | None = None, target: Target = None
 ) -> ChannelImportance:
     """Rank the channels of the Grad-CAM layer (default: ``find_cam_layer``) by gradient × activation
-    for the target class (default: each image's prediction)."""
+    for the target class (default: each image's prediction). Runs in eval mode; gradients go to the
+    layer's output only, so the model's ``.grad`` stays as it was."""
     started = time.perf_counter()
     layer = find_cam_layer(classifier).name if layer is None else layer
     classifier.get_layer(layer)
@@ -220,16 +260,17 @@ def cam_channel_importance(
     def record(_module: nn.Module, _inputs: object, output: object) -> None:
         captured.setdefault("output", first_tensor(output, layer))
 
-    with torch.inference_mode(False), torch.enable_grad(), forward_hooks(classifier, {layer: record}):
+    with torch.inference_mode(False), torch.enable_grad(), eval_mode(classifier.module), \
+            forward_hooks(classifier, {layer: record}):
         inputs = classifier.preprocess(images).requires_grad_(True)  # a graph exists even if all weights are frozen
         logits = classifier.module(inputs)
-        targets = _targets(classifier, target, logits.detach().argmax(1))
+        targets = resolve_targets(classifier, target, logits)
         selected = logits[torch.arange(len(targets), device=logits.device), torch.tensor(targets, device=logits.device)]
         (gradient,) = torch.autograd.grad(selected.sum(), captured["output"])
     activation = info.to_grid(captured["output"].detach()).float()
     gradient = info.to_grid(gradient).float()
     return ChannelImportance(
-        model=classifier.name,
+        model_name=classifier.name,
         layer=layer,
         targets=targets,
         per_image=(gradient * activation).sum((2, 3)).cpu().numpy(),

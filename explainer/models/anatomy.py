@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,6 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from explainer._plumbing import JsonResult, deprecated_alias, eval_mode, hook_guard, legacy_positional
 from explainer.errors import InputError
 
 if TYPE_CHECKING:
@@ -22,11 +25,11 @@ _CONTAINERS = (nn.Sequential, nn.ModuleList)
 
 
 @dataclass
-class Anatomy:
+class Anatomy(JsonResult):
     """One row per layer, in execution order: ``table`` has columns layer, type, role
     ("input" | "hidden" | "output"), output_shape (per image), output_values, params, param_share."""
 
-    model: str
+    model_name: str
     table: pd.DataFrame
     total_params: int
     trainable_params: int
@@ -34,6 +37,12 @@ class Anatomy:
     depth: int
     seconds: float
     device: str
+
+    model = deprecated_alias("model", "model_name")
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers: the table, one row per layer."""
+        return self.table.copy()
 
     @property
     def layers(self) -> list[str]:
@@ -92,20 +101,40 @@ def _shape_of(output: object) -> tuple[int, ...] | None:
     return None
 
 
-def anatomy(classifier: Classifier, depth: int = 1) -> Anatomy:
+@legacy_positional("depth")
+def model_anatomy(classifier: Classifier, *, depth: int = 1) -> Anatomy:
     """Describe ``classifier`` as input layer → hidden layers → output layer.
 
-    One forward pass of a zero image records each row's output shape; rows follow execution order
-    and their ``params`` sum to the model's total (parameters held directly by a container get a
-    row of their own).
+    One forward pass of a zero image (eval mode, hooks removed afterwards, the model's flags restored)
+    records each row's output shape; rows follow execution order and their ``params`` sum to the model's
+    total (parameters held directly by a container get a row of their own).
     """
     started = time.perf_counter()
     module = classifier.module
     units = layer_units(module, depth)
+    sample = torch.zeros(1, classifier.in_chans, *classifier.input_size, device=classifier.device)
+    shapes, order = _output_shapes(module, units, sample)
+    total = sum(p.numel() for p in module.parameters())
+    return Anatomy(
+        model_name=classifier.name,
+        table=_anatomy_table(module, units, shapes, order, sample, total),
+        total_params=total,
+        trainable_params=sum(p.numel() for p in module.parameters() if p.requires_grad),
+        input_shape=tuple(int(s) for s in sample.shape[1:]),
+        depth=depth,
+        seconds=time.perf_counter() - started,
+        device=str(classifier.device),
+    )
+
+
+def _output_shapes(
+    module: nn.Module, units: list[tuple[str, nn.Module]], sample: torch.Tensor
+) -> tuple[dict[str, tuple[int, ...] | None], list[str]]:
+    """Each unit's output shape (per image) for ``sample``, and the order in which the units ran."""
     shapes: dict[str, tuple[int, ...] | None] = {}
     order: list[str] = []
 
-    def record(name: str):
+    def record(name: str) -> Callable[[nn.Module, object, object], None]:
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
             if name not in shapes:
                 order.append(name)
@@ -113,14 +142,22 @@ def anatomy(classifier: Classifier, depth: int = 1) -> Anatomy:
 
         return hook
 
-    handles = [unit.register_forward_hook(record(name)) for name, unit in units]
-    try:
-        sample = torch.zeros(1, classifier.in_chans, *classifier.input_size, device=classifier.device)
-        with torch.inference_mode():
-            module(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with hook_guard(module), eval_mode(module), torch.inference_mode():
+        for name, unit in units:
+            unit.register_forward_hook(record(name))
+        module(sample)
+    return shapes, order
+
+
+def _anatomy_table(
+    module: nn.Module,
+    units: list[tuple[str, nn.Module]],
+    shapes: dict[str, tuple[int, ...] | None],
+    order: list[str],
+    sample: torch.Tensor,
+    total: int,
+) -> pd.DataFrame:
+    """The anatomy rows: input, loose parameters, then each unit in execution order, with roles and shares."""
     by_name = dict(units)
     executed = order + [name for name, _ in units if name not in shapes]
     rows = [{"layer": "input", "type": "Input", "output_shape": _format_shape(sample.shape[1:]),
@@ -135,7 +172,6 @@ def anatomy(classifier: Classifier, depth: int = 1) -> Anatomy:
             "output_values": _numel(shape),
             "params": sum(p.numel() for p in by_name[name].parameters()),
         })
-    total = sum(p.numel() for p in module.parameters())
     table = pd.DataFrame(rows)
     table["role"] = "hidden"
     table.loc[0, "role"] = "input"
@@ -143,17 +179,7 @@ def anatomy(classifier: Classifier, depth: int = 1) -> Anatomy:
     if ran:
         table.loc[ran[-1], "role"] = "output"
     table["param_share"] = table["params"] / max(total, 1)
-    table = table[["layer", "type", "role", "output_shape", "output_values", "params", "param_share"]]
-    return Anatomy(
-        model=classifier.name,
-        table=table,
-        total_params=total,
-        trainable_params=sum(p.numel() for p in module.parameters() if p.requires_grad),
-        input_shape=tuple(int(s) for s in sample.shape[1:]),
-        depth=depth,
-        seconds=time.perf_counter() - started,
-        device=str(classifier.device),
-    )
+    return table[["layer", "type", "role", "output_shape", "output_values", "params", "param_share"]]
 
 
 def _format_shape(shape: tuple[int, ...] | torch.Size) -> str:
@@ -167,3 +193,10 @@ def _numel(shape: tuple[int, ...] | None) -> int:
     for size in shape:
         count *= size
     return count
+
+
+def anatomy(classifier: Classifier, depth: int = 1) -> Anatomy:
+    """Deprecated name of :func:`model_anatomy` (``explainer.anatomy`` shadowed the submodule)."""
+    warnings.warn("explainer.anatomy(...) is now explainer.model_anatomy(classifier, depth=...); "
+                  "the old name goes away in the next release.", DeprecationWarning, stacklevel=2)
+    return model_anatomy(classifier, depth=depth)

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from explainer.data.images import ImageSource, load_image
+from explainer._plumbing import eval_mode, legacy_positional
+from explainer._plumbing import top_k as _top_k
+from explainer.data.images import ImageSource, load_image, resize_and_crop
 from explainer.errors import InputError
 from explainer.hardware import resolve_device
 
@@ -42,7 +44,9 @@ class Classifier:
     """An image classifier with everything needed to explain it.
 
     ``module`` maps a normalized batch ``(N, C, H, W)`` to logits. Images (paths, PIL,
-    arrays, or pixel tensors in [0, 1]) go through :meth:`preprocess` first.
+    arrays, or pixel tensors in [0, 1]) go through :meth:`preprocess` first. Wrapping puts the
+    module in eval mode once; every library call afterwards runs it in eval mode and restores the
+    ``training`` flags it found, so a module the user trains further is left as it was.
     """
 
     module: nn.Module
@@ -80,7 +84,7 @@ class Classifier:
         """
         if not isinstance(module, nn.Module):
             raise InputError(f"from_module needs a torch.nn.Module, got {type(module).__name__}.")
-        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        size = _size_pair(input_size)
         mean = tuple(mean) if mean is not None else (0.0,) * in_chans
         std = tuple(std) if std is not None else (1.0,) * in_chans
         if labels is None:
@@ -134,7 +138,7 @@ class Classifier:
         """
         if isinstance(images, torch.Tensor):
             return self._tensor_pixels(images)
-        items = [images] if _is_single_image(images) else list(images)  # type: ignore[arg-type]
+        items: list[ImageSource] = [images] if _is_single_image(images) else list(images)  # type: ignore[list-item, arg-type]
         if not items:
             raise InputError("No images given; pass at least one image.")
         return torch.stack([self._pil_pixels(load_image(item)) for item in items])
@@ -158,16 +162,7 @@ class Classifier:
     def _pil_pixels(self, image: Image.Image) -> torch.Tensor:
         if self.in_chans == 1:
             image = image.convert("L")
-        height, width = self.input_size
-        scale = max(height / image.height, width / image.width)
-        resized = image.resize(
-            (max(width, round(image.width * scale)), max(height, round(image.height * scale))),
-            Image.Resampling.BILINEAR,
-            reducing_gap=None,
-        )
-        left = (resized.width - width) // 2
-        top = (resized.height - height) // 2
-        cropped = resized.crop((left, top, left + width, top + height))
+        cropped = resize_and_crop(image, self.input_size)  # memory ∝ output, not the resized whole
         array = np.asarray(cropped, dtype=np.float32) / 255.0
         if array.ndim == 2:
             array = array[..., None]
@@ -202,23 +197,20 @@ class Classifier:
         return tensor
 
     # ----------------------------------------------------------------- prediction
-    def logits(self, images: ImageBatch, batch_size: int = 32) -> torch.Tensor:
-        """Logits ``(N, num_classes)`` for a batch of images, computed without gradients."""
+    @legacy_positional("batch_size")
+    def logits(self, images: ImageBatch, *, batch_size: int = 32) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` for a batch of images, computed without gradients in eval mode
+        (every ``training`` flag of the module is restored afterwards)."""
         inputs = self.preprocess(images)
-        with torch.inference_mode():
+        with eval_mode(self.module), torch.inference_mode():
             return torch.cat([self.module(chunk) for chunk in inputs.split(batch_size)]).float()
 
-    def predict(self, images: ImageBatch, top_k: int = 5) -> list[list[Prediction]]:
-        """Top-``k`` predictions per image: label, class index and probability."""
-        if top_k < 1:
+    @legacy_positional("top_k")
+    def predict(self, images: ImageBatch, *, top_k: int = 5) -> list[list[Prediction]]:
+        """The ``top_k`` most probable classes per image: label, class index and probability."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InputError(f"top_k must be at least 1, got {top_k}.")
-        probabilities = self.logits(images).softmax(dim=1)
-        k = min(top_k, self.num_classes)
-        values, indices = probabilities.topk(k, dim=1)
-        return [
-            [Prediction(self.labels[int(i)], int(i), float(p)) for p, i in zip(row_p, row_i)]
-            for row_p, row_i in zip(values.cpu(), indices.cpu())
-        ]
+        return _top_k(self.logits(images).softmax(dim=1), self.labels, top_k)
 
     def class_index(self, target: int | str) -> int:
         """Resolve a class index or label name; out-of-range or unknown targets raise clearly."""
@@ -248,6 +240,16 @@ class Classifier:
 
 
 # ---------------------------------------------------------------------------- helpers
+def _size_pair(input_size: int | Sequence[int]) -> tuple[int, int]:
+    """``224`` or ``(224, 224)`` as a (height, width) pair; anything else raises InputError."""
+    if isinstance(input_size, int):
+        return (int(input_size), int(input_size))
+    pair = tuple(int(s) for s in input_size)
+    if len(pair) != 2:
+        raise InputError(f"input_size must be one size or (height, width), got {tuple(input_size)!r}.")
+    return (pair[0], pair[1])
+
+
 def _is_single_image(images: Any) -> bool:
     return isinstance(images, (str, Path, bytes, bytearray, Image.Image, np.ndarray))
 
@@ -264,18 +266,14 @@ def _resize_crop_tensor(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Te
 
 def _count_outputs(module: nn.Module, in_chans: int, size: tuple[int, int]) -> int:
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    was_training = module.training
-    module.eval()
     try:
-        with torch.inference_mode():
+        with eval_mode(module), torch.inference_mode():
             out = module(torch.zeros(1, in_chans, *size, device=device))
     except Exception as exc:  # the user's module rejected the probe input
         raise InputError(
             f"Could not run the module on a (1, {in_chans}, {size[0]}, {size[1]}) input to count its classes "
             f"({exc}). Pass labels=[...] and the right input_size/in_chans."
         ) from None
-    finally:
-        module.train(was_training)
     if out.ndim != 2:
         raise InputError(f"The module returned shape {tuple(out.shape)}; a classifier must return (N, classes) logits.")
     return int(out.shape[1])

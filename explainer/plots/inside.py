@@ -70,7 +70,7 @@ def anatomy_figure(anatomy: Anatomy) -> go.Figure:
             "<extra></extra>",
         ))
     fig.update_layout(
-        title=f"{anatomy.model}: {anatomy.total_params:,} parameters in {len(anatomy.layers)} layers "
+        title=f"{anatomy.model_name}: {anatomy.total_params:,} parameters in {len(anatomy.layers)} layers "
         f"(box width ∝ √params)",
         barmode="overlay",
         height=max(320, 28 * len(table) + 120),
@@ -129,7 +129,7 @@ def layer_stats_figure(activations: Activations) -> go.Figure:
     fig.add_trace(go.Bar(x=table["layer"], y=_f32(table["sparsity"]), name="sparsity",
                          marker_color=_ROLE_COLORS["output"]), row=1, col=2)
     fig.update_yaxes(range=[0, 1], row=1, col=2)
-    fig.update_layout(title=f"{activations.model}: activation statistics per layer", showlegend=False, height=380)
+    fig.update_layout(title=f"{activations.model_name}: activation statistics per layer", showlegend=False, height=380)
     return fig
 
 
@@ -228,7 +228,7 @@ def embedding_figure(embedding: Embedding) -> go.Figure:
                                        marker=dict(size=5, color=color), name=str(label), legendgroup=str(label),
                                        showlegend=col == 1), row=1, col=col)
     fig.update_layout(
-        title=f"{embedding.model}: {name} of {len(embedding.labels)} {embedding.params.get('dataset', '')} "
+        title=f"{embedding.model_name}: {name} of {len(embedding.labels)} {embedding.params.get('dataset', '')} "
         f"{embedding.split} images ({embedding.knn_k}-NN accuracy in 2-D, {embedding.folds}-fold CV)",
         height=460,
     )
