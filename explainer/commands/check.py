@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import math
-from typing import Any
 
 from explainer.cli import print_json
+from explainer.commands._options import (
+    add_json_option,
+    add_method_options,
+    add_model_options,
+    method_params,
+    model_from_args,
+)
 from explainer.data.images import load_image
-from explainer.errors import InputError
 from explainer.evidence.faithfulness import BASELINES, check_faithfulness
-from explainer.explain.attribution import METHODS, explain
-from explainer.models import BUNDLED_MODEL, load_model
+from explainer.explain.attribution import explain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,37 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "check", help="measure how faithful attribution maps are (deletion/insertion curves, model randomization)"
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    parser.add_argument("--model", default=BUNDLED_MODEL, help=f"model source (default: {BUNDLED_MODEL})")
-    parser.add_argument("--arch", default=None, help="architecture for a checkpoint file given as --model")
-    parser.add_argument("--method", nargs="+", default=["gradcam"], metavar="M",
-                        help=f"attribution method(s) (default gradcam): {', '.join(METHODS)}")
+    add_model_options(parser)
+    add_method_options(parser, default=["gradcam"])
     parser.add_argument("--target", default=None, help="class index or label (default: each image's top class)")
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="method parameter, e.g. n_steps=16; given to every method that takes it")
     parser.add_argument("--steps", type=int, default=25, help="perturbation steps per curve (default 25)")
     parser.add_argument("--seeds", type=int, default=3, help="random orders as the reference (default 3)")
     parser.add_argument("--baseline", default="zeros", choices=BASELINES, help="what deleted pixels become")
     parser.add_argument("--no-randomization", action="store_true", help="skip the model-randomization check")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--json", action="store_true", help="print JSON: one object per image and method")
+    add_json_option(parser)
     parser.set_defaults(func=run)
-
-
-def parse_params(pairs: list[str], methods: list[str]) -> dict[str, dict[str, Any]]:
-    """``KEY=VALUE`` strings → parameters per method; a key no chosen method takes is an error."""
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"--param needs KEY=VALUE, got {pair!r} (e.g. --param n_steps=16).")
-        try:
-            values[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            values[key] = raw
-    for key in values:
-        if not any(key in METHODS[m].defaults for m in methods if m in METHODS):
-            raise InputError(f"--param {key} is not a parameter of {', '.join(methods)}.")
-    return {m: {k: v for k, v in values.items() if m in METHODS and k in METHODS[m].defaults} for m in methods}
 
 
 def _number(value: float) -> float | None:
@@ -60,12 +41,13 @@ def _number(value: float) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the exit status."""
-    params = parse_params(args.param, args.method)
+    methods, params = method_params(args)
     images = [load_image(path) for path in args.images]
-    classifier = load_model(args.model, device=args.device, arch=args.arch)
+    classifier = model_from_args(args)
     rows = []
-    for method in args.method:
-        explanation = explain(classifier, images, method=method, target=args.target, **params[method])
+    for method in methods:
+        explanation = explain(classifier, images, method=method, target=args.target, budget_seconds=args.budget,
+                              **params[method])
         report = check_faithfulness(
             classifier, images, explanation, steps=args.steps, random_seeds=args.seeds,
             baseline=args.baseline, randomization=not args.no_randomization,

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from explainer.cli import print_json
+from explainer.commands._options import add_json_option
 from explainer.errors import ExplainerError
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
@@ -17,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("dashboard", help="launch the Streamlit dashboard")
     parser.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     parser.add_argument("--headless", action="store_true", help="do not open a browser")
+    add_json_option(parser)  # prints {"url", "command"} before the server starts
     parser.set_defaults(func=run)
 
 
@@ -31,4 +34,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     if args.headless:
         command += ["--server.headless", "true"]
+    if args.json:
+        print_json({"url": f"http://localhost:{args.port}", "command": command})
+        sys.stdout.flush()
     return subprocess.call(command)

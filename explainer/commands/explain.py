@@ -12,10 +12,16 @@ from typing import Any
 import plotly.graph_objects as go
 
 from explainer.cli import print_json
-from explainer.commands.check import parse_params
+from explainer.commands._options import (
+    add_json_option,
+    add_method_options,
+    add_model_options,
+    method_params,
+    model_from_args,
+)
 from explainer.data.images import load_image
-from explainer.explain.attribution import METHODS, explain
-from explainer.models import BUNDLED_MODEL, load_model
+from explainer.explain.attribution import explain
+from explainer.explain.registry import get_method
 
 from ..plots.attribution import attribution_overlay, methods_grid
 
@@ -27,36 +33,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser("explain", help="attribution maps (saliency, IG, Grad-CAM, ...) as figures")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    parser.add_argument("--model", default=BUNDLED_MODEL, help=f"model source (default: {BUNDLED_MODEL})")
-    parser.add_argument("--arch", default=None, help="architecture for a checkpoint file given as --model")
-    parser.add_argument("--method", action="extend", nargs="+", default=None, metavar="M",
-                        help=f"attribution method, repeatable (default integrated_gradients): {', '.join(METHODS)}")
+    add_model_options(parser)
+    add_method_options(parser, default=["integrated_gradients"])
     parser.add_argument("--target", default=None, help="class index or label (default: each image's top class)")
     parser.add_argument("--layer", default=None, help="CAM layer for gradcam & co. (default: found automatically)")
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="method parameter, e.g. n_steps=16; given to every method that takes it")
     parser.add_argument("--absolute", action="store_true", help="draw |attribution| instead of signed maps")
     parser.add_argument("--no-png", action="store_true", help="write HTML figures only (PNG needs kaleido + Chromium)")
     parser.add_argument("--out", default="explanations", metavar="DIR", help="folder for the figures (default: explanations)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--json", action="store_true", help="print JSON: one object per image and method")
+    add_json_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the exit status."""
-    methods = args.method or ["integrated_gradients"]
-    params = parse_params(args.param, methods)
+    methods, params = method_params(args)
     images = [load_image(path) for path in args.images]
-    classifier = load_model(args.model, device=args.device, arch=args.arch)
+    classifier = model_from_args(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     png = _PngWriter(enabled=not args.no_png)
     explanations = []
     rows: list[dict[str, Any]] = []
     for method in methods:
-        layer = args.layer if method in METHODS and METHODS[method].kind == "cam" else None
-        explanation = explain(classifier, images, method=method, target=args.target, layer=layer, **params[method])
+        layer = args.layer if get_method(method).needs_layer else None
+        explanation = explain(classifier, images, method=method, target=args.target, layer=layer,
+                              budget_seconds=args.budget, **params[method])
         explanations.append(explanation)
         for i, path in enumerate(args.images):
             stem = out / f"{_slug(Path(path).stem)}_{i}_{method}"

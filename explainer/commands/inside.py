@@ -8,20 +8,16 @@ from typing import Any
 import numpy as np
 
 from explainer.cli import print_json
+from explainer.commands._options import add_json_option, add_model_options, model_from_args
 from explainer.data.images import load_image
 from explainer.errors import InputError
 from explainer.inside.intervention import ablate, cam_channel_importance
-from explainer.models import BUNDLED_MODEL, load_model
-from explainer.models.anatomy import anatomy
+from explainer.models.anatomy import model_anatomy
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=BUNDLED_MODEL, help=f"model source (default: {BUNDLED_MODEL})")
-    parser.add_argument("--arch", default=None, help="architecture for a checkpoint file given as --model")
-    parser.add_argument("--random-weights", action="store_true",
-                        help="timm/torchvision models without pretrained weights")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_model_options(parser, pretrained=True)
+    add_json_option(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,14 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace):
-    return load_model(args.model, device=args.device, arch=args.arch, pretrained=not args.random_weights)
+    return model_from_args(args)
 
 
 def run_anatomy(args: argparse.Namespace) -> int:
     """Print the network's layers."""
-    result = anatomy(_load(args), depth=args.depth)
+    result = model_anatomy(_load(args), depth=args.depth)
     if args.json:
-        print_json({"model": result.model, "total_params": result.total_params,
+        print_json({"model": result.model_name, "total_params": result.total_params,
                     "trainable_params": result.trainable_params, "depth": result.depth,
                     "layers": result.table.to_dict(orient="records")})
         return 0
@@ -81,12 +77,12 @@ def run_ablate(args: argparse.Namespace) -> int:
         importance = cam_channel_importance(classifier, image, layer=args.layer)
         layer, channels = importance.layer, importance.top(args.top, image=0)
         chosen_by = f"top {args.top} by gradient × activation for the predicted class"
-    result = ablate(classifier, image, layer, channels, mode=args.mode)
+    result = ablate(classifier, image, layer=layer, channels=channels, mode=args.mode)
     rng = np.random.default_rng(0)
     random_drops: list[float] = []
     for _ in range(max(args.random_draws, 0)):
         picks = rng.choice(result.layer_channels, size=len(channels), replace=False).tolist()
-        random_drops.append(float(ablate(classifier, image, layer, picks, mode=args.mode,
+        random_drops.append(float(ablate(classifier, image, layer=layer, channels=picks, mode=args.mode,
                                          target=result.targets[0]).drop[0]))
     payload: dict[str, Any] = {
         "image": args.image, "model": classifier.name, "layer": layer, "mode": args.mode,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from explainer.cli import print_json
+from explainer.commands._options import warn_deprecated
 from explainer.errors import InputError
 from explainer.models import BUNDLED_MODEL
 from explainer.transfer.experiment import DEFAULT_LR, DEFAULT_SHOTS, STRATEGIES, TransferResults, compare_transfer
@@ -18,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dataset", default="textures", help="textures, digits, cifar10 or imagefolder:PATH (default textures)"
     )
-    parser.add_argument("--backbone", default=BUNDLED_MODEL, help=f"pretrained timm backbone (default {BUNDLED_MODEL})")
+    parser.add_argument("--model", default=BUNDLED_MODEL,
+                        help=f"pretrained backbone: bundled or timm model name (default {BUNDLED_MODEL})")
+    parser.add_argument("--backbone", dest="backbone", default=None, help=argparse.SUPPRESS)  # deprecated: --model
     parser.add_argument(
         "--shots", default=",".join(map(str, DEFAULT_SHOTS)), metavar="N,N,...",
         help="labelled examples per class, comma-separated (default %(default)s)",
@@ -50,6 +53,14 @@ def parse_shots(text: str) -> list[int]:
     return [int(part) for part in parts]
 
 
+def model_source(args: argparse.Namespace) -> str:
+    """``--model``, or the deprecated ``--backbone`` (with a note on stderr) when that was given."""
+    if args.backbone is None:
+        return args.model
+    warn_deprecated("--backbone", "--model")
+    return args.backbone
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the exit status."""
     from tqdm import tqdm
@@ -64,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{row['strategy']} {row['shots']}/class seed {row['seed']}: {row['accuracy']:.1%}")
 
         results = compare_transfer(
-            args.dataset, args.backbone, shots=shots, seeds=args.seeds, strategies=strategies,
+            args.dataset, model_source(args), shots=shots, seeds=args.seeds, strategies=strategies,
             image_size=args.image_size, steps=args.steps, out=args.out, callback=progress, device=args.device,
             lr=args.lr,
         )

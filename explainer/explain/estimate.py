@@ -124,7 +124,7 @@ def check_budget(
     raise InputError(
         f"{spec.name} on {cost.images} image(s) would take {cost.text()} – over the time budget of "
         f"{_duration(budget_seconds)}. {_cheaper(spec, resolved, size, evaluations)}Use fewer images, or pass "
-        "budget_seconds=None (no limit) or a larger budget_seconds= to run it anyway."
+        "budget_seconds=None (no limit; on the command line --budget 0) or a larger budget to run it anyway."
     )
 
 

@@ -116,6 +116,12 @@ class Param:
         """True for a number with both ends of its range (or a ``slider``) given: a slider can show it."""
         return self.type in (int, float) and (self.slider is not None or (self.low is not None and self.high is not None))
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready schema: name, type, default, low, high, choices, optional, help."""
+        return {"name": self.name, "type": self.type.__name__, "default": self.default, "low": self.low,
+                "high": self.high, "choices": None if self.choices is None else list(self.choices),
+                "optional": self.optional, "help": self.help}
+
     def allowed(self) -> str:
         """What the parameter accepts, in words: "a positive integer", "one of: zero, black", ..."""
         if self.choices is not None:
@@ -337,6 +343,13 @@ class MethodSpec:
     def defaults(self) -> dict[str, Any]:
         """Parameter name → default value."""
         return {p.name: p.default for p in self.params}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description: what the method is and its parameter schema (no callables)."""
+        return {"name": self.name, "title": self.title, "kind": self.kind, "signed": self.signed,
+                "description": self.description, "params": [p.to_dict() for p in self.params],
+                "needs_layer": self.needs_layer, "forward_only": self.forward_only,
+                "private_copy": self.private_copy, "control": self.control}
 
     def param(self, name: str) -> Param:
         """The :class:`Param` called ``name``; InputError listing this method's parameters otherwise."""
