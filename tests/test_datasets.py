@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import numpy as np
@@ -82,8 +83,8 @@ def test_missing_torchvision_files_offline(tmp_path) -> None:
         load_dataset("cifar10", root=tmp_path)
 
 
-def _write_folder(root, classes=("ants", "bees"), per_class=4) -> None:
-    rng = np.random.default_rng(0)
+def _write_folder(root, classes=("ants", "bees"), per_class=4, seed=0) -> None:
+    rng = np.random.default_rng(seed)
     for name in classes:
         (root / name).mkdir(parents=True)
         for i in range(per_class):
@@ -98,10 +99,32 @@ def test_imagefolder_with_split(tmp_path) -> None:
 
 
 def test_imagefolder_with_train_and_test_folders(tmp_path) -> None:
-    _write_folder(tmp_path / "train", per_class=3)
-    _write_folder(tmp_path / "test", per_class=2)
+    _write_folder(tmp_path / "train", per_class=3, seed=1)
+    _write_folder(tmp_path / "test", per_class=2, seed=2)
     data = load_dataset(f"imagefolder:{tmp_path}", image_size=8)
     assert len(data.y_train) == 6 and len(data.y_test) == 4
+
+
+def test_imagefolder_keeps_train_and_test_disjoint(tmp_path) -> None:
+    _write_folder(tmp_path / "train", per_class=3, seed=1)
+    _write_folder(tmp_path / "test", per_class=2, seed=2)
+    for i in (0, 1):  # two train images copied into test (one under another name)
+        (tmp_path / "test" / "ants" / f"copy{i}.png").write_bytes((tmp_path / "train" / "ants" / f"{i}.png").read_bytes())
+    with pytest.warns(RuntimeWarning, match="Dropped 2 train image"):
+        data = load_dataset(f"imagefolder:{tmp_path}", image_size=8)
+    assert len(data.y_test) == 6 and len(data.y_train) == 4
+    train = {tuple(x.flatten().tolist()) for x in data.x_train}
+    assert not train & {tuple(x.flatten().tolist()) for x in data.x_test}
+
+
+def test_imagefolder_symlink_loop_and_links_count_each_file_once(tmp_path) -> None:
+    _write_folder(tmp_path, per_class=3)
+    (tmp_path / "ants" / "loop").symlink_to(tmp_path / "ants")  # a folder that contains itself
+    (tmp_path / "bees" / "to_ants").symlink_to(tmp_path / "ants")  # a second path to a class
+    (tmp_path / "ants" / "0_link.png").symlink_to(tmp_path / "ants" / "0.png")
+    os.link(tmp_path / "ants" / "1.png", tmp_path / "ants" / "1_hard.png")
+    data = load_dataset(f"imagefolder:{tmp_path}", image_size=8, test_fraction=0.5)
+    assert len(data.y_train) + len(data.y_test) == 6
 
 
 def test_imagefolder_with_a_corrupt_file_names_it(tmp_path) -> None:
@@ -115,7 +138,10 @@ def test_imagefolder_errors(tmp_path) -> None:
     with pytest.raises(DatasetError, match="does not exist"):
         load_dataset(f"imagefolder:{tmp_path / 'missing'}")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="not a usable image folder"):
+    with pytest.raises(DatasetError, match="has no class sub-folders"):
+        load_dataset(f"imagefolder:{tmp_path / 'empty'}")
+    (tmp_path / "empty" / "cats").mkdir()
+    with pytest.raises(DatasetError, match="cats holds no image files"):
         load_dataset(f"imagefolder:{tmp_path / 'empty'}")
 
 
@@ -128,3 +154,27 @@ def test_unknown_dataset_and_options() -> None:
         load_dataset("spiral", noise=3)
     with pytest.raises(InputError, match="test_fraction must be between 0 and 1"):
         load_dataset("digits", test_fraction=1.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        (None, {}, "dataset name must be a string"),
+        ("digits", {"test_fraction": "x"}, "test_fraction must be a number"),
+        ("digits", {"test_fraction": float("nan")}, "test_fraction must be between"),
+        ("digits", {"seed": True}, "seed must be a whole number"),
+        ("known_answer", {"n_train": -1}, "n_train must be from 1"),
+        ("known_answer", {"n_train": 2.5}, "n_train must be a whole number"),
+        ("known_answer", {"size": 20000}, "size must be from 16"),
+        ("known_answer", {"n_train": 10_000_000, "size": 1024}, "GiB"),
+        ("imagefolder:.", {"image_size": 0}, "image_size must be from 8"),
+        ("spiral", {"noise": float("inf")}, "noise must be between"),
+        ("spiral", {"n": True}, "n must be a whole number"),
+        ("textures", {"crop_size": True}, "crop_size must be a whole number"),
+        ("mnist", {"limit": -1}, "limit must be from 1"),
+        ("mnist", {"download": "yes"}, "download must be True or False"),
+    ],
+)
+def test_options_are_type_strict_and_bounded(name, options, message) -> None:
+    with pytest.raises(InputError, match=message):
+        load_dataset(name, **options)

@@ -1,8 +1,19 @@
-"""Datasets behind one call: `load_dataset(name, ...)` returns train/test tensors with class names."""
+"""Datasets behind one call: `load_dataset(name, ...)` returns train/test tensors with class names.
+
+Options are type-strict (booleans are not counts, counts are not negative, noise is finite)
+and sizes are bounded before anything is allocated (:data:`MAX_DATASET_BYTES`). Image folders
+are walked without following a symlink into a loop, count each file once (by inode and by
+content) and keep train and test disjoint. Whatever torchvision, scikit-learn or the
+filesystem raise becomes a :class:`DatasetError` or :class:`InputError`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import stat
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +26,12 @@ from explainer.errors import DatasetError, InputError
 TOY_SETS = ("circle", "xor", "gauss", "spiral", "moons")
 IMAGE_SETS = ("digits", "textures", "known_answer", "mnist", "fashion_mnist", "cifar10")
 TEXTURE_PHOTOS = ("brick", "grass", "gravel", "moon", "immunohistochemistry", "cell")
+#: Largest dataset built in memory (all tensors together), in bytes.
+MAX_DATASET_BYTES = 2 * 2**30
+#: Most directory entries an image-folder walk visits before it gives up (``imagefolder:/`` stops here).
+MAX_FOLDER_ENTRIES = 200_000
+#: File endings read from image folders.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 @dataclass
@@ -72,6 +89,8 @@ def load_dataset(name: str, **options) -> Dataset:
     * ``circle``, ``xor``, ``gauss``, ``spiral``, ``moons`` – 2-D toy sets as in TensorFlow
       Playground; ``n``, ``noise`` (0–0.5), ``test_fraction``, ``seed``.
     """
+    if not isinstance(name, str):
+        raise InputError(f"A dataset name must be a string such as 'digits' or 'imagefolder:PATH', got {name!r}.")
     if name.startswith("imagefolder:"):
         return _guard(name, lambda: load_imagefolder(name.split(":", 1)[1], **options))
     loaders: dict[str, Callable[..., Dataset]] = {
@@ -94,17 +113,58 @@ def load_dataset(name: str, **options) -> Dataset:
 def _guard(name: str, load: Callable[[], Dataset]) -> Dataset:
     try:
         return load()
+    except (InputError, DatasetError):
+        raise
     except TypeError as exc:
         if "unexpected keyword argument" in str(exc):
             raise InputError(f"Dataset {name!r} does not take that option: {exc}. See help(load_dataset).") from None
-        raise
+        raise DatasetError(f"Could not load dataset {name!r} ({_describe(exc)}). Check its options.") from None
+    except MemoryError:
+        raise DatasetError(f"Dataset {name!r} needs more memory than is available; load fewer images.") from None
+    except Exception as exc:  # torchvision, scikit-learn, scikit-image or the filesystem
+        raise DatasetError(f"Could not load dataset {name!r} ({_describe(exc)}).") from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _count(name: str, value: object, low: int, high: int) -> int:
+    """``value`` as an int in [low, high]; booleans, floats and strings are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{name} must be a whole number from {low:,} to {high:,}, got {value!r}.")
+    if not low <= int(value) <= high:
+        raise InputError(f"{name} must be from {low:,} to {high:,}, got {int(value):,}.")
+    return int(value)
+
+
+def _real(name: str, value: object, low: float, high: float, *, open_ends: bool = False) -> float:
+    """``value`` as a finite float in [low, high] (or (low, high)); booleans and strings are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name} must be a number, got {value!r}.")
+    number = float(value)
+    inside = low < number < high if open_ends else low <= number <= high
+    if not math.isfinite(number) or not inside:
+        ends = f"between {low:g} and {high:g}" + (" (exclusive)" if open_ends else "")
+        raise InputError(f"{name} must be {ends}, got {value!r}.")
+    return number
+
+
+def _check_bytes(name: str, count: int, per_item: int) -> None:
+    total = count * per_item
+    if total > MAX_DATASET_BYTES:
+        raise InputError(
+            f"{name} would need {total / 2**30:.1f} GiB ({count:,} examples × {per_item:,} bytes); the limit is "
+            f"{MAX_DATASET_BYTES / 2**30:.0f} GiB. Ask for fewer or smaller examples."
+        )
 
 
 def _split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < test_fraction < 1.0:
-        raise InputError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}.")
+    test_fraction = _real("test_fraction", test_fraction, 0.0, 1.0, open_ends=True)
+    seed = _count("seed", seed, 0, 2**32 - 1)
     indices = np.arange(len(labels))
     train, test = train_test_split(indices, test_size=test_fraction, random_state=seed, stratify=labels)
     return np.sort(train), np.sort(test)
@@ -128,8 +188,11 @@ def load_textures(crop_size: int = 64, train_per_class: int = 60, test_per_class
     """Random RGB crops of six texture photos: train from the top half, test from the bottom half."""
     from skimage import data as skdata
 
-    if crop_size < 8:
-        raise InputError(f"crop_size must be at least 8 pixels, got {crop_size}.")
+    crop_size = _count("crop_size", crop_size, 8, 256)
+    train_per_class = _count("train_per_class", train_per_class, 1, 100_000)
+    test_per_class = _count("test_per_class", test_per_class, 1, 100_000)
+    seed = _count("seed", seed, 0, 2**32 - 1)
+    _check_bytes("textures", len(TEXTURE_PHOTOS) * (train_per_class + test_per_class), 3 * crop_size**2 * 4)
     rng = np.random.default_rng(seed)
     xs: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     ys: dict[str, list[int]] = {"train": [], "test": []}
@@ -166,8 +229,11 @@ def make_known_answer(n_train: int = 800, n_test: int = 200, size: int = 32, see
     information, and mild noise. ``masks_*`` mark the square's pixels: a faithful
     attribution puts its mass there, not on the stripe.
     """
-    if size < 16:
-        raise InputError(f"size must be at least 16 pixels, got {size}.")
+    n_train = _count("n_train", n_train, 1, 10_000_000)
+    n_test = _count("n_test", n_test, 1, 10_000_000)
+    size = _count("size", size, 16, 1024)
+    seed = _count("seed", seed, 0, 2**32 - 1)
+    _check_bytes("known_answer", n_train + n_test, 3 * size * size * 4 * 2 + size * size)  # float64 noise, then float32
     rng = np.random.default_rng(seed)
     square = max(3, size // 8)
 
@@ -212,6 +278,12 @@ def load_torchvision_dataset(
     """MNIST, FashionMNIST or CIFAR10 through torchvision, from ``root`` (download only if asked)."""
     import torchvision
 
+    if not isinstance(download, bool):
+        raise InputError(f"download must be True or False, got {download!r}.")
+    if limit is not None:
+        limit = _count("limit", limit, 1, 10_000_000)
+    if not isinstance(root, (str, Path)):
+        raise InputError(f"root must be a folder path, got {root!r}.")
     dataset_class = getattr(torchvision.datasets, kind)
     root = Path(root).expanduser()
     try:
@@ -245,54 +317,143 @@ def load_torchvision_dataset(
 def load_imagefolder(
     path: str | Path, image_size: int = 64, test_fraction: float = 0.25, seed: int = 0, max_images: int = 5000
 ) -> Dataset:
-    """Images in class sub-folders (torchvision ImageFolder), resized and center-cropped to ``image_size``."""
-    import torchvision
-    from torchvision import transforms
+    """Images in class sub-folders (or ``train/`` and ``test/`` inside ``path``), resized and center-cropped.
 
+    The walk follows symlinks but never into a folder it has already visited (no loops), reads
+    each file once (hard links and symlinks to one file, and byte-identical copies, count
+    once), refuses a folder with more than ``max_images`` images or :data:`MAX_FOLDER_ENTRIES`
+    entries before decoding any, and keeps train and test disjoint (a test image that is also
+    in train/ is dropped from train, with a warning). An unreadable image is an InputError naming it.
+    """
+    if not isinstance(path, (str, Path)):
+        raise InputError(f"path must be a folder, got {path!r}.")
+    image_size = _count("image_size", image_size, 8, 1024)
+    max_images = _count("max_images", max_images, 1, 1_000_000)
+    _check_bytes("the image folder", max_images, 3 * image_size * image_size * 4)
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DatasetError(f"Image folder {root} does not exist; expected one sub-folder per class.")
-    transform = transforms.Compose(
-        [transforms.Resize(image_size), transforms.CenterCrop(image_size), transforms.ToTensor()]
-    )
-    from explainer.data.images import load_image
-
-    def loader(file: str):
-        return load_image(file)
-
-    def read(folder: Path):
-        try:
-            dataset = torchvision.datasets.ImageFolder(str(folder), transform=transform, loader=loader)
-        except (FileNotFoundError, RuntimeError) as exc:
-            raise DatasetError(f"{folder} is not a usable image folder: {exc}") from None
-        if len(dataset) > max_images:
-            raise DatasetError(f"{folder} holds {len(dataset)} images; the limit is {max_images} (max_images=).")
-        images = torch.stack([dataset[i][0] for i in range(len(dataset))])
-        return images, torch.tensor(dataset.targets, dtype=torch.int64), list(dataset.classes)
-
-    split_dirs = [root / "train", next((root / n for n in ("test", "val") if (root / n).is_dir()), None)]
-    if split_dirs[0].is_dir() and split_dirs[1] is not None:
-        x_train, y_train, classes = read(split_dirs[0])
-        x_test, y_test, test_classes = read(split_dirs[1])
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    seen: set[tuple[int, int]] = set()  # (device, inode) of every file read, across train and test
+    if (root / "train").is_dir() and test_dir is not None:
+        test_files, test_labels, test_classes = _scan_classes(test_dir, max_images, seen)
+        train_files, train_labels, classes = _scan_classes(root / "train", max_images, seen)
         if test_classes != classes:
-            raise DatasetError(f"train/ and {split_dirs[1].name}/ in {root} have different class folders.")
+            raise DatasetError(f"train/ and {test_dir.name}/ in {root} have different class folders.")
+        x_test, y_test, test_hashes = _read_images(test_files, test_labels, image_size, set())
+        x_train, y_train, _ = _read_images(train_files, train_labels, image_size, set(test_hashes), split="train")
     else:
-        images, labels, classes = read(root)
-        if torch.bincount(labels).min() < 2:
-            raise DatasetError(f"Every class folder in {root} needs at least 2 images to split train/test.")
-        train, test = _split_indices(labels.numpy(), test_fraction, seed)
-        x_train, y_train, x_test, y_test = images[train], labels[train], images[test], labels[test]
+        files, labels, classes = _scan_classes(root, max_images, seen)
+        images, targets, _ = _read_images(files, labels, image_size, set())
+        if len(targets) == 0 or torch.bincount(targets, minlength=len(classes)).min() < 2:
+            raise DatasetError(f"Every class folder in {root} needs at least 2 distinct images to split train/test.")
+        train, test = _split_indices(targets.numpy(), test_fraction, seed)
+        x_train, y_train, x_test, y_test = images[train], targets[train], images[test], targets[test]
     return Dataset(f"imagefolder:{root}", x_train, y_train, x_test, y_test, classes, description=f"images from {root}")
+
+
+def _scan_classes(folder: Path, max_images: int, seen: set[tuple[int, int]]) -> tuple[list[Path], list[int], list[str]]:
+    """Image files per class sub-folder of ``folder``; each file once, no symlink loops, bounded."""
+    try:
+        classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    except OSError as exc:
+        raise DatasetError(f"Cannot list {folder}: {exc.strerror or exc}.") from None
+    if not classes:
+        raise DatasetError(f"{folder} has no class sub-folders; put each class's images in its own folder.")
+    files: list[Path] = []
+    labels: list[int] = []
+    budget = [MAX_FOLDER_ENTRIES]
+    for label, name in enumerate(classes):
+        found = _walk_images(folder / name, set(), seen, budget)
+        if not found:
+            raise DatasetError(f"Class folder {folder / name} holds no image files ({', '.join(IMAGE_SUFFIXES[:5])}, ...).")
+        files += found
+        labels += [label] * len(found)
+        if len(files) > max_images:
+            raise DatasetError(f"{folder} holds more than {max_images:,} images (max_images=); pass a larger limit.")
+    return files, labels, classes
+
+
+def _walk_images(
+    folder: Path, visited: set[tuple[int, int]], seen: set[tuple[int, int]], budget: list[int]
+) -> list[Path]:
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return []
+    key = (info.st_dev, info.st_ino)
+    if key in visited:  # a symlink back into a folder already walked: a loop or a second path to it
+        return []
+    visited.add(key)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:
+        return []
+    found: list[Path] = []
+    for entry in entries:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise DatasetError(
+                f"The image folder walk passed {MAX_FOLDER_ENTRIES:,} entries at {folder}; point it at a "
+                "smaller folder with one sub-folder per class."
+            )
+        try:
+            entry_info = os.stat(entry.path)
+        except OSError:  # a broken symlink
+            continue
+        if stat.S_ISDIR(entry_info.st_mode):
+            found += _walk_images(Path(entry.path), visited, seen, budget)
+        elif stat.S_ISREG(entry_info.st_mode) and entry.name.lower().endswith(IMAGE_SUFFIXES):
+            file_key = (entry_info.st_dev, entry_info.st_ino)
+            if file_key not in seen:  # hard links and symlinks to one file count once
+                seen.add(file_key)
+                found.append(Path(entry.path))
+    return found
+
+
+def _read_images(
+    files: list[Path], labels: list[int], image_size: int, exclude: set[str], split: str = ""
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Decode, resize and crop; skip byte-identical copies (and ``exclude`` hashes); a bad file is an InputError."""
+    from explainer.data.images import MAX_IMAGE_BYTES, load_image, read_regular_file, resize_and_crop
+
+    tensors: list[torch.Tensor] = []
+    targets: list[int] = []
+    hashes: list[str] = []
+    known: set[str] = set()
+    overlap = 0
+    for file, label in zip(files, labels):
+        try:
+            data = read_regular_file(file, limit=MAX_IMAGE_BYTES, what="image")
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in known:
+                continue
+            if digest in exclude:
+                overlap += 1
+                continue
+        except InputError as exc:
+            raise InputError(f"{exc} Remove it from the folder or replace it.") from None
+        image = resize_and_crop(load_image(data, name=str(file)), (image_size, image_size))
+        known.add(digest)
+        hashes.append(digest)
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        tensors.append(torch.from_numpy(array).permute(2, 0, 1).contiguous())
+        targets.append(label)
+    if overlap:
+        warnings.warn(f"Dropped {overlap} {split} image(s) that are also in the test split (train and test stay "
+                      "disjoint).", RuntimeWarning, stacklevel=3)
+    if not tensors:
+        raise DatasetError(f"No readable images among {len(files)} file(s) in the folder.")
+    return torch.stack(tensors), torch.tensor(targets, dtype=torch.int64), hashes
 
 
 def make_toy(name: str, n: int = 400, noise: float = 0.1, test_fraction: float = 0.5, seed: int = 0) -> Dataset:
     """TensorFlow-Playground-style 2-D sets with two classes; ``noise`` in [0, 0.5]."""
     if name not in TOY_SETS:
         raise DatasetError(f"Unknown toy set {name!r}; choose one of {', '.join(TOY_SETS)}.")
-    if not 0.0 <= noise <= 0.5:
-        raise InputError(f"noise must be between 0 and 0.5, got {noise}.")
-    if n < 10:
-        raise InputError(f"n must be at least 10 points, got {n}.")
+    noise = _real("noise", noise, 0.0, 0.5)
+    n = _count("n", n, 10, 10_000_000)
+    seed = _count("seed", seed, 0, 2**32 - 1)
     rng = np.random.default_rng(seed)
     half = n // 2
     if name == "circle":
