@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from explainer.cli import print_json
+from explainer.commands._options import add_json_option
 from explainer.errors import InputError
 from explainer.learn.sweep import SETTING_HELP, SETTINGS, SweepProgress, TrainingTask, parse_setting, sweep
 
@@ -29,10 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="local", choices=("local", "ray"), help="where runs go (default local)")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: auto, an existing cluster)")
     parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                        help="refuse a grid whose estimate (from a measured first run) exceeds this")
+                        help="refuse a grid whose estimate (from a measured first run) exceeds this (0 = no limit)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for local runs (default: the free cores)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_json_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             bar.refresh()
 
         results = sweep(task, grid, seeds=args.seeds, out=args.out, backend=args.backend, address=args.address,
-                        budget_seconds=args.budget, progress=progress, threads=args.threads)
+                        budget_seconds=args.budget or None, progress=progress, threads=args.threads)
     if args.json:
         print_json(results.to_dict())
         return 0
