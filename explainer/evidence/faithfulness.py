@@ -1,38 +1,53 @@
-"""Evidence that an attribution map is faithful to the model.
+"""Evidence that an attribution map is faithful to the model, for the images of one explanation.
 
-* Deletion and insertion curves: perturb pixels in the order the map ranks them and watch the
-  target-class probability, against random orders as a reference.
-* Cascading model randomization (Adebayo et al. 2018): re-initialize the network from the output
-  down and check that the map changes with it.
-* Agreement between methods and the share of attribution mass inside a known ground-truth mask.
+:func:`check_faithfulness` is the one-explanation case of :func:`explainer.evaluate`: the same protocol
+(:mod:`explainer.evidence.metrics` documents it once) on the images the explanation carries –
 
-One protocol for every method and image: the relevance of a pixel is the explanation's absolute
-heatmap, ``|attribution|`` summed over channels (``explanation.heatmap(absolute=True)``).
+* deletion curves, most relevant first (MoRF) and least relevant first (LeRF), and random orders as
+  the reference (the ``control:random`` map of :mod:`explainer.evidence.controls`);
+* insertion into a blurred canvas, a curve of its own (not LeRF read backwards);
+* optionally ROAD deletion (removed pixels imputed from their neighbours);
+* cascading model randomization (Adebayo et al. 2018) with a similarity that is always defined.
+
+Also here: agreement between methods and the share of attribution mass inside a ground-truth mask.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import math
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from explainer.errors import InputError
+from explainer.evidence.controls import random_map
+from explainer.evidence.metrics import (
+    CURVES,
+    area_under_curve,
+    cascade_units,
+    foreground_mask,
+    map_similarity,
+    perturbation_curves,
+    protocol_description,
+    randomized_cascade,
+    rank_correlation,
+)
 from explainer.explain.attribution import Explanation, explain
-from explainer.models import Classifier, ImageBatch
+from explainer.models import Classifier
 
-BASELINES = ("zeros", "blur")
-#: Rank correlation below which a map counts as changed by full model randomization.
+__all__ = [
+    "BASELINES", "FaithfulnessReport", "MaskShare", "RandomizationStep", "area_under_curve", "cascade_units",
+    "check_faithfulness", "foreground_mask", "mask_share", "method_agreement", "rank_correlation",
+]
+
+#: Baselines a deleted pixel can become (one vocabulary with explain; "zeros" is accepted for "zero").
+BASELINES = ("zero", "black", "white", "blur")
+#: Similarity below which a map counts as changed by full model randomization.
 RANDOMIZATION_THRESHOLD = 0.5
-#: Largest difference (in normalized input units) tolerated between the given images and the explained ones.
-_INPUT_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -41,22 +56,21 @@ class RandomizationStep:
 
     name: str  # the lowest unit re-initialized so far, or "all"
     layers: list[str]  # every unit re-initialized so far, output first
-    correlations: np.ndarray  # (N,) Spearman of |heatmap| with the original, foreground pixels; NaN: map constant
+    correlations: np.ndarray  # (N,) similarity with the original map (Spearman, foreground; always defined)
+    reasons: list[str | None] = field(default_factory=list)  # per image: why a rule set the value, or None
 
     @property
     def mean(self) -> float:
-        return float(np.nanmean(self.correlations)) if np.isfinite(self.correlations).any() else float("nan")
+        return float(np.mean(self.correlations)) if len(self.correlations) else float("nan")
 
 
 @dataclass
 class FaithfulnessReport:
     """Deletion/insertion curves, AUCs, randomization cascade and verdicts for one explanation.
 
-    Curves hold the target-class softmax probability at each fraction of pixels perturbed.
-    Insertion with the same baseline is LeRF deletion read backwards (the image with the most
-    relevant fraction ``f`` inserted *is* the image with the least relevant ``1 - f`` deleted), so
-    ``insertion`` and ``random_insertion`` are derived from ``lerf`` and ``random_deletion`` and
-    their AUCs equal the deletion ones; both names are kept because both readings are common.
+    Curves hold the target-class softmax probability at each fraction of pixels perturbed. Insertion
+    restores the most relevant pixels first on a blurred canvas, so it is a curve of its own (not LeRF
+    read backwards); ``random_*`` curves use random maps (the random control) as the reference.
     """
 
     method: str
@@ -71,17 +85,11 @@ class FaithfulnessReport:
     protocol: dict[str, Any]
     seconds: float
     device: str
+    insertion: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (N, S + 1) on the blurred canvas
+    random_insertion: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # (seeds, N, S + 1)
+    road: np.ndarray | None = None  # (N, S + 1) ROAD deletion, most relevant first (when asked for)
 
     # ------------------------------------------------------------------- curves
-    @property
-    def insertion(self) -> np.ndarray:
-        """(N, S + 1) most relevant pixels inserted first into the baseline (= ``lerf`` reversed)."""
-        return self.lerf[:, ::-1].copy()
-
-    @property
-    def random_insertion(self) -> np.ndarray:
-        """(seeds, N, S + 1) random orders inserted into the baseline (= random deletion reversed)."""
-        return self.random_deletion[..., ::-1].copy()
 
     def random_band(self, kind: str = "deletion") -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation over random orders, each ``(N, S + 1)``; kind is deletion or insertion."""
@@ -94,13 +102,16 @@ class FaithfulnessReport:
     @property
     def aucs(self) -> dict[str, np.ndarray]:
         """Area under each curve per image, ``(N,)``; random AUCs are averaged over orders."""
-        return {
+        aucs = {
             "deletion": area_under_curve(self.fractions, self.morf),
             "lerf_deletion": area_under_curve(self.fractions, self.lerf),
             "random_deletion": area_under_curve(self.fractions, self.random_deletion).mean(axis=0),
             "insertion": area_under_curve(self.fractions, self.insertion),
             "random_insertion": area_under_curve(self.fractions, self.random_insertion).mean(axis=0),
         }
+        if self.road is not None:
+            aucs["road_deletion"] = area_under_curve(self.fractions, self.road)
+        return aucs
 
     @property
     def mean_aucs(self) -> dict[str, float]:
@@ -108,7 +119,7 @@ class FaithfulnessReport:
 
     @property
     def randomization_correlation(self) -> np.ndarray | None:
-        """Per-image rank correlation after the last (full) randomization step, or None if not run."""
+        """Per-image similarity after the last (full) randomization step (always defined), or None if not run."""
         return self.randomization[-1].correlations if self.randomization else None
 
     @property
@@ -119,8 +130,8 @@ class FaithfulnessReport:
         relevant first; ``insertion_above_random`` – inserting by relevance beats random insertion;
         ``deletion_below_random`` – MoRF deletion beats random deletion (scattered random deletion is
         itself destructive, so good compact maps can fail this one); ``changes_when_randomized`` – rank
-        correlation after full randomization below ``RANDOMIZATION_THRESHOLD``, or undefined because the
-        randomized map became constant (only when randomization ran).
+        similarity after full randomization below ``RANDOMIZATION_THRESHOLD`` (a vanished randomized map
+        has similarity 0; only when randomization ran).
         """
         aucs = self.aucs
         final = self.randomization_correlation
@@ -151,6 +162,7 @@ class FaithfulnessReport:
             "device": self.device,
             "fractions": self.fractions.tolist(),
             "curves": {
+                **({"road_deletion": self.road.tolist()} if self.road is not None else {}),
                 "morf_deletion": self.morf.tolist(),
                 "lerf_deletion": self.lerf.tolist(),
                 "insertion": self.insertion.tolist(),
@@ -167,6 +179,7 @@ class FaithfulnessReport:
                     "name": step.name,
                     "layers": step.layers,
                     "correlations": step.correlations.tolist(),
+                    "reasons": list(step.reasons),
                     "mean": step.mean,
                 }
                 for step in self.randomization
@@ -191,18 +204,18 @@ class FaithfulnessReport:
             f"least relevant first on {tally('morf_below_lerf')} (mean AUC {means['deletion']:.3g} vs "
             f"{means['lerf_deletion']:.3g}; lower is better for MoRF).",
             f"Inserting the most relevant pixels first beats random insertion on {tally('insertion_above_random')} "
-            f"(mean AUC {means['insertion']:.3g} vs {means['random_insertion']:.3g}; insertion is LeRF deletion "
-            "read backwards).",
+            f"(mean AUC {means['insertion']:.3g} vs {means['random_insertion']:.3g}; insertion restores pixels on a "
+            "blurred canvas).",
             f"MoRF deletion beats random deletion on {tally('deletion_below_random')} (mean AUC "
             f"{means['deletion']:.3g} vs {means['random_deletion']:.3g}; scattered random deletion is itself "
             "destructive, so compact maps can lose here).",
         ]
         if self.randomization:
             final = self.randomization[-1]
-            constant = int(np.isnan(final.correlations).sum())
-            note = f", {constant} randomized map(s) became constant" if constant else ""
+            vanished = sum(reason == "randomized map vanished" for reason in final.reasons)
+            note = f", {vanished} randomized map(s) vanished (similarity 0)" if vanished else ""
             lines.append(
-                f"Model randomization: after re-initializing all layers the map's rank correlation with the "
+                f"Model randomization: after re-initializing all layers the map's similarity with the "
                 f"original is {final.mean:.2f} on average{note}; the map changes (correlation < "
                 f"{RANDOMIZATION_THRESHOLD}) on {tally('changes_when_randomized')}."
             )
@@ -236,67 +249,7 @@ class MaskShare:
         }
 
 
-# ------------------------------------------------------------------------ metrics
-def area_under_curve(fractions: np.ndarray, curves: np.ndarray) -> np.ndarray:
-    """Trapezoid area under ``curves`` (``(..., S + 1)``) over ``fractions`` in [0, 1]."""
-    return np.trapezoid(np.asarray(curves, dtype=np.float64), np.asarray(fractions, dtype=np.float64), axis=-1)
-
-
-def foreground_mask(pixels: torch.Tensor, tolerance: float = 1e-6, border_share: float = 0.5) -> torch.Tensor:
-    """Bool ``(N, H, W)``: pixels that differ from the image's constant background colour.
-
-    The background colour is the colour of at least ``border_share`` of the image's border pixels (the
-    zero surround of a digit, a flat fill); images without one (photos, noisy images) keep every pixel.
-    Background carries no image evidence, yet two unrelated maps agree there (both zero for
-    input-times-gradient methods), which inflates their rank correlation.
-    """
-    if pixels.ndim != 4:
-        raise InputError(f"pixels must be (N, C, H, W); got shape {tuple(pixels.shape)}.")
-    pixels = pixels.detach().float().cpu()
-    border = torch.cat(
-        [pixels[:, :, 0, :], pixels[:, :, -1, :], pixels[:, :, 1:-1, 0], pixels[:, :, 1:-1, -1]], dim=2
-    ).transpose(1, 2)  # (N, border pixels, C)
-    masks = torch.ones(pixels.shape[0], *pixels.shape[-2:], dtype=torch.bool)
-    for i, colours in enumerate(border):
-        values, counts = torch.unique(colours, dim=0, return_counts=True)
-        if counts.max() < border_share * colours.shape[0]:
-            continue
-        background = values[counts.argmax()].view(-1, 1, 1)
-        mask = (pixels[i] - background).abs().amax(dim=0) > tolerance
-        if mask.any():
-            masks[i] = mask
-    return masks
-
-
-def rank_correlation(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    """Spearman rank correlation of two maps (ties get average ranks), over ``mask`` when given.
-
-    Returns NaN when either map is constant over the pixels compared.
-    """
-    a, b = a.detach().flatten().double().cpu(), b.detach().flatten().double().cpu()
-    if a.shape != b.shape:
-        raise InputError(f"Maps to correlate differ in size: {a.numel()} vs {b.numel()} values.")
-    if mask is not None:
-        keep = mask.detach().flatten().bool().cpu()
-        a, b = a[keep], b[keep]
-    if a.numel() < 2:
-        return float("nan")
-    ra, rb = _average_ranks(a), _average_ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = float(ra.norm() * rb.norm())
-    return float((ra * rb).sum()) / denominator if denominator > 0 else float("nan")
-
-
-def _average_ranks(values: torch.Tensor) -> torch.Tensor:
-    ordered, order = values.sort(stable=True)
-    _, inverse, counts = torch.unique_consecutive(ordered, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()
-    average = ends - (counts.double() - 1) / 2
-    ranks = torch.empty_like(values)
-    ranks[order] = average[inverse]
-    return ranks
-
-
+# ------------------------------------------------------------------------ agreement
 def method_agreement(explanations: Sequence[Explanation]) -> tuple[list[str], np.ndarray]:
     """Spearman correlation between the absolute heatmaps of several explanations of the same images.
 
@@ -354,264 +307,119 @@ def mask_share(explanation: Explanation, masks: torch.Tensor) -> MaskShare:
 # ------------------------------------------------------------------ main entry
 def check_faithfulness(
     classifier: Classifier,
-    images: ImageBatch,
     explanation: Explanation,
+    legacy_explanation: Explanation | None = None,
     *,
     steps: int = 25,
     random_seeds: int = 3,
-    baseline: str = "zeros",
+    baseline: str = "zero",
     randomization: bool = True,
     randomization_steps: int = 4,
-    batch_size: int = 32,
+    road: bool = False,
+    batch_size: int | None = None,
     seed: int = 0,
 ) -> FaithfulnessReport:
-    """Measure how faithful ``explanation`` is to ``classifier`` on ``images``.
+    """Measure how faithful ``explanation`` is to ``classifier`` on the images it carries.
 
-    Protocol (the same for every method and image):
+    The protocol is :mod:`explainer.evidence.metrics`' (the same as :func:`explainer.evaluate`'s, and for
+    one image with the same ``seed`` the same numbers): relevance = ``|attribution|`` summed over channels;
+    ``steps + 1`` fractions of pixels; deleted pixels become ``baseline`` (``"zero"``, ``"black"``,
+    ``"white"`` or ``"blur"``); insertion restores the most relevant pixels on a blurred canvas;
+    ``random_seeds`` random maps as the reference; ``road=True`` adds ROAD deletion. With
+    ``randomization``, seeded copies of the model are re-initialized from the output down in
+    ``randomization_steps`` cumulative steps and the same method, parameters and targets are explained on
+    each; the similarity with the original map is always defined (a vanished map scores 0). The caller's
+    model is never modified.
 
-    * relevance of a pixel = ``|attribution|`` summed over channels; ties are broken in a fixed random order;
-    * at each of ``steps + 1`` fractions ``0, 1/steps, ..., 1`` that share of pixels (all channels) is set
-      to the baseline – ``"zeros"`` in the normalized input space (the dataset mean colour) or ``"blur"``
-      (a Gaussian blur of the image, sigma = 1/20 of its shorter side);
-    * the curve is the softmax probability of the explained target class; AUC by the trapezoid rule;
-    * orders: most relevant first (MoRF), least relevant first (LeRF), ``random_seeds`` random orders.
-      Insertion (baseline first, most relevant inserted first) is LeRF read backwards and is reported
-      under its own name too.
-
-    With ``randomization``, a deep copy of the model is re-initialized from the output down in
-    ``randomization_steps`` cumulative steps over its top-level blocks; the same method, parameters and
-    targets are explained on each copy, and the Spearman correlation of the absolute maps with the
-    original is measured over pixels that differ from a constant background colour (see
-    :func:`foreground_mask`). The caller's model is never modified.
+    The old call ``check_faithfulness(classifier, images, explanation)`` still works (with a
+    DeprecationWarning): the images are the explanation's own.
     """
-    started = time.perf_counter()
-    _check_options(explanation, steps, random_seeds, baseline, randomization_steps, batch_size)
-    inputs = _matching_inputs(classifier, images, explanation)
-    device = inputs.device
-    relevance = explanation.heatmap(absolute=True)
-    targets = [int(t) for t in explanation.targets]
-
-    reference = _baseline(inputs, baseline)
-    num_pixels = relevance[0].numel()
-    counts = torch.tensor([round(k * num_pixels / steps) for k in range(steps + 1)], device=device)
-    generator = torch.Generator().manual_seed(seed)
-    morf, lerf, random = [], [], []
-    for i in range(inputs.shape[0]):
-        ranks = _perturbation_ranks(relevance[i].flatten(), random_seeds, generator).to(device)
-        probabilities = _curve_probabilities(
-            classifier.module, inputs[i], reference[i], ranks, counts, targets[i], batch_size
+    if legacy_explanation is not None:
+        warnings.warn(
+            "check_faithfulness(classifier, images, explanation) is deprecated: the explanation carries its "
+            "images; call check_faithfulness(classifier, explanation).", DeprecationWarning, stacklevel=2,
         )
-        morf.append(probabilities[0])
-        lerf.append(probabilities[1])
-        random.append(probabilities[2:])
+        explanation = legacy_explanation
+    started = time.perf_counter()
+    _check_options(classifier, explanation, steps, random_seeds, randomization_steps)
+    from explainer.evidence.evaluate import unit_seed
 
-    cascade = _randomization_cascade(classifier, explanation, randomization_steps, seed) if randomization else []
+    device = classifier.device
+    inputs = explanation.inputs.to(device)
+    relevance = explanation.heatmap(absolute=True)
+    count = relevance.shape[0]
+    targets = [int(t) for t in explanation.targets]
+    image_seeds = [unit_seed(seed, i) for i in range(count)]
+    # random reference maps: the random control, with the seed of evaluate() first
+    random_maps = [random_map(explanation.pixels, [unit_seed(seed + 7919 * r, i) for i in range(count)])
+                   for r in range(random_seeds)]
+    curves = [c for c in CURVES if road or c != "road_morf"]
+    fractions, values = perturbation_curves(
+        classifier, inputs, torch.stack([relevance, *random_maps]), targets, curves=curves, steps=steps,
+        baseline=baseline, tie_seeds=image_seeds, batch_size=batch_size,
+    )
+    cascade = _randomization(classifier, explanation, randomization_steps, seed) if randomization else []
     protocol = {
-        "relevance": "|attribution| summed over channels",
-        "baseline": baseline,
-        "steps": steps,
+        **protocol_description(steps, baseline, 0.01, len(cascade)),
         "random_seeds": random_seeds,
         "seed": seed,
-        "score": "softmax probability of the target class",
-        "insertion": "LeRF deletion read backwards (same baseline)",
         "randomization_steps": len(cascade),
-        "randomization_correlation": "Spearman of |heatmap|, constant background masked out",
     }
     return FaithfulnessReport(
         method=explanation.method,
         model_name=classifier.name,
         targets=targets,
         labels=[classifier.labels[t] for t in targets],
-        fractions=(counts.double() / num_pixels).cpu().numpy().astype(np.float32),
-        morf=torch.stack(morf).cpu().numpy(),
-        lerf=torch.stack(lerf).cpu().numpy(),
-        random_deletion=torch.stack(random, dim=1).cpu().numpy(),
+        fractions=fractions.astype(np.float32),
+        morf=values["deletion_morf"][0],
+        lerf=values["deletion_lerf"][0],
+        random_deletion=values["deletion_morf"][1:],
         randomization=cascade,
         protocol=protocol,
         seconds=time.perf_counter() - started,
         device=str(device),
+        insertion=values["insertion"][0],
+        random_insertion=values["insertion"][1:],
+        road=values["road_morf"][0] if road else None,
     )
 
 
 def _check_options(
-    explanation: Explanation, steps: int, random_seeds: int, baseline: str, randomization_steps: int, batch_size: int
+    classifier: Classifier, explanation: Explanation, steps: int, random_seeds: int, randomization_steps: int
 ) -> None:
     if not isinstance(explanation, Explanation):
         raise InputError(
             f"explanation must be an Explanation from explainer.explain(...), got {type(explanation).__name__}."
         )
-    if not isinstance(steps, int) or steps < 2:
-        raise InputError(f"steps must be an integer of at least 2 (a curve needs 3 points), got {steps!r}.")
-    if not isinstance(random_seeds, int) or random_seeds < 1:
-        raise InputError(f"random_seeds must be a positive integer (random orders as reference), got {random_seeds!r}.")
-    if baseline not in BASELINES:
-        raise InputError(f"Unknown baseline {baseline!r}; choose one of: {', '.join(BASELINES)}.")
-    if not isinstance(randomization_steps, int) or randomization_steps < 1:
-        raise InputError(f"randomization_steps must be a positive integer, got {randomization_steps!r}.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-
-
-def _matching_inputs(classifier: Classifier, images: ImageBatch, explanation: Explanation) -> torch.Tensor:
-    """The images as model inputs, after checking they are the ones the explanation was made for."""
     if explanation.model_name != classifier.name:
         raise InputError(
             f"The explanation was computed with model {explanation.model_name!r} but the classifier is "
             f"{classifier.name!r}; check faithfulness with the model that was explained."
         )
-    inputs = classifier.preprocess(images)
-    expected = explanation.inputs
-    if inputs.shape[0] != expected.shape[0]:
-        raise InputError(
-            f"The explanation covers {expected.shape[0]} image(s) but {inputs.shape[0]} image(s) were given; "
-            "pass the same images you explained."
-        )
-    if inputs.shape != expected.shape or tuple(explanation.attributions.shape[-2:]) != tuple(inputs.shape[-2:]):
-        raise InputError(
-            f"The images give inputs of shape {tuple(inputs.shape)} but the explanation has inputs "
-            f"{tuple(expected.shape)} and attributions {tuple(explanation.attributions.shape)}."
-        )
-    difference = float((inputs.cpu() - expected.float()).abs().max())
-    if difference > _INPUT_TOLERANCE:
-        raise InputError(
-            f"The images differ from the ones the explanation was computed for (largest input difference "
-            f"{difference:.3g}); pass the same images in the same order."
-        )
-    return inputs
+    if not isinstance(steps, int) or steps < 2:
+        raise InputError(f"steps must be an integer of at least 2 (a curve needs 3 points), got {steps!r}.")
+    if not isinstance(random_seeds, int) or random_seeds < 1:
+        raise InputError(f"random_seeds must be a positive integer (random orders as reference), got {random_seeds!r}.")
+    if not isinstance(randomization_steps, int) or randomization_steps < 1:
+        raise InputError(f"randomization_steps must be a positive integer, got {randomization_steps!r}.")
 
 
-def _baseline(inputs: torch.Tensor, kind: str) -> torch.Tensor:
-    """What a removed pixel becomes, in the normalized input space."""
-    if kind == "zeros":
-        return torch.zeros_like(inputs)
-    from torchvision.transforms.functional import gaussian_blur
-
-    short_side = min(inputs.shape[-2:])
-    sigma = max(1.0, short_side / 20)
-    kernel = min(2 * math.ceil(3 * sigma) + 1, 2 * (short_side - 1) + 1 if short_side > 1 else 1)
-    return gaussian_blur(inputs, [kernel, kernel], [sigma, sigma])
-
-
-def _perturbation_ranks(relevance: torch.Tensor, random_seeds: int, generator: torch.Generator) -> torch.Tensor:
-    """``(2 + seeds, P)`` position of each pixel in the MoRF, LeRF and random orders (ties in random order)."""
-    relevance = relevance.detach().float().cpu()
-    size = relevance.numel()
-    shuffle = torch.randperm(size, generator=generator)
-    shuffled = relevance[shuffle]
-    orders = [
-        shuffle[torch.argsort(shuffled, descending=True, stable=True)],
-        shuffle[torch.argsort(shuffled, descending=False, stable=True)],
-    ]
-    orders += [torch.randperm(size, generator=generator) for _ in range(random_seeds)]
-    ranks = torch.empty(len(orders), size, dtype=torch.long)
-    positions = torch.arange(size)
-    for row, order in enumerate(orders):
-        ranks[row, order] = positions
-    return ranks
-
-
-def _curve_probabilities(
-    module: nn.Module,
-    image: torch.Tensor,
-    reference: torch.Tensor,
-    ranks: torch.Tensor,
-    counts: torch.Tensor,
-    target: int,
-    batch_size: int,
-) -> torch.Tensor:
-    """``(orders, S + 1)`` target probability with the first ``counts[k]`` pixels of each order replaced."""
-    num_orders, num_steps = ranks.shape[0], counts.numel()
-    jobs = torch.cartesian_prod(torch.arange(num_orders), torch.arange(num_steps)).to(image.device)
-    height, width = image.shape[-2:]
-    results = []
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode():
-            for chunk in jobs.split(batch_size):
-                removed = (ranks[chunk[:, 0]] < counts[chunk[:, 1]].unsqueeze(1)).view(-1, 1, height, width)
-                batch = torch.where(removed, reference.unsqueeze(0), image.unsqueeze(0))
-                results.append(module(batch).float().softmax(dim=1)[:, target])
-    finally:
-        module.train(was_training)
-    return torch.cat(results).view(num_orders, num_steps).cpu()
-
-
-# ------------------------------------------------------------ randomization cascade
-def cascade_units(module: nn.Module) -> list[str]:
-    """Top-level blocks of ``module`` that hold parameters, output first.
-
-    Sequential containers at the top (timm ``blocks``, a ViT's transformer blocks) are split into their
-    children, so a cascade can stop between stages.
-    """
-    def has_parameters(part: nn.Module) -> bool:
-        return any(True for _ in part.parameters())
-
-    units: list[str] = []
-    for name, child in module.named_children():
-        if not has_parameters(child):
-            continue
-        if isinstance(child, (nn.Sequential, nn.ModuleList)):
-            units += [f"{name}.{sub}" for sub, grandchild in child.named_children() if has_parameters(grandchild)]
-        else:
-            units.append(name)
-    return units[::-1]
-
-
-def _randomization_cascade(
+def _randomization(
     classifier: Classifier, explanation: Explanation, num_steps: int, seed: int
 ) -> list[RandomizationStep]:
-    units = cascade_units(classifier.module)
-    if not units:
-        raise InputError(f"{classifier.name} has no parameters to randomize; pass randomization=False.")
-    stops = sorted({round(x) for x in np.linspace(1, len(units), min(num_steps, len(units)))})
-    randomized = copy.deepcopy(classifier.module)
-    copy_classifier = dataclasses.replace(classifier, module=randomized)
+    """The cascade of :func:`explainer.evidence.metrics.randomized_cascade`, scored by ``map_similarity``."""
     original = explanation.heatmap(absolute=True)
     masks = foreground_mask(explanation.pixels)
-    device = classifier.device
-    rng_devices = []
-    if device.type == "cuda":
-        rng_devices = [device.index if device.index is not None else torch.cuda.current_device()]
     method_params = {key: value for key, value in explanation.params.items() if key in explanation.spec.defaults}
     steps: list[RandomizationStep] = []
-    done = 0
-    with torch.random.fork_rng(devices=rng_devices):
-        torch.manual_seed(seed)
-        for stop in stops:
-            for name in units[done:stop]:
-                _reinitialize(randomized.get_submodule(name))
-            if stop == len(units):
-                for parameter in randomized.parameters(recurse=False):
-                    _redraw(parameter)
-            done = stop
+    for step in randomized_cascade(classifier, num_steps, seed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an all-zero randomized map is a result here, not a problem
             again = explain(
-                copy_classifier,
-                explanation.pixels,
-                method=explanation.method,
-                target=list(explanation.targets),
-                layer=explanation.layer,
-                internal_batch_size=explanation.params.get("internal_batch_size"),
-                **method_params,
-            )
-            heat = again.heatmap(absolute=True)
-            correlations = np.array([rank_correlation(original[i], heat[i], masks[i]) for i in range(heat.shape[0])])
-            label = "all" if stop == len(units) else units[stop - 1]
-            steps.append(RandomizationStep(label, units[:stop], correlations))
+                step.classifier, explanation.pixels, method=explanation.method, target=list(explanation.targets),
+                layer=explanation.layer, internal_batch_size=explanation.params.get("internal_batch_size"),
+                budget_seconds=None, **method_params,
+            ).heatmap(absolute=True)
+        pairs = [map_similarity(original[i], again[i], masks[i]) for i in range(original.shape[0])]
+        steps.append(RandomizationStep(step.name, step.layers, np.array([p[0] for p in pairs]), [p[1] for p in pairs]))
     return steps
-
-
-@torch.no_grad()
-def _reinitialize(module: nn.Module) -> None:
-    """PyTorch's default initialization for every layer that has one; other parameters ~ N(0, 0.02²)."""
-    for sub in module.modules():
-        if callable(getattr(sub, "reset_parameters", None)):
-            sub.reset_parameters()
-        else:
-            for parameter in sub.parameters(recurse=False):
-                _redraw(parameter)
-
-
-@torch.no_grad()
-def _redraw(parameter: torch.Tensor) -> None:
-    nn.init.normal_(parameter, std=0.02)

@@ -1,0 +1,638 @@
+"""``explainer.evaluate``: which attribution map can I trust for this model? – evidence over a dataset.
+
+Every method and every control (:mod:`explainer.evidence.controls`) is scored on every image by the one
+protocol of :mod:`explainer.evidence.metrics`; the result holds per-image rows, the mean of each method ×
+metric with a 95 % bootstrap interval over images, paired comparisons between methods, flags where a
+method does not beat the edge or brightness control, and a verdict in words that names a winner only
+where the interval of the difference excludes zero.
+
+Notebook use::
+
+    import explainer
+    model = explainer.load_model()
+    result = explainer.evaluate(model, "samples", methods=["gradcam", "integrated_gradients"])
+    print(result.verdict())
+    result.to_dict()        # {"summary": [...], "comparisons": [...], "flags": [...], "verdict": ..., "config": ...}
+
+Scale: a unit of work is one image (every method and control of it together, so their perturbed
+curves share forward passes); units run through :func:`explainer.run.run_units`, so ``out=FILE`` writes
+rows as they finish and a rerun resumes, and ``backend="ray"`` runs them on an existing Ray cluster
+(one worker per slot loads the model once). A row depends only on its image index, the settings and
+``seed`` (seeded generators, never the global RNG), so the local and Ray rows are equal.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from explainer._plumbing import json_ready
+from explainer.errors import InputError
+from explainer.evidence import metrics as M
+from explainer.evidence.controls import CONTROLS, control_maps, is_control
+from explainer.stats import Interval, difference_words, mean_interval, paired_difference
+
+#: Controls a method is expected to beat on a metric; failing to is flagged.
+FLAG_CONTROLS = ("control:edges", "control:brightness")
+#: Metrics computed by default (mask metrics only where the data have masks).
+DEFAULT_METRICS = tuple(M.METRICS)
+#: Data names besides load_dataset's: the bundled sample photos.
+SAMPLE_PHOTOS = "samples"
+
+ProgressCallback = Callable[[int, int, "float | None"], None]
+
+
+# ------------------------------------------------------------------------------------ data
+@dataclass
+class EvaluationData:
+    """Images to evaluate as pixels ``(N, C, H, W)`` in [0, 1] at the model's input size, with what is known."""
+
+    pixels: torch.Tensor
+    names: list[str]
+    labels: list[int] | None = None
+    masks: torch.Tensor | None = None  # bool (N, 1, H, W)
+    description: str = "images"
+
+
+def load_evaluation_data(data: Any, classifier: Any, limit: int | None = None) -> EvaluationData:
+    """``data`` (paths/images, a Dataset, a dataset name, ``"samples"``, a DataLoader) as pixels for ``classifier``.
+
+    Datasets give their test split with labels (and masks for ``known_answer``); ``limit`` keeps the first
+    ``limit`` images.
+    """
+    from explainer.data.datasets import Dataset, load_dataset
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InputError(f"limit must be a positive integer, got {limit!r}.")
+    if isinstance(data, str) and data == SAMPLE_PHOTOS:
+        from explainer.data.images import sample_images
+
+        photos = sample_images()
+        names = list(photos)[:limit]
+        return EvaluationData(classifier.to_pixels([photos[n] for n in names]), names, description="sample photos")
+    if isinstance(data, str) and (data in _dataset_names() or data.startswith("imagefolder:")):
+        data = load_dataset(data)
+    if isinstance(data, Dataset):
+        if not data.is_image:
+            raise InputError(f"{data.name} holds 2-D points, not images; attribution maps need images.")
+        x, y = data.x_test[:limit], data.y_test[:limit]
+        masks = data.masks_test[:limit] if data.masks_test is not None else None
+        return _from_tensors(x, y, masks, classifier, f"{data.name} test split", prefix=data.name)
+    if isinstance(data, torch.utils.data.DataLoader):
+        xs, ys = [], []
+        for batch in data:
+            if isinstance(batch, (list, tuple)):
+                xs.append(torch.as_tensor(batch[0]))
+                ys.append(torch.as_tensor(batch[1]))
+            else:
+                xs.append(torch.as_tensor(batch))
+            if limit is not None and sum(len(t) for t in xs) >= limit:
+                break
+        if not xs:
+            raise InputError("The DataLoader yielded no batches.")
+        labels = torch.cat(ys)[:limit] if ys else None
+        return _from_tensors(torch.cat(xs)[:limit], labels, None, classifier, "DataLoader", prefix="batch")
+    if isinstance(data, torch.Tensor):
+        pixels = classifier.to_pixels(data)[:limit]
+        return EvaluationData(pixels, [f"image {i}" for i in range(len(pixels))])
+    items = [data] if isinstance(data, str) else list(data)
+    if not items:
+        raise InputError("No images given; pass image paths, a dataset name such as 'digits', or a Dataset.")
+    items = items[:limit]
+    return EvaluationData(classifier.to_pixels(items), [str(item) if isinstance(item, str) else f"image {i}"
+                                                        for i, item in enumerate(items)])
+
+
+def _dataset_names() -> tuple[str, ...]:
+    from explainer.data.datasets import IMAGE_SETS
+
+    return IMAGE_SETS
+
+
+def _from_tensors(x: torch.Tensor, y: torch.Tensor | None, masks: torch.Tensor | None, classifier: Any,
+                  description: str, prefix: str) -> EvaluationData:
+    pixels = classifier.to_pixels(x.float())
+    if masks is not None and tuple(masks.shape[-2:]) != tuple(pixels.shape[-2:]):
+        warnings.warn(f"The masks are {tuple(masks.shape[-2:])} but the model's input is {tuple(pixels.shape[-2:])}; "
+                      "mask metrics are left out.", stacklevel=3)
+        masks = None
+    labels = [int(v) for v in y] if y is not None else None
+    return EvaluationData(pixels, [f"{prefix}[{i}]" for i in range(len(pixels))], labels,
+                          masks.bool() if masks is not None else None, description)
+
+
+# ---------------------------------------------------------------------------------- worker
+@dataclass(frozen=True)
+class Settings:
+    """What every unit needs besides its image: methods, their parameters, metrics and protocol."""
+
+    methods: tuple[str, ...]  # methods and controls
+    params: Mapping[str, Mapping[str, Any]]
+    metrics: tuple[str, ...]
+    steps: int
+    baseline: str
+    road_noise: float
+    randomization_steps: int
+    seed: int
+    targets: str | tuple[int, ...] | None  # None: predicted, "labels", or one per image
+    batch_size: int | None
+    memory_budget_mb: float | None
+
+
+def unit_seed(seed: int, image: int) -> int:
+    """The seed of image ``image``'s generators (tie order, random control, ROAD noise)."""
+    return int(seed) * 1_000_003 + int(image)
+
+
+def make_worker(model: Any, data: Any, limit: int | None, settings: Settings, device: str | None = None
+                ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The worker factory's body: load the model and data once, return ``work(unit) -> row``.
+
+    ``model`` is a Classifier or a model source for :func:`explainer.load_model`; ``data`` anything
+    :func:`load_evaluation_data` takes (a dataset name is loaded here, in the worker).
+    """
+    from explainer.models import Classifier, load_model
+
+    classifier = model if isinstance(model, Classifier) else load_model(model, device=device)
+    if device is not None and isinstance(model, Classifier) and torch.device(device) != classifier.device:
+        import copy
+
+        classifier = copy.deepcopy(model).to(device)
+    loaded = data if isinstance(data, EvaluationData) else load_evaluation_data(data, classifier, limit)
+    cascade: list[M.CascadeStep] | None = None
+
+    def work(unit: Mapping[str, Any]) -> dict[str, Any]:
+        nonlocal cascade
+        if "randomization" in settings.metrics and cascade is None:
+            cascade = M.randomized_cascade(classifier, settings.randomization_steps, settings.seed)
+        return score_image(classifier, loaded, int(unit["image"]), settings, cascade or [])
+
+    return work
+
+
+def score_image(classifier: Any, data: EvaluationData, index: int, settings: Settings,
+                cascade: Sequence[M.CascadeStep]) -> dict[str, Any]:
+    """One row: every method and control of image ``index`` scored by the protocol."""
+    from explainer.explain.attribution import explain
+
+    if not 0 <= index < len(data.pixels):
+        raise InputError(f"image index {index} is out of range for {len(data.pixels)} images.")
+    pixels = data.pixels[index : index + 1]
+    inputs = classifier.normalize(pixels).to(classifier.device)
+    target = _target(classifier, inputs, data, index, settings.targets)
+    seed = unit_seed(settings.seed, index)
+    maps, per_method = [], {}
+    for name in settings.methods:
+        if is_control(name):
+            maps.append(control_maps(name, pixels, [seed]))
+            continue
+
+        def explain_on(model: Any, _name: str = name) -> torch.Tensor:
+            explanation = explain(model, pixels, _name, [target], budget_seconds=None,
+                                  memory_budget_mb=settings.memory_budget_mb, **dict(settings.params.get(_name, {})))
+            return explanation.heatmap(absolute=True)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # empty-map warnings: the metrics say so per image
+            maps.append(explain_on(classifier))
+        per_method[name] = explain_on
+    relevance = torch.stack(maps)  # (M, 1, H, W)
+    curves = [c for c in M.CURVES if c in settings.metrics]
+    fractions, values = (M.perturbation_curves(
+        classifier, inputs, relevance, [target], curves=curves, steps=settings.steps, baseline=settings.baseline,
+        road_noise=settings.road_noise, tie_seeds=[seed], batch_size=settings.batch_size,
+        memory_budget_mb=settings.memory_budget_mb,
+    ) if curves else (np.zeros(0), {}))
+    scores: dict[str, dict[str, float | None]] = {}
+    reasons: dict[str, dict[str, str]] = {}
+    row_curves: dict[str, dict[str, list[float]]] = {}
+    cascades: dict[str, list[dict[str, Any]]] = {}
+    for m, name in enumerate(settings.methods):
+        score: dict[str, float | None] = {}
+        why: dict[str, str | None] = {}
+        for curve in curves:
+            score[curve] = float(M.area_under_curve(fractions, values[curve][m, 0]))
+        row_curves[name] = {curve: [float(v) for v in values[curve][m, 0]] for curve in curves}
+        heat = relevance[m]
+        if "sparseness" in settings.metrics:
+            value, reason = M.gini(heat)
+            score["sparseness"], why["sparseness"] = float(value[0]), reason[0]
+        if data.masks is not None:
+            mask = data.masks[index : index + 1]
+            if "mask_share" in settings.metrics:
+                value, reason = M.mask_share_values(heat, mask)
+                score["mask_share"], why["mask_share"] = float(value[0]), reason[0]
+            if "pointing_game" in settings.metrics:
+                score["pointing_game"] = float(M.pointing_game(heat, mask)[0])
+        if "randomization" in settings.metrics:
+            steps = _cascade(name, heat, pixels, cascade, per_method.get(name))
+            cascades[name] = steps
+            score["randomization"], why["randomization"] = steps[-1]["similarity"], steps[-1]["reason"]
+        scores[name] = score
+        reasons[name] = {k: v for k, v in why.items() if v}
+    return json_ready({
+        "name": data.names[index],
+        "target": target,
+        "label": classifier.labels[target],
+        "true_label": None if data.labels is None else int(data.labels[index]),
+        "scores": scores,
+        "reasons": reasons,
+        "curves": row_curves,
+        "randomization": cascades,
+    })
+
+
+def _target(classifier: Any, inputs: torch.Tensor, data: EvaluationData, index: int, targets: Any) -> int:
+    if targets == "labels":
+        if data.labels is None:
+            raise InputError("targets='labels' needs data with labels (a Dataset or a dataset name).")
+        return int(data.labels[index])
+    if isinstance(targets, (list, tuple)):
+        return classifier.class_index(targets[index])
+    from explainer._plumbing import eval_mode
+
+    with eval_mode(classifier.module), torch.inference_mode():
+        return int(classifier.module(inputs).argmax(dim=1)[0])
+
+
+def _cascade(name: str, heat: torch.Tensor, pixels: torch.Tensor, cascade: Sequence[M.CascadeStep],
+             explain_on: Callable[[Any], torch.Tensor] | None) -> list[dict[str, Any]]:
+    """Similarity to the map on each randomized copy; a control ignores the model, so its map stays."""
+    steps = []
+    masks = M.foreground_mask(pixels)
+    for step in cascade:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            again = heat if explain_on is None else explain_on(step.classifier)
+        value, reason = M.map_similarity(heat[0], again[0], masks[0])
+        steps.append({"step": step.name, "similarity": float(value), "reason": reason})
+    return steps
+
+
+# ------------------------------------------------------------------------------ the result
+@dataclass
+class Evaluation:
+    """Per-image rows and the statistics over them; :meth:`to_dict` is the CLI's JSON."""
+
+    rows: list[dict[str, Any]]
+    methods: list[str]
+    metrics: list[str]
+    config: dict[str, Any]
+    seconds: float = math.nan
+    estimate_seconds: float | None = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def controls(self) -> list[str]:
+        return [m for m in self.methods if is_control(m)]
+
+    @property
+    def compared(self) -> list[str]:
+        """The methods that are not controls."""
+        return [m for m in self.methods if not is_control(m)]
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    def scores(self, method: str, metric: str) -> np.ndarray:
+        """Per-image values of ``metric`` for ``method`` (NaN where it does not apply)."""
+        values = [row["scores"].get(method, {}).get(metric) for row in self.rows]
+        return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+    def curves(self, method: str, curve: str) -> np.ndarray:
+        """``(N, S + 1)`` per-image curve ``curve`` of ``method``."""
+        return np.array([row["curves"][method][curve] for row in self.rows], dtype=np.float64)
+
+    @property
+    def fractions(self) -> np.ndarray:
+        steps = int(self.config["steps"])
+        return np.arange(steps + 1) / steps
+
+    def _metrics_present(self) -> list[str]:
+        return [k for k in self.metrics if any(np.isfinite(self.scores(m, k)).any() for m in self.methods)]
+
+    def interval(self, method: str, metric: str) -> Interval:
+        """Mean of ``metric`` for ``method`` over images with its 95 % bootstrap interval."""
+        key = f"i:{method}:{metric}"
+        if key not in self._cache:
+            values = self.scores(method, metric)
+            self._cache[key] = (mean_interval(values, seed=self.config.get("seed", 0)) if np.isfinite(values).any()
+                                else Interval(math.nan, math.nan, math.nan, 0))
+        return self._cache[key]
+
+    def difference(self, a: str, b: str, metric: str) -> Interval:
+        """Paired difference ``a - b`` of ``metric`` over images, with its 95 % bootstrap interval."""
+        key = f"d:{a}:{b}:{metric}"
+        if key not in self._cache:
+            first, second = self.scores(a, metric), self.scores(b, metric)
+            both = np.isfinite(first) & np.isfinite(second)
+            self._cache[key] = (paired_difference(first[both], second[both], seed=self.config.get("seed", 0))
+                                if both.any() else Interval(math.nan, math.nan, math.nan, 0))
+        return self._cache[key]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One entry per method (controls included) × metric: mean, interval, n, and which way is better."""
+        out = []
+        for metric in self._metrics_present():
+            for method in self.methods:
+                interval = self.interval(method, metric)
+                if interval.n == 0:
+                    continue
+                d = interval.to_dict()
+                out.append({"method": method, "metric": metric, "mean": d["mean"], "ci_low": d["ci_low"],
+                            "ci_high": d["ci_high"], "n": interval.n, "better": M.METRICS[metric].better})
+        return out
+
+    def _pair(self, a: str, b: str, metric: str) -> dict[str, Any]:
+        interval = self.difference(a, b, metric)
+        higher = M.METRICS[metric].higher_is_better
+        winner = None
+        if interval.excludes(0.0):
+            winner = a if (interval.mean > 0) == higher else b
+        d = interval.to_dict()
+        return {"metric": metric, "a": a, "b": b, "difference": d["mean"], "ci_low": d["ci_low"],
+                "ci_high": d["ci_high"], "n": interval.n, "better": M.METRICS[metric].better, "winner": winner,
+                "words": difference_words(a, b, interval, higher_is_better=higher)}
+
+    def comparisons(self) -> list[dict[str, Any]]:
+        """Every pair of methods (not controls) on every metric: paired difference ``a - b`` and its interval."""
+        out = []
+        methods = self.compared
+        for metric in self._metrics_present():
+            for i, a in enumerate(methods):
+                for b in methods[i + 1:]:
+                    if self.difference(a, b, metric).n:
+                        out.append(self._pair(a, b, metric))
+        return out
+
+    def flags(self) -> list[dict[str, Any]]:
+        """Where a method does not beat the edge or brightness control (the difference's interval does not
+        exclude zero in the method's favour)."""
+        out = []
+        for metric in self._metrics_present():
+            if not M.METRICS[metric].flaggable:
+                continue
+            for method in self.compared:
+                for control in FLAG_CONTROLS:
+                    if control not in self.methods or self.difference(method, control, metric).n == 0:
+                        continue
+                    pair = self._pair(method, control, metric)
+                    if pair["winner"] != method:
+                        out.append({"method": method, "metric": metric, "control": control,
+                                    "difference": pair["difference"], "ci_low": pair["ci_low"],
+                                    "ci_high": pair["ci_high"], "n": pair["n"], "better": pair["better"],
+                                    "words": f"{method} does not beat {control} on {metric}: {pair['words']}"})
+        return out
+
+    def flagged(self, method: str, metric: str) -> bool:
+        """True when ``method`` fails to beat the edge or brightness control on ``metric``."""
+        return any(f["method"] == method and f["metric"] == metric for f in self.flags())
+
+    def verdict(self) -> str:
+        """Plain words: per metric the best method where its lead is clear, what cannot be told apart, flags."""
+        if not self.rows:
+            return "No images were evaluated."
+        lines = [f"{self.n} image(s), {len(self.compared)} method(s), {len(self.controls)} control(s); "
+                 "95 % bootstrap intervals over images."]
+        if self.n < 2:
+            lines.append("One image: no verdict – add images.")
+        for metric in self._metrics_present():
+            spec = M.METRICS[metric]
+            ranked = sorted(self.compared, key=lambda m: self.interval(m, metric).mean, reverse=spec.higher_is_better)
+            if not ranked:
+                continue
+            head = f"{metric} ({spec.better} is better): "
+            if len(ranked) == 1:
+                lines.append(head + f"{ranked[0]} {self.interval(ranked[0], metric).mean:.3g}.")
+                continue
+            best, second = ranked[0], ranked[1]
+            pair = self._pair(best, second, metric)
+            if pair["winner"] == best:
+                lines.append(head + f"{best} is best; " + pair["words"])
+            else:
+                lines.append(head + "no clear winner; " + pair["words"])
+        flags = self.flags()
+        for flag in flags:
+            lines.append("Flag: " + flag["words"])
+        if self.controls and not flags:
+            lines.append("Every method beats the edge and brightness controls on every metric.")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"summary", "comparisons", "flags", "verdict", "config"}`` as in the CLI's ``--json``."""
+        return json_ready({
+            "summary": self.summary(),
+            "comparisons": self.comparisons(),
+            "flags": self.flags(),
+            "verdict": self.verdict(),
+            "config": self.config,
+        })
+
+    @classmethod
+    def from_results(cls, path: str) -> Evaluation:
+        """Open a results file written by ``evaluate(out=...)`` or ``explainer evaluate --out``."""
+        from explainer.run import read_results
+
+        config, rows = read_results(path)
+        if config.get("kind") != "evaluation":
+            raise InputError(f"{path} is not an evaluation results file (kind={config.get('kind')!r}).")
+        rows = sorted(rows, key=lambda r: int(r["image"]))
+        return cls(rows, list(config["methods"]), list(config["metrics"]), config)
+
+
+# -------------------------------------------------------------------------------- estimate
+@dataclass(frozen=True)
+class EvaluationEstimate:
+    """Predicted seconds of an evaluation, from a timed run of the protocol on the first image."""
+
+    seconds: float
+    images: int
+    seconds_per_image: float
+    parts: dict[str, float]
+
+    def text(self) -> str:
+        """One line: the estimate and what it is made of."""
+        total = self.seconds
+        shown = f"{total:.0f} s" if total < 90 else f"{total / 60:.1f} min"
+        parts = ", ".join(f"{k} {v:.2g} s" for k, v in self.parts.items())
+        return f"≈ {shown} for {self.images} image(s) ({self.seconds_per_image:.2g} s per image: {parts})"
+
+
+def estimate_evaluation(classifier: Any, data: EvaluationData, settings: Settings) -> EvaluationEstimate:
+    """Time the protocol's pieces on the first image and scale to every image (runs one curve set and one
+    explanation per method; the real run repeats them)."""
+    from explainer.explain.attribution import explain
+
+    pixels = data.pixels[:1]
+    inputs = classifier.normalize(pixels).to(classifier.device)
+    target = _target(classifier, inputs, data, 0, settings.targets)
+    curves = [c for c in M.CURVES if c in settings.metrics]
+    parts: dict[str, float] = {}
+
+    def timed(job: Callable[[], Any]) -> float:  # the second of two runs: the first warms caches and imports
+        job()
+        started = time.perf_counter()
+        job()
+        return time.perf_counter() - started
+
+    if curves:
+        probe = control_maps("control:random", pixels, [0]).unsqueeze(0)
+        parts["curves"] = len(settings.methods) * timed(lambda: M.perturbation_curves(
+            classifier, inputs, probe, [target], curves=curves, steps=settings.steps, baseline=settings.baseline,
+            batch_size=settings.batch_size, memory_budget_mb=settings.memory_budget_mb))
+    explain_seconds = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in settings.methods:
+            if not is_control(name):
+                explain_seconds += timed(functools.partial(
+                    explain, classifier, pixels, name, [target], budget_seconds=None,
+                    memory_budget_mb=settings.memory_budget_mb, **dict(settings.params.get(name, {}))))
+    parts["explain"] = explain_seconds
+    if "randomization" in settings.metrics:
+        parts["randomization"] = explain_seconds * settings.randomization_steps
+    per_image = sum(parts.values())
+    return EvaluationEstimate(per_image * len(data.pixels), len(data.pixels), per_image, parts)
+
+
+# ------------------------------------------------------------------------------- evaluate
+def _methods(methods: Sequence[str] | str, controls: bool) -> tuple[str, ...]:
+    from explainer.explain.registry import get_method
+
+    names = [methods] if isinstance(methods, str) else list(methods)
+    if not names:
+        raise InputError("methods is empty; name at least one, e.g. methods=['gradcam'].")
+    for name in names:
+        if not is_control(name):
+            get_method(name)
+        elif name not in CONTROLS:
+            raise InputError(f"Unknown control {name!r}; choose from: {', '.join(CONTROLS)}.")
+    if controls:
+        names += [c for c in CONTROLS if c not in names]
+    if len(set(names)) != len(names):
+        raise InputError(f"A method is named twice in {names}.")
+    return tuple(names)
+
+
+def _metric_names(metrics: Sequence[str] | str | None, has_masks: bool) -> tuple[str, ...]:
+    if metrics is None:
+        names = [m for m in DEFAULT_METRICS if has_masks or not M.METRICS[m].needs_masks]
+    else:
+        names = [metrics] if isinstance(metrics, str) else list(metrics)
+        for name in names:
+            M.metric(name)
+            if M.METRICS[name].needs_masks and not has_masks:
+                raise InputError(f"{name} needs ground-truth masks; use data with masks such as 'known_answer'.")
+    return tuple(names)
+
+
+def evaluate(
+    classifier: Any,
+    data: Any,
+    *,
+    methods: Sequence[str] | str,
+    metrics: Sequence[str] | str | None = None,
+    controls: bool = True,
+    limit: int | None = None,
+    targets: str | Sequence[int | str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    steps: int = M.DEFAULT_STEPS,
+    baseline: str = "zero",
+    randomization_steps: int = M.RANDOMIZATION_STEPS,
+    batch_size: int | None = None,
+    memory_budget_mb: float | None = None,
+    device: str | None = None,
+    out: str | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    estimate: bool = False,
+) -> Evaluation:
+    """Score ``methods`` (and the controls) on every image of ``data`` with the one protocol.
+
+    ``classifier``: a Classifier, or a model source for :func:`explainer.load_model` (what Ray workers
+    load). ``data``: image paths or images, a :class:`explainer.Dataset` (its test split), a dataset name
+    (``"digits"``, ``"known_answer"``, ``"imagefolder:PATH"``), ``"samples"`` (the bundled photos) or a
+    DataLoader. ``metrics``: names from :data:`explainer.evidence.metrics.METRICS` (default all; mask
+    metrics where the data have masks). ``targets``: None (each image's predicted class), ``"labels"``
+    or one per image. ``params``: method → parameters. ``out``: a results file (JSON lines; a rerun with
+    the same settings resumes). ``backend``: ``"local"`` or ``"ray"`` (``address`` of an existing cluster,
+    default ``"auto"``). ``progress(done, total, seconds_left)``. ``estimate=True`` times the first image
+    before the run and stores the prediction in ``Evaluation.estimate_seconds``.
+    """
+    from explainer.models import Classifier, load_model
+    from explainer.run import run_units
+
+    model = classifier if isinstance(classifier, Classifier) else load_model(classifier, device=device)
+    loaded = load_evaluation_data(data, model, limit)
+    names = _methods(methods, controls)
+    settings = Settings(
+        methods=names,
+        params={k: dict(v) for k, v in (params or {}).items()},
+        metrics=_metric_names(metrics, loaded.masks is not None),
+        steps=steps, baseline=M.baseline_name(baseline), road_noise=M.ROAD_NOISE,
+        randomization_steps=randomization_steps, seed=int(seed),
+        targets=tuple(targets) if isinstance(targets, (list, tuple)) else targets,  # type: ignore[arg-type]
+        batch_size=batch_size, memory_budget_mb=memory_budget_mb,
+    )
+    M.step_counts(4, steps)  # validates steps
+    if targets not in (None, "labels") and not isinstance(targets, (list, tuple)):
+        raise InputError(f"targets must be None (predicted), 'labels' or one per image, got {targets!r}.")
+    config = _config(model, classifier, data, loaded, settings, limit)
+    predicted = estimate_evaluation(model, loaded, settings).seconds if estimate else None
+    worker_data = data if isinstance(data, str) else loaded
+    worker_model = classifier if isinstance(classifier, str) else model
+    factory = functools.partial(make_worker, worker_model, worker_data, limit, settings, device)
+    units = [{"image": i} for i in range(len(loaded.pixels))]
+    started = time.perf_counter()
+    resources = {"num_cpus": 1, "num_gpus": 1 if model.device.type == "cuda" else 0}
+    rows = run_units(units, factory, out=out, config=config, backend=backend, address=address,
+                     resources=resources if backend == "ray" else None, progress=_progress(progress, started))
+    return Evaluation(rows, list(names), list(settings.metrics), config, time.perf_counter() - started, predicted)
+
+
+def _progress(callback: ProgressCallback | None, started: float) -> Callable[[int, int, Any], None] | None:
+    if callback is None:
+        return None
+    first: list[int] = []
+
+    def report(done: int, total: int, _row: Any) -> None:
+        if not first:
+            first.append(done - 1)  # rows already in the file cost nothing
+        fresh = done - first[0]
+        elapsed = time.perf_counter() - started
+        left = elapsed / fresh * (total - done) if fresh > 0 else None
+        callback(done, total, left)
+
+    return report
+
+
+def _config(model: Any, source: Any, data: Any, loaded: EvaluationData, settings: Settings, limit: int | None
+            ) -> dict[str, Any]:
+    return json_ready({
+        "kind": "evaluation",
+        "model": model.name if not isinstance(source, str) else source,
+        "data": data if isinstance(data, str) else loaded.description,
+        "images": len(loaded.pixels),
+        "limit": limit,
+        "methods": list(settings.methods),
+        "params": {k: dict(v) for k, v in settings.params.items()},
+        "metrics": list(settings.metrics),
+        "steps": settings.steps,
+        "baseline": settings.baseline,
+        "randomization_steps": settings.randomization_steps,
+        "targets": settings.targets if settings.targets is None or isinstance(settings.targets, str) else list(settings.targets),
+        "seed": settings.seed,
+        "protocol": M.protocol_description(settings.steps, settings.baseline, settings.road_noise,
+                                           settings.randomization_steps),
+    })
