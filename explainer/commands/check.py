@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
-from explainer.cli import print_json
 from explainer.commands._options import (
     add_json_option,
     add_method_options,
@@ -13,7 +13,7 @@ from explainer.commands._options import (
     method_params,
     model_from_args,
 )
-from explainer.data.images import load_image
+from explainer.commands._per_input import finish, load_inputs, per_image
 from explainer.evidence.faithfulness import BASELINES, check_faithfulness
 from explainer.explain.attribution import explain
 
@@ -40,40 +40,49 @@ def _number(value: float) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the subcommand; the exit status."""
+    """Run the subcommand; the exit status (1 when some images failed: their rows carry the error)."""
     methods, params = method_params(args)
-    images = [load_image(path) for path in args.images]
-    classifier = model_from_args(args)
-    rows = []
+    inputs = load_inputs(args.images)
+    classifier = model_from_args(args) if inputs.images else None
+    rows: list[dict[str, Any]] = list(inputs.failed)
     for method in methods:
-        explanation = explain(classifier, images, method=method, target=args.target, budget_seconds=args.budget,
-                              **params[method])
-        report = check_faithfulness(
-            classifier, images, explanation, steps=args.steps, random_seeds=args.seeds,
-            baseline=args.baseline, randomization=not args.no_randomization,
-        )
-        aucs, final = report.aucs, report.randomization_correlation
-        for i, path in enumerate(args.images):
-            rows.append({
-                "image": path,
-                "method": method,
-                "target": report.targets[i],
-                "label": report.labels[i],
-                "deletion_auc": _number(aucs["deletion"][i]),
-                "lerf_deletion_auc": _number(aucs["lerf_deletion"][i]),
-                "insertion_auc": _number(aucs["insertion"][i]),
-                "random_deletion_auc": _number(aucs["random_deletion"][i]),
-                "random_insertion_auc": _number(aucs["random_insertion"][i]),
-                "randomization_correlation": None if final is None else _number(final[i]),
-                "verdicts": report.verdicts[i],
-                "protocol": report.protocol,
-                "explain_seconds": explanation.seconds,
-                "check_seconds": report.seconds,
-                "device": report.device,
-            })
-    if args.json:
-        print_json(rows)
-        return 0
+
+        def work(names: list[str], images: list, method: str = method) -> list[dict[str, Any]]:
+            assert classifier is not None  # work runs only when some image loaded
+            explanation = explain(classifier, images, method=method, target=args.target, budget_seconds=args.budget,
+                                  **params[method])
+            report = check_faithfulness(
+                classifier, explanation, steps=args.steps, random_seeds=args.seeds,
+                baseline=args.baseline, randomization=not args.no_randomization,
+            )
+            return [_row(report, explanation, i, path, method) for i, path in enumerate(names)]
+
+        rows += per_image(inputs, work, method=method)
+    return finish("check", rows, as_json=args.json, print_text=_print_text)
+
+
+def _row(report: Any, explanation: Any, i: int, path: str, method: str) -> dict[str, Any]:
+    aucs, final = report.aucs, report.randomization_correlation
+    return {
+        "image": path,
+        "method": method,
+        "target": report.targets[i],
+        "label": report.labels[i],
+        "deletion_auc": _number(aucs["deletion"][i]),
+        "lerf_deletion_auc": _number(aucs["lerf_deletion"][i]),
+        "insertion_auc": _number(aucs["insertion"][i]),
+        "random_deletion_auc": _number(aucs["random_deletion"][i]),
+        "random_insertion_auc": _number(aucs["random_insertion"][i]),
+        "randomization_correlation": None if final is None else _number(final[i]),
+        "verdicts": report.verdicts[i],
+        "protocol": report.protocol,
+        "explain_seconds": explanation.seconds,
+        "check_seconds": report.seconds,
+        "device": report.device,
+    }
+
+
+def _print_text(rows: list[dict[str, Any]]) -> None:
     print(f"{'image':<24} {'method':<22} {'label':<16} {'MoRF':>6} {'LeRF':>6} {'rand':>6} {'ins':>6} "
           f"{'r.ins':>6} {'rand.corr':>9}")
     for row in rows:
@@ -81,9 +90,8 @@ def run(args: argparse.Namespace) -> int:
         cells = [row[k] for k in ("deletion_auc", "lerf_deletion_auc", "random_deletion_auc", "insertion_auc",
                                   "random_insertion_auc")]
         print(f"{row['image'][-24:]:<24} {row['method']:<22} {row['label'][:16]:<16} "
-              + " ".join(f"{c:6.3f}" for c in cells)
+              + " ".join("   n/a" if c is None else f"{c:6.3f}" for c in cells)
               + f" {'n/a' if corr is None else f'{corr:.2f}':>9}")
     print("AUC of the target probability; MoRF deletion should be below LeRF, insertion above random insertion. "
           "rand.corr: rank correlation with the map of a fully re-initialized model (n/a: map became constant "
           "or check skipped).")
-    return 0

@@ -11,7 +11,6 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from explainer.cli import print_json
 from explainer.commands._options import (
     add_json_option,
     add_method_options,
@@ -19,7 +18,7 @@ from explainer.commands._options import (
     method_params,
     model_from_args,
 )
-from explainer.data.images import load_image
+from explainer.commands._per_input import check_out_folder, finish, load_inputs, per_image
 from explainer.explain.attribution import explain
 from explainer.explain.registry import get_method
 
@@ -45,49 +44,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the subcommand; the exit status."""
+    """Run the subcommand; the exit status (1 when some images failed: their rows carry the error)."""
     methods, params = method_params(args)
-    images = [load_image(path) for path in args.images]
-    classifier = model_from_args(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_out_folder(args.out)  # before any work: a file or an unwritable path fails now, not after the run
+    inputs = load_inputs(args.images)
+    classifier = model_from_args(args) if inputs.images else None
     png = _PngWriter(enabled=not args.no_png)
-    explanations = []
-    rows: list[dict[str, Any]] = []
+    position_of = {id(image): position for image, position in zip(inputs.images, inputs.positions)}
+    maps: dict[int, list[tuple[Any, int]]] = {}  # input position → (explanation, index in it) per method
+    rows: list[dict[str, Any]] = list(inputs.failed)
     for method in methods:
         layer = args.layer if get_method(method).needs_layer else None
-        explanation = explain(classifier, images, method=method, target=args.target, layer=layer,
-                              budget_seconds=args.budget, **params[method])
-        explanations.append(explanation)
-        for i, path in enumerate(args.images):
-            stem = out / f"{_slug(Path(path).stem)}_{i}_{method}"
-            figure = attribution_overlay(explanation, index=i, absolute=args.absolute)
-            figure.write_html(f"{stem}.html", include_plotlyjs="cdn")
-            rows.append({
-                "image": path,
-                "method": method,
-                "target": explanation.targets[i],
-                "label": explanation.labels[i],
-                "seconds": explanation.seconds / len(images),
-                "out": f"{stem}.html",
-                "png": png.write(figure, f"{stem}.png"),
-                "params": explanation.params,
-            })
+
+        def work(names: list[str], images: list, method: str = method, layer: str | None = layer) -> list[dict[str, Any]]:
+            assert classifier is not None  # work runs only when some image loaded
+            explanation = explain(classifier, images, method=method, target=args.target, layer=layer,
+                                  budget_seconds=args.budget, **params[method])
+            batch = []
+            for i, (path, image) in enumerate(zip(names, images)):
+                position = position_of[id(image)]
+                maps.setdefault(position, []).append((explanation, i))
+                stem = out / f"{_slug(Path(path).stem)}_{position}_{method}"
+                figure = attribution_overlay(explanation, index=i, absolute=args.absolute)
+                figure.write_html(f"{stem}.html", include_plotlyjs="cdn")
+                batch.append({
+                    "image": path,
+                    "method": method,
+                    "target": explanation.targets[i],
+                    "label": explanation.labels[i],
+                    "seconds": explanation.seconds / len(images),
+                    "out": f"{stem}.html",
+                    "png": png.write(figure, f"{stem}.png"),
+                    "params": explanation.params,
+                })
+            return batch
+
+        rows += per_image(inputs, work, method=method)
     if len(methods) > 1:
-        for i, path in enumerate(args.images):
-            stem = out / f"{_slug(Path(path).stem)}_{i}_methods"
-            grid = methods_grid(explanations, index=i, absolute=args.absolute)
+        for path, position in zip(inputs.names, inputs.positions):
+            found = maps.get(position, [])
+            if len(found) < 2 or len({i for _, i in found}) != 1:  # a method failed, or ran in another batch
+                continue
+            stem = out / f"{_slug(Path(path).stem)}_{position}_methods"
+            grid = methods_grid([explanation for explanation, _ in found], index=found[0][1], absolute=args.absolute)
             grid.write_html(f"{stem}.html", include_plotlyjs="cdn")
             png.write(grid, f"{stem}.png")
     if png.problem:
         print(f"explainer explain: PNG figures skipped ({png.problem}); the HTML figures were written.", file=sys.stderr)
-    if args.json:
-        print_json(rows)
-        return 0
+    return finish("explain", rows, as_json=args.json, print_text=_print_text)
+
+
+def _print_text(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         print(f"{row['image']}  {row['method']:<22} {row['label']} ({row['target']})  "
               f"{row['seconds']:.2f} s/image  -> {row['out']}")
-    return 0
 
 
 class _PngWriter:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Any
 
-from explainer.cli import print_json
 from explainer.commands._options import add_json_option, add_model_options, model_from_args
-from explainer.data.images import load_image
+from explainer.commands._per_input import finish, load_inputs, per_image
+from explainer.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,22 +22,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the subcommand; the exit status."""
-    images = [load_image(path) for path in args.images]
-    classifier = model_from_args(args)
-    predictions = classifier.predict(images, top_k=args.top)
-    results = [
-        {
-            "image": path,
-            "predictions": [{"label": p.label, "index": p.index, "probability": p.probability} for p in preds],
-        }
-        for path, preds in zip(args.images, predictions)
-    ]
-    if args.json:
-        print_json(results)
-        return 0
-    for result in results:
+    """Run the subcommand; the exit status (1 when some images failed: their rows carry the error)."""
+    if args.top < 1:
+        raise InputError(f"--top must be at least 1, got {args.top}.")
+    inputs = load_inputs(args.images)
+    classifier = model_from_args(args) if inputs.images else None
+
+    def work(names: list[str], images: list) -> list[dict[str, Any]]:
+        assert classifier is not None
+        predictions = classifier.predict(images, top_k=args.top)
+        rows: list[dict[str, Any]] = []
+        for name, preds in zip(names, predictions):
+            if not all(math.isfinite(p.probability) for p in preds):
+                row = {"image": name, "error": "the model's outputs for this image are not finite (NaN or "
+                                "infinite); check the model's weights (load_model warns about non-finite ones)."}
+                rows.append(row)
+                continue
+            rows.append({
+                "image": name,
+                "predictions": [{"label": p.label, "index": p.index, "probability": p.probability} for p in preds],
+            })
+        return rows
+
+    rows = inputs.failed + per_image(inputs, work)
+    return finish("predict", rows, as_json=args.json, print_text=_print_text)
+
+
+def _print_text(rows: list[dict]) -> None:
+    for result in rows:
         print(result["image"])
         for p in result["predictions"]:
             print(f"  {p['probability']:6.1%}  {p['label']} ({p['index']})")
-    return 0
