@@ -1,0 +1,134 @@
+"""`explainer evaluate DATA... --method M...`: which attribution map can I trust? – evidence over a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from explainer.cli import print_json
+from explainer.commands._options import add_json_option, add_method_options, method_params
+from explainer.errors import InputError
+from explainer.evidence.controls import CONTROLS
+from explainer.evidence.evaluate import (
+    SAMPLE_PHOTOS,
+    TRAIN_PREFIX,
+    Settings,
+    estimate_evaluation,
+    evaluate,
+    load_evaluation_data,
+    trained_classifier,
+)
+from explainer.evidence.metrics import DEFAULT_STEPS, METRICS, RANDOMIZATION_STEPS, ROAD_NOISE, baseline_name
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the subcommand and its options to the CLI."""
+    parser = subparsers.add_parser(
+        "evaluate", help="score attribution methods and controls over a dataset, with confidence intervals",
+        description="Score methods and control maps on every image by one protocol; mean and 95 %% bootstrap "
+                    "interval per method × metric, paired comparisons, flags where a method does not beat the "
+                    "edge or brightness control, and a verdict.",
+    )
+    parser.add_argument("data", nargs="+", metavar="DATA",
+                        help=f"image files, or one dataset name: digits, known_answer, imagefolder:PATH, "
+                             f"{SAMPLE_PHOTOS} (the bundled photos)")
+    parser.add_argument("--model", default=None,
+                        help="model source (default: the bundled model); train:cnn or train:mlp trains that small "
+                             "network on the dataset's train split first")
+    parser.add_argument("--arch", default=None, help="architecture of a checkpoint file given as --model")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the model's device)")
+    add_method_options(parser, default=["gradcam"], budget=False)
+    parser.add_argument("--metric", nargs="+", default=None, choices=list(METRICS), metavar="METRIC",
+                        help=f"metrics (default: all that apply): {', '.join(METRICS)}")
+    parser.add_argument("--no-controls", action="store_true", help=f"leave out the controls ({', '.join(CONTROLS)})")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    parser.add_argument("--targets", default="predicted", choices=("predicted", "labels"),
+                        help="explain each image's predicted class (default) or its label")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"steps per curve (default {DEFAULT_STEPS})")
+    parser.add_argument("--baseline", default="zero", help="what deleted pixels become: zero, black, white, blur")
+    parser.add_argument("--randomization-steps", type=int, default=RANDOMIZATION_STEPS,
+                        help=f"cascade steps of the randomization check (default {RANDOMIZATION_STEPS})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    parser.add_argument("--out", default=None, metavar="FILE", help="results file (JSON lines); a rerun resumes")
+    parser.add_argument("--backend", default="local", choices=("local", "ray"), help="where units run")
+    parser.add_argument("--address", default=None, help="Ray cluster address for --backend ray (default auto)")
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def _data(args: argparse.Namespace) -> Any:
+    if len(args.data) == 1 and (":" in args.data[0] or args.data[0] in ("digits", "known_answer", "textures",
+                                                                         "mnist", "fashion_mnist", "cifar10",
+                                                                         SAMPLE_PHOTOS)):
+        return args.data[0]
+    return list(args.data)
+
+
+def _model(args: argparse.Namespace, data: Any) -> Any:
+    from explainer.models import BUNDLED_MODEL, load_model
+
+    source = args.model or BUNDLED_MODEL
+    if source.startswith(TRAIN_PREFIX):
+        if not isinstance(data, str) or data == SAMPLE_PHOTOS:
+            raise InputError(f"--model {source} trains on a dataset's train split; give a dataset name such as digits.")
+        print(f"training {source[len(TRAIN_PREFIX):]} on {data} …", file=sys.stderr)
+        return trained_classifier(source[len(TRAIN_PREFIX):], data, seed=args.seed)
+    return load_model(source, device=args.device, arch=args.arch)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the exit status."""
+    from tqdm import tqdm
+
+    methods, params = method_params(args)
+    data = _data(args)
+    classifier = _model(args, data)
+    targets = "labels" if args.targets == "labels" else None
+    loaded = load_evaluation_data(data, classifier, args.limit)
+    settings = Settings(
+        methods=tuple(methods) + (() if args.no_controls else tuple(CONTROLS)), params=params,
+        metrics=tuple(args.metric or [m for m in METRICS if loaded.masks is not None or not METRICS[m].needs_masks]),
+        steps=args.steps, baseline=baseline_name(args.baseline), road_noise=ROAD_NOISE,
+        randomization_steps=args.randomization_steps, seed=args.seed, targets=targets, batch_size=None,
+        memory_budget_mb=None,
+    )
+    estimate = estimate_evaluation(classifier, loaded, settings)
+    print(f"estimate: {estimate.text()}", file=sys.stderr)
+    started = time.perf_counter()
+    with tqdm(total=len(loaded.pixels), desc="evaluate", unit="image", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int, seconds_left: float | None) -> None:
+            bar.n = done
+            bar.refresh()
+
+        result = evaluate(
+            classifier, data, methods=methods, params=params, metrics=args.metric, controls=not args.no_controls,
+            limit=args.limit, targets=targets, steps=args.steps, baseline=args.baseline,
+            randomization_steps=args.randomization_steps, device=args.device, out=args.out, backend=args.backend,
+            address=args.address, seed=args.seed, progress=progress,
+        )
+    seconds = time.perf_counter() - started
+    print(f"took {seconds:.1f} s (estimate {estimate.seconds:.1f} s, ratio {seconds / max(estimate.seconds, 1e-9):.2f})",
+          file=sys.stderr)
+    payload = result.to_dict()
+    payload["config"] = {**payload["config"], "seconds": round(seconds, 2), "estimate_seconds": round(estimate.seconds, 2)}
+    if args.json:
+        print_json(payload)
+        return 0
+    _print_table(payload)
+    return 0
+
+
+def _print_table(payload: dict[str, Any]) -> None:
+    flagged = {(f["method"], f["metric"]) for f in payload["flags"]}
+    print(f"{'metric':<15} {'method':<24} {'mean':>8} {'95 % CI':>19} {'n':>5}  better")
+    for row in payload["summary"]:
+        low, high = row["ci_low"], row["ci_high"]
+        interval = "n/a" if low is None else f"{low:.3f} – {high:.3f}"
+        mark = "  ✗ does not beat a control" if (row["method"], row["metric"]) in flagged else ""
+        mean = "n/a" if row["mean"] is None else f"{row['mean']:.3f}"
+        print(f"{row['metric']:<15} {row['method']:<24} {mean:>8} {interval:>19} {row['n']:>5}  {row['better']}{mark}")
+    print()
+    print(payload["verdict"])
