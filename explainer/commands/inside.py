@@ -20,6 +20,10 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_option(parser)
 
 
+#: Most random-channel draws `ablate` makes for its comparison (each is one forward pass).
+MAX_RANDOM_DRAWS = 100
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser("anatomy", help="the network's layers: output shapes and parameter counts")
@@ -67,6 +71,11 @@ def _parse_channels(text: str) -> list[int]:
 
 def run_ablate(args: argparse.Namespace) -> int:
     """Zero channels and print how the prediction moves."""
+    if args.top < 1:
+        raise InputError(f"--top must be at least 1 (how many channels to ablate), got {args.top}.")
+    if not 0 <= args.random_draws <= MAX_RANDOM_DRAWS:
+        raise InputError(f"--random-draws must be from 0 to {MAX_RANDOM_DRAWS} (each draw is a forward pass), "
+                         f"got {args.random_draws}.")
     classifier = _load(args)
     image = load_image(args.image)
     if args.channels is not None:

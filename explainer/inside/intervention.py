@@ -224,6 +224,8 @@ class ChannelImportance(JsonResult):
     @legacy_positional("image", renamed={"k": "top_k"})
     def top(self, top_k: int = 10, *, image: int | None = None) -> list[int]:
         """The ``top_k`` most important channels, for one image or averaged over the batch."""
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise InputError(f"top_k must be a positive integer (how many channels), got {top_k!r}.")
         values = self.scores if image is None else self.per_image[image]
         return [int(c) for c in np.argsort(-values, kind="stable")[:top_k]]
 
