@@ -3,7 +3,8 @@ the small helpers every layer needs (targets, baselines, top-k predictions, JSON
 
 Guards (context managers, all restore on error too):
 
-- :func:`eval_mode` – the module in eval mode inside, every submodule's own ``training`` flag restored after;
+- :func:`eval_mode` (and :func:`train_mode`) – the module in eval (train) mode inside, every submodule's own
+  ``training`` flag restored after;
 - :func:`preserved_grads` – each parameter's ``.grad`` (tensor identity and values, or None) restored after;
 - :func:`hook_guard` – any module hook added inside the block (forward, forward-pre, backward,
   backward-pre, on any submodule, or global) is removed after;
@@ -66,6 +67,18 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     flags = [(sub, sub.training) for sub in module.modules()]
     try:
         module.eval()
+        yield module
+    finally:
+        for sub, training in flags:
+            sub.training = training
+
+
+@contextmanager
+def train_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run the block with ``module`` in train mode; every submodule's ``training`` flag is restored after."""
+    flags = [(sub, sub.training) for sub in module.modules()]
+    try:
+        module.train()
         yield module
     finally:
         for sub, training in flags:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,34 @@ def test_features_are_computed_as_named():
     features = feature_matrix(points, ("x1^2", "x1*x2", "sin(x2)"))
     expected = torch.tensor([[1.0, 2.0, np.sin(2.0)], [0.25, -1.5, np.sin(3.0)]], dtype=torch.float32)
     torch.testing.assert_close(features, expected)
+
+
+def test_playground_leaves_the_global_rng_alone_and_repeats_itself():
+    """The network is seeded from config.seed without reseeding the caller's global RNG (it used to call
+    torch.manual_seed), and the same config gives the same run."""
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    config = PlaygroundConfig(dataset="xor", epochs=3, seed=5)
+    first, second = train_playground(config), train_playground(config)
+    assert torch.equal(torch.rand(3), expected)
+    np.testing.assert_array_equal(first.output, second.output)
+    assert [w.tolist() for w, _ in first.weights] == [w.tolist() for w, _ in second.weights]
+
+
+def test_playground_results_speak_the_shared_vocabulary():
+    run = train_playground(PlaygroundConfig(dataset="xor", epochs=2, hidden=(3,)), device=None)
+    summary = run.summary()
+    assert len(summary) == 1 and summary.loc[0, "epochs"] == 2
+    assert run.model_name == "mlp 2-3-2 tanh" and summary.loc[0, "model_name"] == run.model_name
+    assert run.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    data = run.to_dict()
+    assert json.loads(json.dumps(data, allow_nan=False))["test_accuracy"] == pytest.approx(run.test_accuracy)
+    assert data["config"]["hidden"] == [3] and len(data["training"]["history"]) == 2
+    assert data["seconds"] == pytest.approx(run.seconds) and data["device"] == run.device
+    with pytest.warns(DeprecationWarning, match="callback=... by keyword"):
+        old = train_playground(PlaygroundConfig(dataset="xor", epochs=3), lambda stats: stats.epoch < 1)
+    assert old.training.status == "stopped"
 
 
 def test_callback_can_stop_a_playground_run():

@@ -286,3 +286,60 @@ def test_cli_train_reports_bad_options(capsys):
     assert "--threads must be at least 1" in capsys.readouterr().err
     assert main(["train", "--dataset", "xor", "--arch", "cnn"]) == 2
     assert "use build_mlp" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the user's state and the shared vocabulary
+def test_build_model_and_fit_leave_the_global_rng_alone(digits):
+    """build_model seeds the initial weights without reseeding the caller's global RNG, and fit's seed also
+    fixes dropout (drawn inside isolated_rng), so two runs with one seed are equal."""
+    models = [nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+              for _ in range(2)]
+    for model in models:
+        with torch.no_grad():  # the same initial weights for both
+            for p in model.parameters():
+                p.copy_(torch.linspace(-0.1, 0.1, p.numel()).view_as(p))
+    torch.manual_seed(77)
+    expected = torch.rand(4)
+    torch.manual_seed(77)
+    assert all(torch.equal(a, b) for a, b in zip(build_model("cnn", digits, seed=3).parameters(),
+                                                   build_model("cnn", digits, seed=3).parameters()))
+    runs = [fit(model, digits, epochs=2, seed=4, device="cpu") for model in models]
+    assert torch.equal(torch.rand(4), expected)
+    assert runs[0].history[-1].train_loss == runs[1].history[-1].train_loss
+    assert all(torch.equal(a, b) for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()))
+
+
+def test_fit_is_keyword_only_with_old_positional_calls_deprecated(digits):
+    model = build_model("mlp", digits)
+    with pytest.warns(DeprecationWarning, match="epochs=..., lr=... by keyword"):
+        run = fit(model, digits, 1, 1e-3)
+    assert run.epochs == 1 and run.config["lr"] == 1e-3
+    with pytest.raises(TypeError, match="multiple values for argument 'epochs'"):
+        fit(model, digits, 1, epochs=2)
+
+
+def test_fit_trains_where_the_model_is_and_reports_the_vocabulary(digits):
+    run = fit(build_model("mlp", digits), digits, epochs=2)  # device=None: the model's device (CPU here)
+    assert run.device == "cpu" and run.model_name == "Sequential" and run.seconds == run.train_seconds
+    summary = run.summary()
+    assert list(summary["epoch"]) == [1, 2] and summary["test_accuracy"].iloc[-1] == run.test_accuracy
+    data = run.to_dict()
+    assert json.loads(json.dumps(data, allow_nan=False))["history"][1]["epoch"] == 2
+    assert data["model_name"] == "Sequential" and data["test_accuracy"] == run.test_accuracy
+
+
+def test_learning_step_keeps_grads_flags_and_hooks(digits):
+    model = build_model("cnn", digits)
+    model(digits.x_train[:4]).sum().backward()  # the user's accumulated gradients
+    model.eval()
+    model.fc1.train()  # and a mixed set of flags
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    flags = {name: m.training for name, m in model.named_modules()}
+    step = learning_step(model, (digits.x_train[:8], digits.y_train[:8]), lr=0.1)
+    assert {name: m.training for name, m in model.named_modules()} == flags
+    assert all(torch.equal(p.grad, grads[name]) for name, p in model.named_parameters())
+    assert all(not m._forward_hooks for m in model.modules())
+    assert all(torch.equal(p.detach(), step.weights_after[name]) for name, p in model.named_parameters())
+    assert step.method == "sgd" and step.model_name == "Sequential"
+    assert list(step.summary()["parameter"]) == [name for name, _ in model.named_parameters()]
+    assert json.loads(json.dumps(step.to_dict(), allow_nan=False))["lr"] == 0.1

@@ -6,9 +6,9 @@ import difflib
 from collections import OrderedDict
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
+from explainer._plumbing import isolated_rng, legacy_positional
 from explainer.data.datasets import Dataset, load_dataset
 from explainer.errors import InputError, ModelLoadError
 
@@ -46,9 +46,11 @@ def _check_output(num_classes: int) -> None:
         raise InputError(f"num_classes must be a positive integer, got {num_classes!r}.")
 
 
+@legacy_positional("hidden", "activation")
 def build_mlp(
     input_shape: Sequence[int],
     num_classes: int,
+    *,
     hidden: int | Sequence[int] | None = (64,),
     activation: str = "relu",
 ) -> nn.Sequential:
@@ -73,9 +75,11 @@ def build_mlp(
     return nn.Sequential(layers)
 
 
+@legacy_positional("channels", "kernel_size", "hidden", "activation", "pool", "padding")
 def build_cnn(
     input_shape: Sequence[int],
     num_classes: int,
+    *,
     channels: int | Sequence[int] = (16, 32),
     kernel_size: int | Sequence[int] = 3,
     hidden: int | Sequence[int] | None = 64,
@@ -109,6 +113,40 @@ def build_cnn(
         raise InputError(f"Unknown padding {padding!r}; choose one of: {', '.join(PADDING)}.")
     _check_output(num_classes)
     activation_layer(activation)
+    layers, (in_channels, height, width) = _conv_stack(input_shape, widths, kernels, activation, pool, padding)
+    layers["flatten"] = nn.Flatten()
+    head = build_mlp((in_channels * height * width,), num_classes, hidden=hidden, activation=activation)
+    for name, module in head.named_children():
+        if name != "flatten":
+            layers[name] = module
+    return nn.Sequential(layers)
+
+
+def build_model(
+    arch: str, dataset: Dataset | str, *, seed: int = 0, **spec
+) -> nn.Module:
+    """A fresh, randomly initialised network for ``dataset`` (a :class:`Dataset` or its name).
+
+    ``arch`` is ``"cnn"`` (:func:`build_cnn`), ``"mlp"`` (:func:`build_mlp`) or any timm
+    architecture name (``pretrained=False``); ``spec`` goes to the builder (cnn/mlp only).
+    ``seed`` fixes the initial weights: the layers are initialised inside
+    :func:`explainer._plumbing.isolated_rng`, so the same seed gives the same weights and the
+    caller's global random state is left as it was.
+    """
+    data = load_dataset(dataset) if isinstance(dataset, str) else dataset
+    with isolated_rng(seed):
+        if arch == "mlp":
+            return build_mlp(data.input_shape, data.num_classes, **spec)
+        if arch == "cnn":
+            return build_cnn(data.input_shape, data.num_classes, **spec)
+        return _timm_model(arch, data, spec)
+
+
+def _conv_stack(
+    input_shape: Sequence[int], widths: tuple[int, ...], kernels: tuple[int, ...], activation: str, pool: str,
+    padding: str,
+) -> tuple[OrderedDict[str, nn.Module], tuple[int, int, int]]:
+    """The (conv → activation [→ pool]) layers of :func:`build_cnn` and the (channels, height, width) they leave."""
     in_channels, height, width = (int(size) for size in input_shape)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for index, (out_channels, kernel) in enumerate(zip(widths, kernels), start=1):
@@ -127,30 +165,7 @@ def build_cnn(
                 raise InputError(f"Pooling after conv{index} needs at least 2×2 pixels, got {height}×{width}; use pool='none'.")
             layers["pool" if pool == "end" else f"pool{index}"] = nn.MaxPool2d(2)
             height, width = height // 2, width // 2
-    layers["flatten"] = nn.Flatten()
-    head = build_mlp((in_channels * height * width,), num_classes, hidden, activation)
-    for name, module in head.named_children():
-        if name != "flatten":
-            layers[name] = module
-    return nn.Sequential(layers)
-
-
-def build_model(
-    arch: str, dataset: Dataset | str, *, seed: int = 0, **spec
-) -> nn.Module:
-    """A fresh, randomly initialised network for ``dataset`` (a :class:`Dataset` or its name).
-
-    ``arch`` is ``"cnn"`` (:func:`build_cnn`), ``"mlp"`` (:func:`build_mlp`) or any timm
-    architecture name (``pretrained=False``); ``spec`` goes to the builder (cnn/mlp only).
-    ``seed`` fixes the initial weights.
-    """
-    data = load_dataset(dataset) if isinstance(dataset, str) else dataset
-    torch.manual_seed(seed)
-    if arch == "mlp":
-        return build_mlp(data.input_shape, data.num_classes, **spec)
-    if arch == "cnn":
-        return build_cnn(data.input_shape, data.num_classes, **spec)
-    return _timm_model(arch, data, spec)
+    return layers, (in_channels, height, width)
 
 
 def _timm_model(arch: str, data: Dataset, spec: dict) -> nn.Module:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from explainer._plumbing import eval_mode, isolated_rng, json_ready, legacy_positional
 from explainer.data.datasets import TOY_SETS, Dataset, load_dataset
 from explainer.errors import InputError
 from explainer.hardware import resolve_device
@@ -118,22 +120,45 @@ class PlaygroundRun:
 
     @property
     def seconds(self) -> float:
+        """Wall time of the training loop."""
         return self.training.train_seconds
 
-    def summary(self) -> dict:
-        """Plain numbers: configuration, accuracy, losses and timing."""
+    @property
+    def device(self) -> str:
+        """Where the network trained (``"cpu"`` or ``"cuda"``); ``training.device_name`` says which one."""
+        return self.training.device
+
+    @property
+    def model_name(self) -> str:
+        """The network as the Playground draws it: ``mlp 2-4-2-2 tanh`` (inputs, hidden widths, outputs, activation)."""
+        widths = "-".join(str(width) for width in (len(self.config.features), *self.config.hidden, 2))
+        return f"mlp {widths} {self.config.activation}"
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers in one row: status, epochs, final losses, test accuracy, seconds, parameters."""
         history = self.training.history
-        return {
-            "config": asdict(self.config),
+        return pd.DataFrame([{
+            "model_name": self.model_name,
             "status": self.training.status,
-            "message": self.training.message,
             "epochs": self.training.epochs,
             "train_loss": history[-1].train_loss,
             "test_loss": history[-1].test_loss,
             "test_accuracy": self.test_accuracy,
             "seconds": self.seconds,
             "parameters": self.training.parameters,
-            "device": self.training.device_name,
+            "device": self.device,
+            "device_name": self.training.device_name,
+        }])
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the headline numbers, the configuration, the training run (:meth:`TrainingRun.to_dict`)
+        and every grid, point set and weight (NaN → None)."""
+        return {
+            **json_ready(self.summary().iloc[0].to_dict()),
+            "message": self.training.message,
+            "config": json_ready(self.config),
+            **json_ready(self, exclude=("config", "training")),
+            "training": self.training.to_dict(),
         }
 
 
@@ -191,34 +216,29 @@ def _weights(model: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
     return weights
 
 
+@legacy_positional("callback", "snapshots", "device", "on_frame")
 def train_playground(
     config: PlaygroundConfig | None = None,
+    *,
     callback: Callable[[EpochStats], bool | None] | None = None,
     snapshots: int = 10,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     on_frame: Callable[[PlaygroundFrame], None] | None = None,
 ) -> PlaygroundRun:
-    """Train a TensorFlow-Playground network on the CPU and return its boundary, neurons and weights.
+    """Train a TensorFlow-Playground network and return its boundary, neurons and weights.
 
-    The network is ``explainer.build_mlp`` over the chosen features with two output logits,
-    trained by :func:`explainer.fit` (cross-entropy; its callback runs each epoch). ``snapshots``
-    output grids are kept at evenly spaced epochs for replaying the boundary as it forms.
-    ``device`` defaults to the CPU: networks this small run faster there than on a GPU.
+    The network is ``explainer.build_mlp`` over the chosen features with two output logits, initialised
+    from ``config.seed`` (without touching the caller's global RNG) and trained by :func:`explainer.fit`
+    (cross-entropy; its callback runs each epoch). ``snapshots`` output grids are kept at evenly spaced
+    epochs for replaying the boundary as it forms. ``device=None`` means the default device (CUDA when
+    available, as for every new model); networks this small train about as fast on the CPU.
     ``on_frame(PlaygroundFrame)`` is called with the untrained network (epoch 0) and at every kept
     snapshot, so a dashboard can redraw the boundary and loss curve while the network trains.
     """
     config = config or PlaygroundConfig()
-    points = load_dataset(
-        config.dataset, n=config.n_points, noise=config.noise, test_fraction=1.0 - config.train_fraction, seed=config.seed
-    )
-    data = Dataset(
-        f"{config.dataset} ({', '.join(config.features)})",
-        feature_matrix(points.x_train, config.features), points.y_train,
-        feature_matrix(points.x_test, config.features), points.y_test,
-        points.class_names, description=points.description,
-    )
-    torch.manual_seed(config.seed)
-    model = build_mlp((len(config.features),), 2, config.hidden, config.activation)
+    points, data = _playground_data(config)
+    with isolated_rng(config.seed):
+        model = build_mlp((len(config.features),), 2, hidden=config.hidden, activation=config.activation)
     axis, plane = _plane_grid(config.grid_size, points.x_train, points.x_test)
     target_device = resolve_device(device)
     plane_features = feature_matrix(plane, config.features).to(target_device)
@@ -226,8 +246,11 @@ def train_playground(
     shape = (config.grid_size, config.grid_size)
     keep_every = max(1, math.ceil(config.epochs / snapshots)) if snapshots > 0 else 0
     frames: dict[int, np.ndarray] = {}
-
     history: list[EpochStats] = []
+
+    def boundary() -> np.ndarray:
+        with eval_mode(model):
+            return _neuron_outputs(model, plane_features)[1].reshape(shape).cpu().numpy()
 
     def show(epoch: int, output: np.ndarray) -> None:
         if on_frame is not None:
@@ -238,16 +261,12 @@ def train_playground(
     def each_epoch(stats: EpochStats) -> bool | None:
         history.append(stats)
         if keep_every and (stats.epoch % keep_every == 0 or stats.epoch == 1):
-            was_training = model.training
-            frames[stats.epoch] = _neuron_outputs(model.eval(), plane_features)[1].reshape(shape).cpu().numpy()
-            model.train(was_training)
+            frames[stats.epoch] = boundary()
             show(stats.epoch, frames[stats.epoch])
         return callback(stats) if callback is not None else None
 
     if on_frame is not None:
-        with torch.no_grad():
-            show(0, _neuron_outputs(model.eval(), plane_features)[1].reshape(shape).cpu().numpy())
-
+        show(0, boundary())
     run = fit(
         model, data, epochs=config.epochs, lr=config.lr, optimizer=config.optimizer, batch_size=config.batch_size,
         l1=config.l1, l2=config.l2, device=target_device, seed=config.seed, callback=each_epoch, telemetry="epoch",
@@ -263,3 +282,17 @@ def train_playground(
         neuron_maps=[layer.T.reshape(-1, *shape).cpu().numpy() for layer in hidden],
         weights=_weights(model), snapshots=frames,
     )
+
+
+def _playground_data(config: PlaygroundConfig) -> tuple[Dataset, Dataset]:
+    """The 2-D points of the configured toy set, and the same split as the chosen input features."""
+    points = load_dataset(
+        config.dataset, n=config.n_points, noise=config.noise, test_fraction=1.0 - config.train_fraction, seed=config.seed
+    )
+    data = Dataset(
+        f"{config.dataset} ({', '.join(config.features)})",
+        feature_matrix(points.x_train, config.features), points.y_train,
+        feature_matrix(points.x_test, config.features), points.y_test,
+        points.class_names, description=points.description,
+    )
+    return points, data

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explainer._plumbing import (
+    JsonResult,
+    eval_mode,
+    hook_guard,
+    isolated_rng,
+    json_ready,
+    legacy_positional,
+    preserved_grads,
+    seeded_generator,
+    train_mode,
+)
 from explainer.data.datasets import Dataset
 from explainer.errors import InputError
 from explainer.hardware import describe_device, matmul_peak_gflops, resolve_device
 from explainer.learn.flops import FlopCount, count_flops
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
@@ -87,6 +99,27 @@ class TrainingRun:
     threads: int
     peak_gflops: float
     config: dict
+    model_name: str = ""  # the model's class name (e.g. "Sequential", "ResNet")
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the training loop (the same as :attr:`train_seconds`)."""
+        return self.train_seconds
+
+    def to_dict(self) -> dict:
+        """JSON-ready: :meth:`receipt_dict`, the model's name, seconds and the per-epoch history (NaN → None).
+
+        The per-step telemetry is left out; ``json_ready(run.steps)`` gives it.
+        """
+        return json_ready({**self.receipt_dict(), "model_name": self.model_name, "seconds": self.seconds,
+                           "history": self.history})
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers, one row per epoch: losses, accuracies, seconds and samples/s."""
+        columns = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds",
+                   "samples_per_second"]
+        return pd.DataFrame([{name: getattr(epoch, name) for name in columns} for epoch in self.history],
+                            columns=columns)
 
     @property
     def diverged(self) -> bool:
@@ -178,8 +211,8 @@ class _LayerMeter:
         self._before: list[torch.Tensor] = []
         self._grad_norms: torch.Tensor | None = None
 
-    def _per_layer(self, norms: list[torch.Tensor]) -> torch.Tensor:
-        squares = torch.stack(norms).square()
+    def _per_layer(self, norms: Sequence[torch.Tensor]) -> torch.Tensor:
+        squares = torch.stack(list(norms)).square()
         return torch.zeros(len(self.names), device=squares.device).index_add_(0, self.layer_index, squares).sqrt()
 
     @torch.no_grad()
@@ -193,6 +226,7 @@ class _LayerMeter:
         deltas = torch._foreach_sub([p.detach() for p in self.params], self._before)
         updates = self._per_layer(torch._foreach_norm(deltas))
         weights = self._per_layer(torch._foreach_norm(self._before))
+        assert self._grad_norms is not None, "before_step() runs before after_step()"
         grads, ratios = torch.stack([self._grad_norms, updates / weights.clamp_min(1e-12)]).tolist()
         self._before = []
         return dict(zip(self.names, grads)), dict(zip(self.names, ratios))
@@ -223,10 +257,8 @@ def _check_data(model: nn.Module, dataset: Dataset, device: torch.device) -> Non
     if len(dataset.y_train) == 0 or len(dataset.y_test) == 0:
         raise InputError(f"Dataset {dataset.name!r} needs both training and test examples.")
     try:
-        with torch.inference_mode():
-            was_training = model.training
-            logits = model.eval()(dataset.x_train[:2].to(device))
-            model.train(was_training)
+        with torch.inference_mode(), eval_mode(model):
+            logits = model(dataset.x_train[:2].to(device))
     except RuntimeError as exc:
         raise InputError(
             f"The model cannot take {dataset.name!r} inputs shaped {dataset.input_shape}: {exc}. "
@@ -240,23 +272,21 @@ def _check_data(model: nn.Module, dataset: Dataset, device: torch.device) -> Non
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)`` (eval mode, restored after)."""
-    was_training = model.training
-    model.eval()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
-    for start in range(0, len(y), batch_size):
-        logits = model(x[start : start + batch_size])
-        target = y[start : start + batch_size]
-        loss_sum += F.cross_entropy(logits, target, reduction="sum")
-        correct += (logits.argmax(1) == target).sum()
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(y), batch_size):
+            logits = model(x[start : start + batch_size])
+            target = y[start : start + batch_size]
+            loss_sum += F.cross_entropy(logits, target, reduction="sum")
+            correct += (logits.argmax(1) == target).sum()
     loss, hits = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
     return loss / len(y), hits / len(y)
 
 
-def _penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
+def _penalty(weights: Sequence[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
     """L1 · Σ|w| + L2 · ½ Σw² over weight matrices and kernels (biases and norm scales excluded)."""
     total = torch.zeros((), device=weights[0].device)
     for weight in weights:
@@ -275,9 +305,15 @@ def _diverged_message(epoch: int, step: int, loss: float, lr: float, optimizer: 
     )
 
 
+_FIT_ORDER = ("epochs", "lr", "optimizer", "batch_size", "target_accuracy", "l1", "l2", "device", "seed", "callback",
+              "telemetry", "stats_every")
+
+
+@legacy_positional(*_FIT_ORDER)
 def fit(
     model: nn.Module,
     dataset: Dataset,
+    *,
     epochs: int = 20,
     lr: float = 1e-3,
     optimizer: str = "adam",
@@ -299,117 +335,160 @@ def fit(
     diverges (``run.status == "diverged"``, no exception). ``telemetry``: ``"epoch"`` (per-epoch
     numbers, per-layer gradient statistics every ``stats_every`` = 10 steps), ``"step"`` (also one
     :class:`StepStats` per step, layer statistics every step unless ``stats_every`` says otherwise)
-    or ``"off"`` (no per-layer statistics). ``seed`` fixes the shuffling.
+    or ``"off"`` (no per-layer statistics). ``device=None`` trains where the model's parameters are.
+    ``seed`` fixes the shuffling and every random draw inside the model (dropout), through private
+    generators and :func:`explainer._plumbing.isolated_rng`: the caller's global RNG is left as it was.
+    The model is left in train mode, as a training loop leaves it.
     """
     _check_options(epochs, lr, optimizer, batch_size, target_accuracy, l1, l2, telemetry, stats_every)
-    target_device = resolve_device(device)
+    target_device = resolve_device(device) if device is not None else _model_device(model)
     model.to(target_device)
     _check_data(model, dataset, target_device)
+    loop = _Loop(model, dataset, target_device, lr=lr, optimizer=optimizer, batch_size=batch_size, l1=l1, l2=l2,
+                 telemetry=telemetry, every=stats_every or (1 if telemetry == "step" else EPOCH_STATS_EVERY), seed=seed)
     flops = count_flops(model, dataset.input_shape)
-    x_train, y_train = dataset.x_train.to(target_device), dataset.y_train.to(target_device)
-    x_test, y_test = dataset.x_test.to(target_device), dataset.y_test.to(target_device)
-    count = len(y_train)
-    # Batch norm cannot normalize a batch of one: such a trailing batch is left out of that epoch.
-    has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    usable = count - 1 if has_batch_norm and count % batch_size == 1 and count > 1 else count
-    every = stats_every or (1 if telemetry == "step" else EPOCH_STATS_EVERY)
-    meter = _LayerMeter(model) if telemetry != "off" else None
-    weights = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
-    regularized = (l1 > 0 or l2 > 0) and bool(weights)
-    opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    history: list[EpochStats] = []
-    steps: list[StepStats] = []
-    status, message = "completed", ""
-    compute_seconds, samples_seen, step, first_loss = 0.0, 0, 0, float("nan")
-    model.train()
-    loop_start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        epoch_start = time.perf_counter()
-        order = torch.randperm(count, generator=generator).to(target_device)
-        xs, ys = x_train[order], y_train[order]
-        loss_sum = torch.zeros((), device=target_device)
-        correct = torch.zeros((), dtype=torch.long, device=target_device)
-        grad_sums: dict[str, float] = {}
-        ratio_sums: dict[str, float] = {}
-        measured = epoch_samples = 0
-        for index, start in enumerate(range(0, usable, batch_size)):
-            inputs, targets = xs[start : min(start + batch_size, usable)], ys[start : min(start + batch_size, usable)]
-            logits = model(inputs)
-            loss = F.cross_entropy(logits, targets)
-            objective = loss + _penalty(weights, l1, l2) if regularized else loss
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            measure = meter is not None and index % every == 0
-            if measure:
-                meter.before_step()
-            opt.step()
-            step_loss = loss.detach()
-            loss_sum += step_loss * len(targets)
-            hits = (logits.detach().argmax(1) == targets).sum()
-            correct += hits
-            epoch_samples += len(targets)
-            step += 1
-            grads, ratios = meter.after_step() if measure else ({}, {})
-            for name in grads:
-                grad_sums[name] = grad_sums.get(name, 0.0) + grads[name]
-                ratio_sums[name] = ratio_sums.get(name, 0.0) + ratios[name]
-            measured += bool(grads)
-            if step == 1:
-                first_loss = step_loss.item()
-            if telemetry == "step":
-                steps.append(StepStats(step, epoch, step_loss.item(), hits.item() / len(targets), grads, ratios))
-            if measure or telemetry == "step":
-                value = step_loss.item()
-                if not math.isfinite(value) or value > DIVERGENCE_FACTOR * first_loss:
-                    status, message = "diverged", _diverged_message(epoch, step, value, lr, optimizer)
-                    break
-        samples_seen += epoch_samples
-        train_loss, train_hits = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
-        seconds = time.perf_counter() - epoch_start
-        compute_seconds += seconds
-        test_loss, test_accuracy = evaluate(model, x_test, y_test)
-        train_loss /= epoch_samples
-        history.append(EpochStats(
-            epoch, train_loss, train_hits / epoch_samples, test_loss, test_accuracy, seconds,
-            time.perf_counter() - loop_start, epoch_samples / seconds,
-            {name: value / measured for name, value in grad_sums.items()},
-            {name: value / measured for name, value in ratio_sums.items()},
-        ))
-        keep_going = callback is None or callback(history[-1]) is not False
-        if status != "diverged" and (not math.isfinite(train_loss) or train_loss > DIVERGENCE_FACTOR * first_loss):
-            status, message = "diverged", _diverged_message(epoch, step, train_loss, lr, optimizer)
-        if status == "diverged":
-            break
-        if target_accuracy is not None and test_accuracy >= target_accuracy:
-            status = "reached_target"
-            message = f"Reached {test_accuracy:.1%} test accuracy (target {target_accuracy:.0%}) after {epoch} epochs."
-            break
-        if not keep_going:
-            status, message = "stopped", f"Stopped by the callback after epoch {epoch}."
-            break
-    train_seconds = time.perf_counter() - loop_start
-    if status == "completed":
-        message = f"Trained {len(history)} epochs; test accuracy {history[-1].test_accuracy:.1%}."
+    with isolated_rng(seed):
+        loop.run(epochs, target_accuracy, callback)
+    if loop.status == "completed":
+        loop.message = f"Trained {len(loop.history)} epochs; test accuracy {loop.history[-1].test_accuracy:.1%}."
         if target_accuracy is not None:
-            status = "target_not_reached"
-            message += f" The target {target_accuracy:.0%} was not reached; train longer or raise the learning rate."
+            loop.status = "target_not_reached"
+            loop.message += f" The target {target_accuracy:.0%} was not reached; train longer or raise the learning rate."
     return TrainingRun(
-        model=model, dataset=dataset.name, history=history, steps=steps, status=status, message=message,
-        parameters=sum(p.numel() for p in model.parameters()), flops=flops,
-        train_seconds=train_seconds, compute_seconds=compute_seconds, samples_seen=samples_seen,
+        model=model, dataset=dataset.name, history=loop.history, steps=loop.steps, status=loop.status,
+        message=loop.message, parameters=sum(p.numel() for p in model.parameters()), flops=flops,
+        train_seconds=loop.train_seconds, compute_seconds=loop.compute_seconds, samples_seen=loop.samples_seen,
         device=target_device.type, device_name=describe_device(target_device), threads=torch.get_num_threads(),
         peak_gflops=matmul_peak_gflops(target_device),
         config={
             "optimizer": optimizer, "lr": lr, "batch_size": batch_size, "max_epochs": epochs,
             "target_accuracy": target_accuracy, "l1": l1, "l2": l2, "seed": seed,
-            "telemetry": telemetry, "stats_every": every if meter is not None else None, "loss": "cross_entropy",
+            "telemetry": telemetry, "stats_every": loop.every if loop.meter is not None else None,
+            "loss": "cross_entropy",
         },
+        model_name=type(model).__name__,
     )
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without parameters)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+class _Loop:
+    """The state of one :func:`fit` run: data on the device, optimizer, meters and what happened so far."""
+
+    def __init__(self, model: nn.Module, dataset: Dataset, device: torch.device, *, lr: float, optimizer: str,
+                 batch_size: int, l1: float, l2: float, telemetry: str, every: int, seed: int) -> None:
+        self.model, self.device, self.lr, self.optimizer_name = model, device, lr, optimizer
+        self.batch_size, self.l1, self.l2, self.telemetry, self.every = batch_size, l1, l2, telemetry, every
+        self.x_train, self.y_train = dataset.x_train.to(device), dataset.y_train.to(device)
+        self.x_test, self.y_test = dataset.x_test.to(device), dataset.y_test.to(device)
+        count = len(self.y_train)
+        # Batch norm cannot normalize a batch of one: such a trailing batch is left out of that epoch.
+        has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        self.usable = count - 1 if has_batch_norm and count % batch_size == 1 and count > 1 else count
+        self.meter = _LayerMeter(model) if telemetry != "off" else None
+        self.weights = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
+        self.regularized = (l1 > 0 or l2 > 0) and bool(self.weights)
+        self.opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
+        self.generator = seeded_generator(seed)
+        self.history: list[EpochStats] = []
+        self.steps: list[StepStats] = []
+        self.status, self.message = "completed", ""
+        self.compute_seconds, self.train_seconds, self.samples_seen = 0.0, 0.0, 0
+        self.step, self.first_loss = 0, float("nan")
+
+    def run(self, epochs: int, target_accuracy: float | None, callback: Callable[[EpochStats], bool | None] | None) -> None:
+        """Train epoch after epoch until done, the target is reached, the callback stops or training diverges."""
+        self.model.train()
+        loop_start = time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            stats = self.epoch(epoch, loop_start)
+            self.history.append(stats)
+            keep_going = callback is None or callback(stats) is not False
+            if self.status != "diverged" and (not math.isfinite(stats.train_loss)
+                                              or stats.train_loss > DIVERGENCE_FACTOR * self.first_loss):
+                self.status = "diverged"
+                self.message = _diverged_message(epoch, self.step, stats.train_loss, self.lr, self.optimizer_name)
+            if self.status == "diverged":
+                break
+            if target_accuracy is not None and stats.test_accuracy >= target_accuracy:
+                self.status = "reached_target"
+                self.message = (f"Reached {stats.test_accuracy:.1%} test accuracy (target {target_accuracy:.0%}) "
+                                f"after {epoch} epochs.")
+                break
+            if not keep_going:
+                self.status, self.message = "stopped", f"Stopped by the callback after epoch {epoch}."
+                break
+        self.train_seconds = time.perf_counter() - loop_start
+
+    def epoch(self, epoch: int, loop_start: float) -> EpochStats:
+        """One pass over the shuffled training split, then the test split; stops early on divergence."""
+        epoch_start = time.perf_counter()
+        order = torch.randperm(len(self.y_train), generator=self.generator).to(self.device)
+        xs, ys = self.x_train[order], self.y_train[order]
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        grad_sums: dict[str, float] = {}
+        ratio_sums: dict[str, float] = {}
+        measured = epoch_samples = 0
+        for index, start in enumerate(range(0, self.usable, self.batch_size)):
+            end = min(start + self.batch_size, self.usable)
+            step_loss, hits, grads, ratios = self.train_step(xs[start:end], ys[start:end], index % self.every == 0)
+            loss_sum += step_loss * (end - start)
+            correct += hits
+            epoch_samples += end - start
+            for name in grads:
+                grad_sums[name] = grad_sums.get(name, 0.0) + grads[name]
+                ratio_sums[name] = ratio_sums.get(name, 0.0) + ratios[name]
+            measured += bool(grads)
+            if self.telemetry == "step":
+                self.steps.append(StepStats(self.step, epoch, step_loss.item(), hits.item() / (end - start), grads, ratios))
+            if (grads or self.telemetry == "step") and self._diverging(epoch, step_loss.item()):
+                break
+        self.samples_seen += epoch_samples
+        train_loss, train_hits = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
+        seconds = time.perf_counter() - epoch_start
+        self.compute_seconds += seconds
+        test_loss, test_accuracy = evaluate(self.model, self.x_test, self.y_test)
+        return EpochStats(
+            epoch, train_loss / epoch_samples, train_hits / epoch_samples, test_loss, test_accuracy, seconds,
+            time.perf_counter() - loop_start, epoch_samples / seconds,
+            {name: value / measured for name, value in grad_sums.items()},
+            {name: value / measured for name, value in ratio_sums.items()},
+        )
+
+    def train_step(
+        self, inputs: torch.Tensor, targets: torch.Tensor, measure: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float], dict[str, float]]:
+        """One optimizer step: the batch's loss and hits (tensors) and, when measured, per-layer statistics."""
+        logits = self.model(inputs)
+        loss = F.cross_entropy(logits, targets)
+        objective = loss + _penalty(self.weights, self.l1, self.l2) if self.regularized else loss
+        self.opt.zero_grad(set_to_none=True)
+        objective.backward()
+        meter = self.meter if measure else None
+        if meter is not None:
+            meter.before_step()
+        self.opt.step()
+        self.step += 1
+        step_loss = loss.detach()
+        if self.step == 1:
+            self.first_loss = step_loss.item()
+        grads, ratios = meter.after_step() if meter is not None else ({}, {})
+        return step_loss, (logits.detach().argmax(1) == targets).sum(), grads, ratios
+
+    def _diverging(self, epoch: int, value: float) -> bool:
+        if math.isfinite(value) and value <= DIVERGENCE_FACTOR * self.first_loss:
+            return False
+        self.status = "diverged"
+        self.message = _diverged_message(epoch, self.step, value, self.lr, self.optimizer_name)
+        return True
+
+
 @dataclass
-class LearningStep:
+class LearningStep(JsonResult):
     """Everything one plain SGD step did: new weight = old weight + update, update = −lr · gradient.
 
     ``activations`` maps each leaf layer's name to its output, in forward order; the weight dicts
@@ -429,6 +508,16 @@ class LearningStep:
     weights_after: dict[str, torch.Tensor]
     seconds: float
     device: str
+    model_name: str = ""
+    method: str = "sgd"  # plain SGD: update = −lr · gradient
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers, one row per parameter: its norm before, the gradient's and the update's norm."""
+        return pd.DataFrame([
+            {"parameter": name, "weight_norm": float(self.weights_before[name].norm()),
+             "gradient_norm": float(self.gradients[name].norm()), "update_norm": float(self.updates[name].norm())}
+            for name in self.weights_before
+        ])
 
 
 def _step_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.Tensor:
@@ -437,14 +526,16 @@ def _step_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.
     return F.mse_loss(logits, F.one_hot(targets, logits.shape[1]).to(logits.dtype))
 
 
+@legacy_positional("lr", "loss")
 def learning_step(
-    model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float, loss: str = "cross_entropy"
+    model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, lr: float, loss: str = "cross_entropy"
 ) -> LearningStep:
     """Run one SGD step on ``batch = (inputs, targets)`` and return every number it involved.
 
-    The model is updated in place exactly as returned. Forward hooks record each leaf layer's
-    output and are removed afterwards, also on error. ``loss`` is ``"cross_entropy"`` or
-    ``"mse"`` (against one-hot targets).
+    The model's weights are updated in place exactly as returned; everything else is as it was:
+    forward hooks that record each leaf layer's output are removed afterwards, every ``training`` flag
+    is restored and each parameter's ``.grad`` is the one it had before (also on error). ``loss`` is
+    ``"cross_entropy"`` or ``"mse"`` (against one-hot targets).
     """
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise InputError(f"lr (learning rate) must be a positive number, got {lr!r}.")
@@ -459,18 +550,17 @@ def learning_step(
     inputs, targets = batch[0].to(device), batch[1].to(device)
     activations: dict[str, torch.Tensor] = {}
 
-    def record(name: str):
-        def hook(_module, _inputs, output):
+    def record(name: str) -> Callable[[nn.Module, object, object], None]:
+        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
             if isinstance(output, torch.Tensor):
                 activations[name] = output.detach().clone()
         return hook
 
-    leaves = [(name, module) for name, module in model.named_modules() if name and not any(module.children())]
-    handles = [module.register_forward_hook(record(name)) for name, module in leaves]
-    was_training = model.training
     start = time.perf_counter()
-    try:
-        model.train()
+    with hook_guard(model), train_mode(model), preserved_grads(model):
+        for name, module in model.named_modules():
+            if name and not any(module.children()):
+                module.register_forward_hook(record(name))
         for _, p in named:
             p.grad = None
         try:
@@ -485,15 +575,10 @@ def learning_step(
         with torch.no_grad():
             for name, p in named:
                 p.add_(updates[name])
-                p.grad = None
         after = {name: p.detach().clone() for name, p in named}
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
     return LearningStep(
         inputs=inputs.detach().clone(), targets=targets.detach().clone(), activations=activations,
         logits=logits.detach().clone(), loss=value.item(), loss_name=loss, lr=float(lr),
         weights_before=before, gradients=gradients, updates=updates, weights_after=after,
-        seconds=time.perf_counter() - start, device=str(device),
+        seconds=time.perf_counter() - start, device=str(device), model_name=type(model).__name__,
     )
