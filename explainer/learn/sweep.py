@@ -700,35 +700,41 @@ def sweep(
         path = Path(out) if out is not None else Path(scratch) / "sweep.jsonl"
         config = _results_config(task, checked)
         gpus = 1 if cluster.get("GPU", 0) >= 1 else 0
-        runner = functools.partial(
-            run_units, worker=functools.partial(make_worker, _task_payload(task)), out=path, config=config,
-            backend=backend, address=address, resources={"num_cpus": 1, "num_gpus": gpus},
-        )
-        local_threads = threads if threads is not None else free_cores()
-        with _torch_threads(local_threads if backend == "local" else None):
-            estimate = _first_run(runner, units, path, config, len(seed_list), int(cluster.get("CPU", 1)))
+        worker = functools.partial(make_worker, _task_payload(task))
+        runner = functools.partial(run_units, worker=worker, out=path, config=config, backend=backend, address=address,
+                                   resources={"num_cpus": 1, "num_gpus": gpus})
+        # The first run is timed in this process, on Ray too (no round of actor start-ups for one run). On a
+        # CPU-only cluster its row joins the results file: a worker computes the same numbers on its 1 thread.
+        kept = backend == "local" or not gpus
+        first_runner = functools.partial(run_units, worker=worker, out=path if kept else Path(scratch) / "first.jsonl",
+                                         config=config)
+        local_threads = (threads if threads is not None else free_cores()) if backend == "local" else 1
+        with _torch_threads(local_threads):
+            estimate = _first_run(first_runner, units, path, config, len(seed_list), int(cluster.get("CPU", 1)), kept)
+        if progress is not None:
+            progress(SweepProgress("estimate", len(units) - estimate.remaining, len(units), estimate=estimate))
+        if budget_seconds is not None and estimate.seconds > budget_seconds:
+            raise InputError(
+                f"The grid will not fit the budget of {budget_seconds:g} s: {estimate.words()} "
+                f"To shrink it: {_shrink_advice(estimate, checked, float(budget_seconds))}."
+            )
+
+        def report(done_count: int, total: int, row: dict) -> None:
             if progress is not None:
-                progress(SweepProgress("estimate", len(units) - estimate.remaining, len(units), estimate=estimate))
-            if budget_seconds is not None and estimate.seconds > budget_seconds:
-                raise InputError(
-                    f"The grid will not fit the budget of {budget_seconds:g} s: {estimate.words()} "
-                    f"To shrink it: {_shrink_advice(estimate, checked, float(budget_seconds))}."
-                )
+                progress(SweepProgress("run", done_count, total, row=row))
 
-            def report(done_count: int, total: int, row: dict) -> None:
-                if progress is not None:
-                    progress(SweepProgress("run", done_count, total, row=row))
-
+        with _torch_threads(local_threads if backend == "local" else None):
             rows = runner(units, progress=report)
     return SweepResults(task, checked, seed_list, rows, estimate=estimate, path=out)
 
 
 def _first_run(runner: Callable[..., list[dict]], units: list[dict], path: Path, config: dict, seeds: int,
-               workers: int) -> SweepEstimate:
-    """Train (or find in the results file) the first unit and estimate the rest from its wall time."""
+               workers: int, kept: bool) -> SweepEstimate:
+    """Train (or find in the results file) the first unit and estimate the rest from its wall time;
+    ``kept``: the first run's row counts as done (it went into the results file)."""
     done = _finished(path, config)
     remaining = sum(tuple(sorted(unit.items())) not in done for unit in units)
-    first_is_new = tuple(sorted(units[0].items())) not in done
+    first_is_new = kept and tuple(sorted(units[0].items())) not in done
     first = runner(units[:1])[0]
     return SweepEstimate(
         runs=len(units), configurations=len(units) // seeds, seeds=seeds, remaining=remaining - first_is_new,
