@@ -1,8 +1,10 @@
-"""compare_transfer: real few-shot runs on textures and digits, resume, feature cache, errors, figure, CLI."""
+"""compare_transfer: real few-shot runs on textures and digits, the verdict from seed-paired intervals, the
+strategy registry, results files (resume; opening only reads), the Ray backend, feature cache, errors, figure, CLI."""
 
 from __future__ import annotations
 
 import json
+import textwrap
 
 import numpy as np
 import pytest
@@ -12,16 +14,11 @@ import explainer
 from explainer.cli import main
 from explainer.errors import DatasetError, InputError
 from explainer.plots.transfer import transfer_curve
-from explainer.transfer import feature_cache
-from explainer.transfer.experiment import (
-    _HeadedBackbone,
-    compare_transfer,
-    few_shot_sample,
-    fit_logistic,
-    open_results,
-    recalibrate_batch_norm,
-    small_cnn,
-)
+from explainer.stats import paired_difference
+from explainer.transfer import STRATEGIES, Strategy, TransferResults, feature_cache, register_strategy
+from explainer.transfer.experiment import compare_transfer, few_shot_sample, resume_results
+from explainer.transfer.learners import HeadedBackbone, fit_logistic, recalibrate_batch_norm, small_cnn
+from explainer.transfer.results import open_results
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +111,7 @@ def test_fit_logistic_matches_scikit_learn():
 def test_fine_tune_network_starts_where_the_probe_is(bundled_classifier, small_textures):
     features = feature_cache.extract_features(bundled_classifier, small_textures.x_train, 64)
     head = fit_logistic(features, small_textures.y_train, 6)
-    network = _HeadedBackbone(bundled_classifier.module, head).eval()
+    network = HeadedBackbone(bundled_classifier.module, head).eval()
     inputs = feature_cache.prepare_images(bundled_classifier, small_textures.x_train, 64)
     with torch.no_grad():
         assert torch.allclose(network(inputs), head(features), atol=1e-4)
@@ -143,42 +140,54 @@ def test_an_interrupted_run_resumes_without_recomputing(bundled_classifier, smal
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        compare_transfer(small_textures, bundled_classifier, callback=stop_after_four, **config)
+        compare_transfer(small_textures, bundled_classifier, progress=stop_after_four, **config)
     lines = out.read_text().splitlines()
     assert json.loads(lines[0])["config"]["steps"] == 5 and len(lines) == 1 + 4
+    first_four = [json.loads(line) for line in lines[1:]]
+    assert [r["seed"] for r in first_four] == [0, 0, 0, 0]  # seed by seed: whole curves of the first seeds first
 
-    recomputed = []
-    results = compare_transfer(
-        small_textures, bundled_classifier, callback=lambda done, total, row: recomputed.append(row), **config
-    )
-    assert len(recomputed) == 12 - 4 and results.resumed == 4 and len(results.table) == 12
-    assert {(r["strategy"], r["shots"], r["seed"]) for r in recomputed}.isdisjoint(
-        {(r["strategy"], r["shots"], r["seed"]) for r in map(json.loads, lines[1:])}
-    )
+    results = compare_transfer(small_textures, bundled_classifier, **config)
+    assert results.resumed == 4 and len(results.table) == 12
+    stored = [json.loads(line) for line in out.read_text().splitlines()[1:]]
+    assert stored[:4] == first_four and len(stored) == 12  # the four were kept, not recomputed or rewritten
+    assert len({(r["strategy"], r["shots"], r["seed"]) for r in stored}) == 12
     fresh = compare_transfer(small_textures, bundled_classifier, **{**config, "out": None})
-    assert np.allclose(results.table["accuracy"], fresh.table["accuracy"], atol=1e-6)
+    merged = results.table.merge(fresh.table, on=["strategy", "shots", "seed"])
+    assert len(merged) == 12 and np.allclose(merged["accuracy_x"], merged["accuracy_y"], atol=1e-6)
 
-    again = []
-    compare_transfer(small_textures, bundled_classifier, callback=lambda *a: again.append(a), **config)
-    assert again == []
+    before = out.read_bytes()
+    again = compare_transfer(small_textures, bundled_classifier, **config)
+    assert again.resumed == 12 and out.read_bytes() == before
 
 
-def test_open_results_replays_a_file_without_recomputing(tmp_path):
-    out = tmp_path / "digits.json"
+def test_open_results_only_reads_and_resume_results_completes(tmp_path):
+    out = tmp_path / "digits.jsonl"
     written = compare_transfer("digits", shots=(1, 3), seeds=2, strategies=("pixels",), out=out)
-    calls = []
-    reopened = open_results(out, callback=lambda *args: calls.append(args))
-    assert calls == [] and reopened.resumed == 4 and reopened.strategies == ["pixels"]
+    reopened = open_results(out)
+    assert reopened.strategies == ["pixels"] and reopened.model_name == written.model_name == "efficientnet_lite0"
     assert reopened.table.equals(written.table) and reopened.verdict() == written.verdict()
-    with pytest.raises(InputError, match="does not exist"):
+    assert reopened.summary().equals(written.summary())
+
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(out.read_text().splitlines(keepends=True)[:3]))  # header and two of four runs
+    before = partial.stat().st_mtime_ns, partial.read_bytes()
+    opened = open_results(partial)
+    assert len(opened.table) == 2 and (partial.stat().st_mtime_ns, partial.read_bytes()) == before
+    progress = []
+    assert len(resume_results(partial).table) == 2  # by default: the shots and seeds its rows hold
+    completed = resume_results(partial, seeds=2, progress=lambda *row: progress.append(row))
+    assert completed.resumed == 2 and len(progress) == 4
+    assert np.allclose(completed.table.sort_values(["shots", "seed"])["accuracy"],
+                       written.table.sort_values(["shots", "seed"])["accuracy"])
+    with pytest.raises(InputError, match="no such results file"):
         open_results(tmp_path / "missing.jsonl")
 
 
 def test_a_results_file_of_another_configuration_is_refused(small_textures, bundled_classifier, tmp_path):
-    out = tmp_path / "runs.json"
+    out = tmp_path / "runs.jsonl"
     compare_transfer(small_textures, bundled_classifier, shots=1, seeds=1, strategies="pixels", steps=5, out=out)
-    assert json.loads(out.read_text())["rows"][0]["strategy"] == "pixels"
-    with pytest.raises(InputError, match=r"different configuration \(steps 5 there, 7 now\)"):
+    assert json.loads(out.read_text().splitlines()[1])["strategy"] == "pixels"
+    with pytest.raises(InputError, match=r"different configuration \(steps: 5 in the file, 7 now\)"):
         compare_transfer(small_textures, bundled_classifier, shots=1, seeds=1, strategies="pixels", steps=7, out=out)
     out.write_text("not json")
     with pytest.raises(InputError, match="not a results file"):
@@ -239,7 +248,9 @@ def test_curve_has_a_line_and_a_band_per_strategy_and_chance(bundled_classifier,
     probe = summary[summary["strategy"] == "linear_probe"]
     assert np.asarray(lines[0].y).dtype == np.float32
     assert np.allclose(lines[0].y, 100 * probe["mean"], atol=1e-4)
-    assert np.allclose(np.asarray(bands[0].y)[:3], 100 * (probe["mean"] + probe["std"]), atol=1e-4)
+    assert np.allclose(np.asarray(bands[0].y)[:3], 100 * probe["ci_high"], atol=1e-4)
+    assert np.allclose(np.asarray(bands[0].y)[3:], 100 * probe["ci_low"][::-1], atol=1e-4)
+    assert (probe["ci_low"] <= probe["mean"]).all() and (probe["mean"] <= probe["ci_high"]).all()
     assert figure.layout.xaxis.type == "log"
     chance = [shape for shape in figure.layout.shapes if shape.y0 == shape.y1]
     assert len(chance) == 1 and chance[0].y0 == pytest.approx(100 / 6, abs=1e-3)
@@ -247,7 +258,8 @@ def test_curve_has_a_line_and_a_band_per_strategy_and_chance(bundled_classifier,
 
 def test_cli_json(capsys):
     code = main(
-        ["transfer", "--shots", "1,2", "--seeds", "1", "--strategies", "linear_probe,pixels", "--lr", "0.001", "--json"]
+        ["transfer", "--shots", "1", "2", "--seeds", "1", "--strategies", "linear_probe,pixels", "--lr", "0.001",
+         "--json"]
     )
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
@@ -257,13 +269,15 @@ def test_cli_json(capsys):
     assert {(row["strategy"], row["shots"]) for row in payload["summary"]} == {
         (s, k) for s in ("linear_probe", "pixels") for k in (1, 2)
     }
-    assert "Transfer helps" in payload["verdict"]
+    assert {"mean", "ci_low", "ci_high", "n"} <= set(payload["summary"][0]) and payload["summary"][0]["ci_low"] is None
+    assert payload["verdict"].startswith("One seed: no verdict – add seeds.")
+    assert payload["model_name"] == "efficientnet_lite0" and payload["device"] == "cpu" and payload["seconds"] > 0
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--shots", "1,x"], "--shots must be comma-separated whole numbers of at least 1, like 1,5,20; got '1,x'"),
+        (["--shots", "1,x"], "--shots must be whole numbers of at least 1, like 1 5 20 or 1,5,20; got '1,x'"),
         (["--shots", "1,-2"], "got '1,-2'"),
         (["--strategies", "probe"], "Unknown strategy 'probe'"),
         (["--lr", "0"], "lr must be positive, got 0.0"),
@@ -272,3 +286,84 @@ def test_cli_json(capsys):
 def test_cli_bad_input_exits_2_with_the_reason(capsys, argv, message):
     assert main(["transfer", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ the verdict
+def study(rows: list[tuple[str, int, int, float]], strategies=("fine_tune", "small_cnn")) -> TransferResults:
+    """Results of a two-class study from given (strategy, shots, seed, accuracy) rows."""
+    config = {"dataset": "given", "model_name": "efficientnet_lite0", "test_counts": [50, 50], "input_shape": [3, 64, 64]}
+    records = [{"strategy": s, "shots": k, "seed": seed, "accuracy": a, "seconds": 1.0} for s, k, seed, a in rows]
+    return TransferResults.from_rows(records, config, strategies=list(strategies))
+
+
+def test_one_seed_gives_no_verdict_whatever_the_gap():
+    results = compare_transfer("digits", shots=(1, 5), seeds=1, strategies=("linear_probe", "small_cnn", "pixels"))
+    verdict = results.verdict()
+    assert verdict.startswith("One seed: no verdict – add seeds.")
+    for claim in ("Best", "better than", "Transfer helps", "Transfer does not help", "beat"):
+        assert claim not in verdict
+    assert results.summary()["ci_low"].isna().all() and (results.summary()["n"] == 1).all()
+
+
+def test_a_winner_is_named_only_where_the_seed_paired_interval_excludes_zero():
+    # at 1 shot fine_tune leads on average but loses on one seed; at 5 shots it wins on every seed
+    rows = [("fine_tune", 1, 0, 0.90), ("fine_tune", 1, 1, 0.60), ("fine_tune", 1, 2, 0.85),
+            ("small_cnn", 1, 0, 0.70), ("small_cnn", 1, 1, 0.80), ("small_cnn", 1, 2, 0.65),
+            ("fine_tune", 5, 0, 0.95), ("fine_tune", 5, 1, 0.93), ("fine_tune", 5, 2, 0.96),
+            ("small_cnn", 5, 0, 0.85), ("small_cnn", 5, 1, 0.86), ("small_cnn", 5, 2, 0.84)]
+    results = study(rows)
+    pairs = results.comparisons().set_index("shots")
+    for shots in (1, 5):
+        by_seed = results.table[results.table["shots"] == shots].pivot(index="seed", columns="strategy", values="accuracy")
+        expected = paired_difference(100 * by_seed["fine_tune"], 100 * by_seed["small_cnn"])
+        assert pairs.loc[shots, "difference"] == pytest.approx(expected.mean)
+        assert (pairs.loc[shots, "ci_low"], pairs.loc[shots, "ci_high"]) == pytest.approx((expected.low, expected.high))
+        assert pairs.loc[shots, "distinguishable"] == expected.excludes(0.0)
+    assert not pairs.loc[1, "distinguishable"] and pairs.loc[5, "distinguishable"]
+    verdict = results.verdict()
+    assert "Best beyond the spread across seeds: fine_tune at 5 per class." in verdict
+    assert "At 1 per class fine_tune and small_cnn are not distinguishable." in verdict
+    assert "Transfer helps at 5 per class" in verdict and "not distinguishable at 1" in verdict
+    assert "fine_tune is better than small_cnn by 9.67 points (95 % CI" in verdict
+
+
+def test_a_strategy_registered_from_outside_runs_in_the_study_and_the_cli(monkeypatch, capsys):
+    def nearest_mean(task, support, seed):
+        """Nearest class mean of the raw pixels."""
+        x, y = task.data.x_train[support].flatten(1), task.data.y_train[support]
+        means = torch.stack([x[y == c].mean(0) for c in range(task.data.num_classes)])
+        predicted = torch.cdist(task.data.x_test.flatten(1), means).argmin(1)
+        return float((predicted == task.data.y_test).float().mean())
+
+    monkeypatch.setattr(STRATEGIES, "_strategies", dict(STRATEGIES._strategies))  # the registry is restored after
+    register_strategy(Strategy("nearest_mean", "nearest class mean of the pixels", False, nearest_mean))
+    with pytest.raises(InputError, match="exists already"):
+        register_strategy(Strategy("nearest_mean", "again", False, nearest_mean))
+    results = compare_transfer("digits", shots=(1, 5), seeds=2, strategies=("nearest_mean", "pixels"))
+    assert results.strategies == ["nearest_mean", "pixels"] and results.table["accuracy"].between(0.3, 1).all()
+    assert str(STRATEGIES["nearest_mean"]) == "nearest class mean of the pixels"
+    assert main(["transfer", "--dataset", "digits", "--shots", "2", "--seeds", "2", "--strategies", "nearest_mean",
+                 "--json"]) == 0
+    assert {row["strategy"] for row in json.loads(capsys.readouterr().out)["results"]} == {"nearest_mean"}
+
+
+RAY_TRANSFER = textwrap.dedent("""
+    import json, sys
+    import torch
+    torch.set_num_threads(1)
+    from explainer.transfer import compare_transfer
+    results = compare_transfer("digits", shots=(1, 3), seeds=2, strategies=("small_cnn", "pixels"), steps=10,
+                               backend="ray", out=sys.argv[1])
+    print(json.dumps(results.table[["strategy", "shots", "seed", "accuracy"]].to_dict("records")))
+""")
+
+
+@pytest.mark.slow
+def test_the_ray_backend_gives_the_local_numbers(private_ray_cluster, tmp_path):
+    out = tmp_path / "ray.jsonl"
+    result = private_ray_cluster.run(RAY_TRANSFER, str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    ray_rows = json.loads(result.stdout.strip().splitlines()[-1])
+    local = compare_transfer("digits", shots=(1, 3), seeds=2, strategies=("small_cnn", "pixels"), steps=10)
+    assert ray_rows == local.table[["strategy", "shots", "seed", "accuracy"]].to_dict("records")
+    assert open_results(out).table["accuracy"].tolist() == local.table["accuracy"].tolist()

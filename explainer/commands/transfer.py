@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import TYPE_CHECKING
 
 from explainer.cli import print_json
-from explainer.commands._options import warn_deprecated
 from explainer.errors import InputError
 from explainer.models import BUNDLED_MODEL
-from explainer.transfer.experiment import DEFAULT_LR, DEFAULT_SHOTS, STRATEGIES, TransferResults, compare_transfer
+from explainer.run import BACKENDS
+from explainer.transfer import DEFAULT_LR, DEFAULT_SHOTS, STRATEGIES, TransferResults, compare_transfer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,16 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dataset", default="textures", help="textures, digits, cifar10 or imagefolder:PATH (default textures)"
     )
-    parser.add_argument("--model", default=BUNDLED_MODEL,
-                        help=f"pretrained backbone: bundled or timm model name (default {BUNDLED_MODEL})")
-    parser.add_argument("--backbone", dest="backbone", default=None, help=argparse.SUPPRESS)  # deprecated: --model
+    parser.add_argument("--model", default=BUNDLED_MODEL, help=f"pretrained timm backbone (default {BUNDLED_MODEL})")
+    parser.add_argument("--backbone", dest="model", help=argparse.SUPPRESS)  # the old name of --model
     parser.add_argument(
-        "--shots", default=",".join(map(str, DEFAULT_SHOTS)), metavar="N,N,...",
-        help="labelled examples per class, comma-separated (default %(default)s)",
+        "--shots", nargs="+", default=[",".join(map(str, DEFAULT_SHOTS))], metavar="N",
+        help="labelled examples per class: --shots 1 5 20 or --shots 1,5,20 (default %(default)s)",
     )
     parser.add_argument("--seeds", type=int, default=3, help="samples per shot level (default 3)")
     parser.add_argument(
-        "--strategies", default=",".join(STRATEGIES), metavar="NAME,...", help="comma-separated (default: all of them)"
+        "--strategies", nargs="+", default=[",".join(STRATEGIES)], metavar="NAME",
+        help=f"space- or comma-separated, from: {', '.join(STRATEGIES)} (default: all of them)",
     )
     parser.add_argument(
         "--steps", type=int, default=100, help="Adam steps of fine_tune, scratch and small_cnn (default 100)"
@@ -38,27 +43,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--image-size", type=int, default=64, help="input size in pixels (default 64)")
     parser.add_argument(
-        "--out", default=None, metavar="FILE", help="stream results to FILE (.jsonl or .json); a rerun resumes"
+        "--out", default=None, metavar="FILE", help="stream results to FILE (.jsonl); the same command again resumes"
     )
+    parser.add_argument("--backend", choices=BACKENDS, default="local", help="where runs go: local or ray (default local)")
+    parser.add_argument("--address", default=None, help="Ray cluster address for --backend ray (default: auto)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
 
-def parse_shots(text: str) -> list[int]:
-    """'1,5,20' → [1, 5, 20]; anything else raises InputError naming the bad part."""
-    parts = [part.strip() for part in text.split(",") if part.strip()]
+def split_words(values: list[str] | str) -> list[str]:
+    """``["1,2", "5"]`` → ``["1", "2", "5"]``: both spellings (spaces or commas) add up."""
+    items = [values] if isinstance(values, str) else values
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
+def parse_shots(values: list[str] | str) -> list[int]:
+    """'1,5,20' or ['1', '5', '20'] → [1, 5, 20]; anything else raises InputError naming the bad part."""
+    parts = split_words(values)
     if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise InputError(f"--shots must be comma-separated whole numbers of at least 1, like 1,5,20; got {text!r}.")
+        shown = values if isinstance(values, str) else " ".join(values)
+        raise InputError(f"--shots must be whole numbers of at least 1, like 1 5 20 or 1,5,20; got {shown!r}.")
     return [int(part) for part in parts]
-
-
-def model_source(args: argparse.Namespace) -> str:
-    """``--model``, or the deprecated ``--backbone`` (with a note on stderr) when that was given."""
-    if args.backbone is None:
-        return args.model
-    warn_deprecated("--backbone", "--model")
-    return args.backbone
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     shots = parse_shots(args.shots)
-    strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
+    strategies = split_words(args.strategies)
     with tqdm(desc="transfer runs", unit="run", disable=None) as bar:
 
         def progress(done: int, total: int, row: dict) -> None:
@@ -75,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{row['strategy']} {row['shots']}/class seed {row['seed']}: {row['accuracy']:.1%}")
 
         results = compare_transfer(
-            args.dataset, model_source(args), shots=shots, seeds=args.seeds, strategies=strategies,
-            image_size=args.image_size, steps=args.steps, out=args.out, callback=progress, device=args.device,
-            lr=args.lr,
+            args.dataset, args.model, shots=shots, seeds=args.seeds, strategies=strategies,
+            image_size=args.image_size, steps=args.steps, out=args.out, progress=progress, device=args.device,
+            lr=args.lr, backend=args.backend, address=args.address,
         )
     if args.json:
         print_json(results.to_dict())
@@ -90,15 +96,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cell(row: pd.Series) -> str:
+    mean, low, high = (100 * float(row[name]) for name in ("mean", "ci_low", "ci_high"))
+    if math.isnan(low):
+        return f"{mean:>6.1f}{'':<14}"
+    return f"{mean:>6.1f} [{low:>5.1f}–{high:>5.1f}]"
+
+
 def format_table(results: TransferResults) -> str:
-    """Mean ± std test accuracy (%) per strategy (rows) and labelled examples per class (columns)."""
+    """Mean test accuracy (%) with its 95 % interval across seeds, per strategy (rows) and shots (columns)."""
     summary = results.summary()
     shots = sorted(summary["shots"].unique())
     width = max(len("examples per class"), *(len(name) for name in results.strategies)) + 1
-    lines = [f"{'examples per class':<{width}}" + "".join(f"{k:>13}" for k in shots)]
+    lines = [f"{'examples per class':<{width}}" + "".join(f"{k:>20}" for k in shots)]
     for strategy in results.strategies:
         part = summary[summary["strategy"] == strategy].set_index("shots")
-        cells = "".join(f"{100 * part.loc[k, 'mean']:>7.1f} ±{100 * part.loc[k, 'std']:>4.1f}" for k in shots)
+        cells = "".join(_cell(part.loc[k]) if k in part.index else f"{'–':>20}" for k in shots)
         lines.append(f"{strategy:<{width}}{cells}")
-    lines.append(f"{'chance':<{width}}{100 * results.chance:>7.1f}")
-    return f"{results.dataset}, test accuracy % (mean ± std over seeds)\n" + "\n".join(lines)
+    lines.append(f"{'chance':<{width}}{100 * results.chance:>6.1f}")
+    return (
+        f"{results.dataset}, test accuracy % (mean [95 % interval] over {results.seeds} seed"
+        f"{'s' if results.seeds != 1 else ''})\n" + "\n".join(lines)
+    )

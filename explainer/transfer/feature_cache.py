@@ -12,10 +12,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from explainer._plumbing import eval_mode
 from explainer.errors import InputError
 from explainer.models import Classifier
 
@@ -82,7 +84,8 @@ def check_backbone(classifier: Classifier) -> None:
 
 def pooled_features(module: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """Global-pooled penultimate features ``(N, D)`` of a timm module for normalized ``inputs``."""
-    return module.forward_head(module.forward_features(inputs), pre_logits=True).flatten(1)
+    timm_module: Any = module  # timm's feature interface, checked by check_backbone
+    return timm_module.forward_head(timm_module.forward_features(inputs), pre_logits=True).flatten(1)
 
 
 def prepare_images(classifier: Classifier, images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -113,16 +116,11 @@ def extract_features(
     """Pooled features of ``images`` (pixels in [0, 1]) in eval mode, as float32 on the CPU."""
     check_backbone(classifier)
     module = classifier.module
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode():
-            chunks = [
-                pooled_features(module, prepare_images(classifier, chunk, image_size)).float().cpu()
-                for chunk in images.split(batch_size)
-            ]
-    finally:
-        module.train(was_training)
+    with eval_mode(module), torch.inference_mode():
+        chunks = [
+            pooled_features(module, prepare_images(classifier, chunk, image_size)).float().cpu()
+            for chunk in images.split(batch_size)
+        ]
     return torch.cat(chunks)
 
 

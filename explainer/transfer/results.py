@@ -1,0 +1,168 @@
+"""Transfer results: the tidy table of runs, its summary with intervals across seeds, and reading a results file.
+
+:func:`open_results` only reads a results file – it never trains or scores anything; completing an
+interrupted file is the explicit :func:`explainer.transfer.experiment.resume_results`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import explainer.transfer.verdict as _verdict
+from explainer._plumbing import json_ready
+from explainer.errors import InputError
+from explainer.run import read_results
+from explainer.stats import mean_interval
+from explainer.transfer.strategies import STRATEGIES
+
+#: Columns of :attr:`TransferResults.table`.
+TABLE_COLUMNS = ["dataset", "model_name", "strategy", "shots", "seed", "accuracy", "seconds"]
+METHOD = "few-shot sample per class and seed, shared by all strategies; accuracy on the full test split"
+
+
+@dataclass
+class TransferResults:
+    """Accuracy of each strategy per (labelled examples per class, seed), and how it was measured.
+
+    ``table`` is tidy: one row per run with ``dataset, model_name, strategy, shots, seed, accuracy,
+    seconds`` (accuracy on the full test split, in [0, 1]; seconds of that run's training and
+    scoring). ``feature_seconds`` is the one-off cost of the frozen features (``feature_source``:
+    computed, disk or memory), shared by every linear-probe and fine-tune run; both are None for a
+    file that was only read. ``seconds`` is this call's wall time (for a file read back: the sum of
+    its runs' seconds).
+    """
+
+    table: pd.DataFrame
+    dataset: str
+    model_name: str
+    num_classes: int
+    input_shape: tuple[int, ...]
+    strategies: list[str]
+    test_counts: list[int]
+    config: dict[str, Any]
+    device: str
+    seconds: float
+    feature_seconds: float | None = None
+    feature_source: str | None = None
+    resumed: int = 0
+    out: str | None = None
+    method: str = METHOD
+    descriptions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(
+        cls, rows: Sequence[Mapping[str, Any]], config: Mapping[str, Any], *, strategies: Sequence[str] | None = None,
+        device: str | None = None, seconds: float | None = None, **extra: Any,
+    ) -> TransferResults:
+        """Results from a study's configuration and its rows (``{strategy, shots, seed, accuracy, seconds, ...}``)."""
+        try:
+            frame = pd.DataFrame(
+                [{"strategy": str(r["strategy"]), "shots": int(r["shots"]), "seed": int(r["seed"]),
+                  "accuracy": float(r["accuracy"]), "seconds": float(r.get("seconds") or 0.0)} for r in rows],
+                columns=["strategy", "shots", "seed", "accuracy", "seconds"],
+            )
+            dataset, model_name = str(config["dataset"]), str(config["model_name"])
+            counts = [int(n) for n in config["test_counts"]]
+            shape = tuple(int(n) for n in config["input_shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"These rows or this configuration are not those of a transfer study ({type(exc).__name__}: {exc})."
+            ) from None
+        frame.insert(0, "model_name", model_name)
+        frame.insert(0, "dataset", dataset)
+        names = list(strategies) if strategies is not None else list(dict.fromkeys(frame["strategy"]))
+        devices = sorted({str(r["device"]) for r in rows if r.get("device")})
+        return cls(
+            table=frame[TABLE_COLUMNS], dataset=dataset, model_name=model_name, num_classes=len(counts),
+            input_shape=shape, strategies=names, test_counts=counts, config=dict(config),
+            device=device or ", ".join(devices) or "unknown",
+            seconds=float(frame["seconds"].sum()) if seconds is None else seconds,
+            descriptions={n: str(STRATEGIES[n]) if n in STRATEGIES else "" for n in names}, **extra,
+        )
+
+    @property
+    def chance(self) -> float:
+        """Accuracy of guessing the most frequent test class."""
+        return max(self.test_counts) / sum(self.test_counts)
+
+    @property
+    def seeds(self) -> int:
+        """The fewest seeds any (strategy, shots) cell has."""
+        return int(self.table.groupby(["strategy", "shots"])["seed"].nunique().min()) if len(self.table) else 0
+
+    def summary(self) -> pd.DataFrame:
+        """One row per strategy × shots: ``mean``, 95 % bootstrap interval ``ci_low``/``ci_high`` across
+        seeds (NaN with one seed), ``std`` and ``n`` (seeds). Strategies in the study's order."""
+        records = []
+        for strategy in self.strategies:
+            part = self.table[self.table["strategy"] == strategy]
+            for shots in sorted(int(k) for k in part["shots"].unique()):
+                values = part[part["shots"] == shots].sort_values("seed")["accuracy"].to_numpy(np.float64)
+                interval = mean_interval(values)
+                records.append({
+                    "strategy": strategy, "shots": shots, "mean": interval.mean, "ci_low": interval.low,
+                    "ci_high": interval.high, "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                    "n": interval.n,
+                })
+        return pd.DataFrame(records, columns=["strategy", "shots", "mean", "ci_low", "ci_high", "std", "n"])
+
+    def examples_needed(self, threshold: float) -> dict[str, int | None]:
+        """Fewest labelled examples per class whose mean accuracy reaches ``threshold`` (a fraction).
+
+        ``None`` means no measured shot level reached it.
+        """
+        return _verdict.examples_needed(self, threshold)
+
+    def comparisons(self) -> pd.DataFrame:
+        """Every pair of strategies at every shot level, paired by seed: mean difference in accuracy points
+        with its 95 % interval and whether the interval excludes zero."""
+        return _verdict.comparisons(self)
+
+    def verdict(self, threshold: float = 0.8) -> str:
+        """Plain words: which strategy wins where, and when pretrained features help – only where the
+        interval of the seed-paired difference excludes zero; one seed gives no verdict."""
+        return _verdict.verdict(self, threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready runs, summary, verdict and provenance (what the CLI prints)."""
+        return json_ready({
+            "model_name": self.model_name,
+            "dataset": self.dataset,
+            "config": self.config,
+            "results": self.table[["strategy", "shots", "seed", "accuracy", "seconds"]].to_dict("records"),
+            "summary": self.summary().to_dict("records"),
+            "verdict": self.verdict(),
+            "chance": self.chance,
+            "device": self.device,
+            "seconds": self.seconds,
+            "feature_seconds": self.feature_seconds,
+            "feature_source": self.feature_source,
+            "resumed": self.resumed,
+            "out": self.out,
+        })
+
+
+def open_results(path: str | Path) -> TransferResults:
+    """Read a ``compare_transfer(out=path)`` results file as :class:`TransferResults`. Only reads.
+
+    Nothing is trained or scored: an interrupted file gives the runs it holds
+    (``resume_results(path)`` completes it).
+    """
+    path = Path(path).expanduser()
+    config, rows = read_results(path)
+    if config.get("study") != "transfer":
+        raise InputError(
+            f"{path} is not a transfer results file (its configuration has no study 'transfer'); "
+            "make one with `explainer transfer --out FILE`."
+        )
+    if not rows:
+        raise InputError(f"{path} holds no finished runs yet; run compare_transfer(..., out={str(path)!r}) first.")
+    order = {name: i for i, name in enumerate(STRATEGIES)}
+    names = sorted(dict.fromkeys(str(row["strategy"]) for row in rows), key=lambda n: order.get(n, len(order)))
+    return TransferResults.from_rows(rows, config, strategies=names, out=str(path))
