@@ -26,7 +26,7 @@ from explainer.models import BUNDLED_MODEL, Classifier
 from explainer.run import read_results, run_units, unit_key
 from explainer.transfer.feature_cache import tensor_digest
 from explainer.transfer.learners import PROBE_C
-from explainer.transfer.results import TransferResults
+from explainer.transfer.results import TransferResults, open_results
 from explainer.transfer.strategies import STRATEGIES, check_strategies, get_strategy
 from explainer.transfer.task import (
     DEFAULT_BATCH_SIZE,
@@ -38,6 +38,10 @@ from explainer.transfer.task import (
     TransferTask,
 )
 
+__all__ = [  # open_results, STRATEGIES and TransferResults are re-exported for code that imported them from here
+    "DEFAULT_SHOTS", "STRATEGIES", "TaskSpec", "TransferResults", "compare_transfer", "few_shot_sample", "open_results",
+    "resume_results", "run_unit", "study_config", "transfer_worker",
+]
 DEFAULT_SHOTS = (1, 2, 5, 10, 20, 50)
 Row = dict[str, Any]
 Progress = Callable[[int, int, Row], None]
