@@ -186,7 +186,16 @@ def _memory_text() -> str:
     return f"{total / 2**30:.1f} GiB"
 
 
+#: What the report's "gpu" row says on a machine without a usable CUDA GPU.
+NO_GPU_TEXT = "none (CPU only)"
+
+
 def _gpu_text() -> str:
-    if not torch.cuda.is_available():
-        return "none (CPU only)"
-    return ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    """Each CUDA device as ``name (memory GiB)``, comma-separated; :data:`NO_GPU_TEXT` without one."""
+    if not torch.cuda.is_available() or torch.cuda.device_count() == 0:
+        return NO_GPU_TEXT
+    devices = []
+    for index in range(torch.cuda.device_count()):
+        properties = torch.cuda.get_device_properties(index)
+        devices.append(f"{properties.name} ({properties.total_memory / 2**30:.1f} GiB)")
+    return ", ".join(devices)

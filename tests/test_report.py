@@ -9,9 +9,10 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.offline
 import pytest
+import torch
 
 from explainer import InputError
-from explainer.report import ReportSection, build_report, environment, save_report
+from explainer.report import NO_GPU_TEXT, ReportSection, build_report, environment, save_report
 
 
 def _figure() -> go.Figure:
@@ -44,7 +45,13 @@ def test_environment_names_versions_and_hardware() -> None:
     assert re.fullmatch(r"\d+\.\d+.*", env["versions"]["torch"])
     assert env["versions"]["explainer"] != "not installed"
     assert int(env["hardware"]["cpu cores"]) >= 1
-    assert env["hardware"]["gpu"]
+    gpu = env["hardware"]["gpu"]
+    if torch.cuda.is_available():  # one "name (memory GiB)" entry per device
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        assert gpu.count(" GiB)") == len(names) and all(name in gpu for name in names)
+        assert NO_GPU_TEXT not in gpu
+    else:
+        assert gpu == NO_GPU_TEXT
 
 
 def test_save_report_writes_html(tmp_path) -> None:

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
+from explainer._plumbing import JsonResult, headline, legacy_positional
 from explainer.errors import InputError
 
 aten = torch.ops.aten
 
 
+#: What ``FlopCount.method == "meta_flop_counter"`` means, in words.
+FLOP_METHOD_TEXT = "torch.utils.flop_counter.FlopCounterMode on the meta device, grouped-conv backward corrected"
+
+
 @dataclass(frozen=True)
-class FlopCount:
+class FlopCount(JsonResult):
     """Floating-point operations for one sample (a multiply-add counts as 2).
 
     ``backward`` covers the gradients autograd really computes: weight gradients everywhere and
@@ -28,9 +35,22 @@ class FlopCount:
     forward: int
     backward: int
     input_shape: tuple[int, ...]
-    method: str = "torch.utils.flop_counter.FlopCounterMode on the meta device, grouped-conv backward corrected"
+    method: str = "meta_flop_counter"  # see FLOP_METHOD_TEXT
+    model_name: str = ""
+    seconds: float = 0.0
+    device: str = "meta"  # counted on shapes only; no arithmetic runs
 
     @property
+    def description(self) -> str:
+        """How the FLOPs were counted, in words."""
+        return FLOP_METHOD_TEXT if self.method == "meta_flop_counter" else self.method
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers in one row: forward, backward and training FLOPs per sample."""
+        return pd.DataFrame([{"model_name": self.model_name, "forward": self.forward, "backward": self.backward,
+                              "training": self.training}])
+
+    @headline
     def training(self) -> int:
         """FLOPs of one training sample: forward + backward."""
         return self.forward + self.backward
@@ -54,12 +74,14 @@ def _conv_backward_flop(
     return flops
 
 
-def count_flops(model: nn.Module, input_shape: Sequence[int], num_samples: int = 2) -> FlopCount:
+@legacy_positional("num_samples")
+def count_flops(model: nn.Module, input_shape: Sequence[int], *, num_samples: int = 2) -> FlopCount:
     """Forward and backward FLOPs per sample of ``model`` on inputs shaped ``input_shape`` (one sample).
 
     A copy of the model runs on the ``meta`` device (shapes only, no arithmetic), so counting
     costs milliseconds even for large networks. Labels are class indices; the loss is cross-entropy.
     """
+    started = time.perf_counter()
     shape = tuple(int(size) for size in input_shape)
     if not shape or min(shape) < 1:
         raise InputError(f"input_shape must be the shape of one sample, e.g. (1, 8, 8), got {tuple(input_shape)!r}.")
@@ -77,4 +99,6 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], num_samples: int =
         forward=forward_counter.get_total_flops() // num_samples,
         backward=backward_counter.get_total_flops() // num_samples,
         input_shape=shape,
+        model_name=type(model).__name__,
+        seconds=time.perf_counter() - started,
     )

@@ -179,7 +179,7 @@ class TrainingRun:
             "flops_per_sample": self.flops.training,
             "forward_flops_per_sample": self.flops.forward,
             "backward_flops_per_sample": self.flops.backward,
-            "flop_method": self.flops.method,
+            "flop_method": self.flops.description,
             "samples_seen": self.samples_seen,
             "samples_per_second": self.samples_per_second,
             "gflops_per_second": self.gflops_per_second,
