@@ -63,7 +63,7 @@ class RiseMasks:
         xs = (torch.arange(width, device=device).view(1, 1, -1) + dx).expand(-1, height, -1)
         flat = big.flatten(2)  # (k, 1, BH*BW)
         index = (ys * big.shape[-1] + xs).flatten(1).unsqueeze(1)
-        return flat.gather(2, index).view(-1, 1, height, width)
+        return flat.gather(2, index).view(-1, 1, height, width).clamp_(0.0, 1.0)
 
 
 def default_cell_size(height: int, width: int) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from explainer._plumbing import BASELINES, isolated_rng
+from explainer.errors import InputError
 from explainer.explain.captum_methods import captum_attr, segments
 from explainer.explain.registry import Job, MethodSpec, Output, Param, register_method
 
@@ -30,6 +31,13 @@ from explainer.explain.registry import Job, MethodSpec, Output, Param, register_
 def _run_surrogate(job: Job, captum_class: str) -> Output:
     p = job.params
     mask = segments(job)
+    found = [int(m.unique().numel()) for m in mask]
+    if min(found) < 2:
+        raise InputError(
+            f"{captum_class} needs at least 2 superpixels per image; image {found.index(min(found))} has "
+            f"{min(found)} ({job.params['segmentation']}, n_segments={job.params['n_segments']}). Raise n_segments, "
+            "lower compactness, or use segmentation='grid'."
+        )
     reference = job.baseline(p["baseline"])
     explainer = getattr(captum_attr(), captum_class)(job.module)
     maps = []
