@@ -8,6 +8,7 @@ import sys
 from explainer.cli import print_json
 from explainer.data.datasets import load_dataset
 from explainer.errors import InputError
+from explainer.hardware import resolve_device
 from explainer.learn.architectures import ACTIVATIONS, build_model
 from explainer.learn.training import OPTIMIZERS, EpochStats, fit
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = fit(
             model, dataset, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size,
-            target_accuracy=target, device=args.device, seed=args.seed, callback=progress,
+            target_accuracy=target, device=resolve_device(args.device), seed=args.seed, callback=progress,
         )
     summary = result.receipt_dict()
     summary["arch"] = args.arch
