@@ -37,10 +37,10 @@ def ablation(model: explainer.Classifier, draws: int) -> list[dict]:
     for k in (5, 10, 20):
         cam, random = [], []
         for i, photo in enumerate(photos):
-            cam.append(explainer.ablate(model, photo, importance.layer, importance.top(k, image=i)).drop[0])
+            cam.append(explainer.ablate(model, photo, layer=importance.layer, channels=importance.top(k, image=i)).drop[0])
             for _ in range(draws):
                 channels = rng.choice(1280, size=k, replace=False).tolist()
-                random.append(explainer.ablate(model, photo, importance.layer, channels,
+                random.append(explainer.ablate(model, photo, layer=importance.layer, channels=channels,
                                                target=importance.targets[i]).drop[0])
         rows.append({"k": k, "cam_drop": float(np.mean(cam)), "random_drop": float(np.mean(random)),
                      "cam_min": float(np.min(cam)), "random_max": float(np.max(random))})
@@ -92,7 +92,7 @@ def bare_loop_seconds(model: explainer.Classifier, steps: int, size: int) -> flo
 def feature_visualization(model: explainer.Classifier, steps: int = 96, size: int = 128) -> list[dict]:
     rows = []
     for layer, channel in CHANNELS:
-        result = explainer.visualize_channel(model, layer, channel, steps=steps, size=size)
+        result = explainer.visualize_channel(model, layer=layer, channel=channel, steps=steps, size=size)
         peer = bare_loop_seconds(model, steps, size)
         rows.append({"layer": layer, "channel": channel, "seconds": result.seconds, "bare_loop_seconds": peer,
                      "ratio": result.seconds / peer, "activation": result.activation,
