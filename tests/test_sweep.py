@@ -65,7 +65,7 @@ def test_divergent_rate_is_kept_as_diverged_and_sensible_rates_learn(lr_sweep):
     assert results.best["lr"] in (0.01, 0.03)
     assert (table["flops"] > 0).all() and (table["seconds"] > 0).all()
     verdict = results.verdict()
-    assert "Diverged" in verdict and "[lr=10]" in verdict and "lr explains" in verdict
+    assert "Diverged" in verdict and "[lr=10]" in verdict and "Share of the spread in test accuracy: lr " in verdict
     assert results.share_of_variance()["lr"] > 0.9
 
 
@@ -216,3 +216,27 @@ def test_ray_on_a_private_local_cluster_gives_the_local_table(tmp_path, lr_sweep
     remote = json.loads(out.read_text())
     assert _numbers(remote["runs"]) == _numbers(lr_sweep[0].to_dict(curves=True)["runs"])
     assert remote["verdict"] == lr_sweep[0].verdict()
+
+
+def test_experiment_section_runs_a_grid_live_and_opens_a_run():
+    from streamlit.testing.v1 import AppTest
+
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / 'dashboards')!r})
+        from sections.experiment import render_experiment_section
+        render_experiment_section("train", key="ex")
+    """)
+    at = AppTest.from_string(script, default_timeout=120)
+    at.run()
+    at.number_input(key="ex_epochs").set_value(2)
+    at.text_input(key="ex_values_lr").set_value("0.03, 10")
+    at.text_input(key="ex_values_activation").set_value("relu")
+    at.number_input(key="ex_seeds").set_value(1)
+    at.run()
+    at.button(key="ex_run_button").click().run()
+    assert not at.exception and not at.error, [*at.exception, *at.error]
+    assert "One seed: no verdict" in at.info[0].value and "[lr=10, activation=relu] (1 of 1)" in at.info[0].value
+    at.selectbox(key="ex_run").select_index(1).run()
+    assert not at.exception and at.selectbox(key="ex_run").value == "lr=10.0, activation=relu, seed 0"
+    assert len(at.get("plotly_chart")) == 5  # heatmap, bands, cost, the run's curves and gradient norms

@@ -518,12 +518,20 @@ class SweepResults:
                 if settings != best and not self.difference(best, settings).excludes(0.0)]
 
     def share_of_variance(self) -> dict[str, float]:
-        """How much of the spread of test accuracy each setting explains (eta² of its main effect)."""
+        """How much of the spread of test accuracy each setting explains (eta² of its main effect), plus
+        ``"interactions"`` (what the configurations explain beyond the main effects) and ``"seeds"`` (the
+        rest: seed noise within a configuration)."""
         frame = self.table()
         varied = [name for name in self.settings if frame[name].nunique() > 1]
         if not varied:
             return {}
-        return stats.share_of_variance(frame.astype({name: str for name in varied}), varied, "test_accuracy")
+        frame = frame.astype({name: str for name in varied})
+        frame["_configuration"] = frame[varied].agg("|".join, axis=1)
+        shares = stats.share_of_variance(frame, [*varied, "_configuration"], "test_accuracy")
+        configurations = shares.pop("_configuration")
+        shares["interactions"] = max(0.0, configurations - sum(shares.values())) if len(varied) > 1 else 0.0
+        shares["seeds"] = max(0.0, 1.0 - configurations)
+        return shares
 
     def verdict(self) -> str:
         """What the grid shows, in plain words; no winner is named within seed noise."""
@@ -587,9 +595,12 @@ def _verdict(results: SweepResults) -> str:
     parts.extend(_diverged_words(summary, results.settings))
     shares = results.share_of_variance()
     if shares:
-        ranked = sorted(shares.items(), key=lambda item: -item[1])
-        parts.append("Of the spread in test accuracy, " + ", ".join(f"{name} explains {share:.0%}" for name, share in ranked)
-                     + (f"; the rest ({max(0.0, 1 - sum(shares.values())):.0%}) is seeds and interactions." if n > 1 else "."))
+        noise = {"interactions": "their interaction", "seeds": "seed noise"}
+        mains = sorted((item for item in shares.items() if item[0] not in noise), key=lambda item: -item[1])
+        pieces = [f"{name} {share:.0%}" for name, share in mains]
+        pieces += [f"{noise[name]} {shares[name]:.0%}" for name in noise if shares[name] > 0.005 and (name != "seeds" or n > 1)]
+        listed = ", ".join(pieces[:-1]) + f" and {pieces[-1]}" if len(pieces) > 1 else pieces[0]
+        parts.append(f"Share of the spread in test accuracy: {listed}.")
     return " ".join(parts)
 
 
