@@ -3,12 +3,15 @@
 Pages live in `views/` (not `pages/`: a `pages/` folder makes Streamlit start in its legacy
 multi-page mode until `st.navigation` has run once, so a first visit to a page URL would skip it).
 
+The sidebar holds the one model picker every page uses (see ``common.model_picker``).
+
 Run it with ``explainer dashboard`` or ``streamlit run dashboards/app.py``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
+from common import model_picker
 
 st.set_page_config(page_title="explainer – open up neural networks", page_icon=":material/neurology:", layout="wide")
 
@@ -29,4 +32,7 @@ pages = {
         st.Page("views/report.py", title="Report", icon=":material/description:"),
     ],
 }
-st.navigation(pages).run()
+navigation = st.navigation(pages)
+picked = model_picker()  # one model picker for the whole app, above the page list
+st.sidebar.caption(picked.note)
+navigation.run()

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import streamlit as st
-from common import BUNDLED_KEY, bundled_classifier, model_lock
+from common import BUNDLED_KEY, anatomy_of, bundled_classifier, model_lock
 
 import explainer
-from explainer.models.anatomy import Anatomy, anatomy
+from explainer.models.anatomy import Anatomy
 from explainer.plots.inside import anatomy_figure
+
+#: The same table in a notebook (run by tests/test_dashboard_snippets.py, like every snippet a page shows).
+NOTEBOOK_SNIPPET = f"""import explainer
+
+model = explainer.load_model()          # the bundled EfficientNet-Lite0, offline
+facts = explainer.{anatomy_of.__name__}(model)
+print(facts.total_params, facts.depth)
+facts.table                             # one row per layer: shapes, parameters, share"""
 
 
 @st.cache_data(show_spinner=False)
 def bundled_anatomy(key: str = BUNDLED_KEY) -> Anatomy:
     """The bundled model's anatomy (one forward pass; the same for every learner)."""
     with model_lock():
-        return anatomy(bundled_classifier(key))
+        return anatomy_of(bundled_classifier(key))
 
 
 st.title("Open up a neural network")
@@ -47,8 +55,9 @@ with st.expander("Every layer as a table"):
         },
         hide_index=True,
     )
-st.caption(f"Measured with one forward pass in {facts.seconds * 1000:.0f} ms on {facts.device}; "
-           f"`explainer.anatomy.anatomy(explainer.load_model())` gives the same table in a notebook.")
+st.caption(f"Measured with one forward pass in {facts.seconds * 1000:.0f} ms on {facts.device}. The same table "
+           "in a notebook:")
+st.code(NOTEBOOK_SNIPPET, language="python")
 
 st.header("Three myths, busted on your own machine")
 myths = [

@@ -1,129 +1,209 @@
-"""Small data is enough (sometimes): transfer learning against training from scratch, 1–50 examples per class."""
+"""Small data is enough (sometimes): transfer learning against training from scratch, 1–50 examples per class.
+
+On first load the page shows the finished comparison shipped in ``results/`` (textures, where
+ImageNet features help, beside digits, where they do not), with bands across seeds and the
+library's verdict, which compares strategies paired by seed and names a winner only where the
+interval says so. Live runs for other settings show their time estimate before they start.
+"""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
-from common import offer_report, shows_errors
+from common import offer_report, shipped, shows_errors
 
 import explainer
 from explainer.plots.transfer import transfer_curve
 from explainer.report import ReportSection
 from explainer.transfer.experiment import DEFAULT_SHOTS, STRATEGIES, TransferResults
 
-#: This learner's latest comparison (session only).
+#: This learner's latest live or opened comparison (session only).
 RESULTS_KEY = "transfer_results"
+#: Where the shipped results files live (``EXPLAINER_SHIPPED_RESULTS`` overrides it, for tests).
+RESULTS_DIR = Path(os.environ.get("EXPLAINER_SHIPPED_RESULTS", shipped("results")))
+SHIPPED = {"textures": "the positive case: natural texture photos, where ImageNet features should help",
+           "digits": "the counter-example: 8×8 digits, nothing like ImageNet photos"}
 DATASETS = {
     "textures": "six texture photos, 64×64 crops – natural images, where ImageNet features should help",
     "digits": "8×8 handwritten digits – the counter-example: tiny images unlike ImageNet photos",
     "known_answer": "synthetic squares in quadrants – the class is *where*, not *what*",
 }
+PRETRAINED_FIRST = ["fine_tune", "linear_probe"]
+FROM_SCRATCH_FIRST = ["small_cnn", "pixels", "scratch"]
 
-def load_results(path: Path) -> TransferResults:
-    """A ``compare_transfer(out=...)`` file reopened by the library; an unfinished one is completed, with progress."""
-    progress = st.progress(0.0, text=f"Reading {path.name}…")
-    results = explainer.open_results(
-        path, callback=lambda done, total, row: progress.progress(done / total, text=f"completing run {done}/{total}…"),
-    )
-    progress.empty()
-    return results
+
+def shipped_file(name: str) -> Path | None:
+    """The shipped results file for dataset ``name`` (``results/*<name>*.jsonl``), or None."""
+    found = sorted(RESULTS_DIR.glob(f"*{name}*.jsonl")) + sorted(RESULTS_DIR.glob(f"*{name}*.json"))
+    return found[0] if found else None
+
+
+@st.cache_data(show_spinner=False)
+def shipped_results(path: str, modified: float) -> TransferResults:
+    """A shipped results file read once per server (it only reads; keyed by path and modification time)."""
+    return explainer.open_results(path)
+
+
+def headline(results: TransferResults) -> pd.DataFrame:
+    """Best pretrained strategy against best from-scratch one at each shot level, paired by seed, from the library."""
+    table = results.comparisons()
+    present = set(results.table["strategy"])
+    pre = next((s for s in PRETRAINED_FIRST if s in present), None)
+    base = next((s for s in FROM_SCRATCH_FIRST if s in present), None)
+    if pre is None or base is None:
+        return table.iloc[0:0]
+    rows = table[((table["a"] == pre) & (table["b"] == base)) | ((table["a"] == base) & (table["b"] == pre))].copy()
+    flip = rows["a"] == base
+    rows.loc[flip, ["difference", "ci_low", "ci_high"]] = -rows.loc[flip, ["difference", "ci_high", "ci_low"]].to_numpy()
+    rows.loc[flip, ["a", "b"]] = rows.loc[flip, ["b", "a"]].to_numpy()
+    return rows
+
+
+def show_study(results: TransferResults, key: str, threshold: float, note: str = "") -> list:
+    """The curve with bands across seeds, the library's verdict, and the headline difference with its interval."""
+    curve = transfer_curve(results)
+    st.plotly_chart(curve, width="stretch", key=f"sd_curve_{key}")
+    if note:
+        st.caption(note)
+    st.markdown(results.verdict(threshold))
+    rows = headline(results)
+    if len(rows):
+        st.dataframe(rows[["shots", "a", "b", "difference", "ci_low", "ci_high", "n", "distinguishable"]],
+                     hide_index=True, key=f"sd_headline_{key}", column_config={
+                         "a": "pretrained", "b": "from scratch",
+                         "difference": st.column_config.NumberColumn("difference (points)", format="%+.1f"),
+                         "ci_low": st.column_config.NumberColumn("95 % CI low", format="%+.1f"),
+                         "ci_high": st.column_config.NumberColumn("95 % CI high", format="%+.1f"),
+                         "n": "seeds"})
+    return [curve]
+
+
+def estimate_seconds(reference: TransferResults | None, strategies: list[str], shots: list[int], seeds: int) -> str:
+    """How long a live run will take, from the measured seconds per run of the shipped study (or nothing)."""
+    if reference is None or not strategies or not shots:
+        return ""
+    per_run = reference.table.groupby("strategy")["seconds"].median()
+    known = [s for s in strategies if s in per_run.index]
+    if not known:
+        return ""
+    total = sum(float(per_run[s]) for s in known) * len(shots) * seeds
+    unknown = [s for s in strategies if s not in per_run.index]
+    extra = f" (plus {', '.join(unknown)}, not in the shipped runs)" if unknown else ""
+    return (f"Estimate before you start: ≈ {total:.0f} s for {len(known) * len(shots) * seeds} runs{extra} – the "
+            f"median seconds per run measured in the shipped study on {reference.device}, times the runs.")
+
+
+def open_file(upload, typed: str) -> TransferResults:
+    """A results file the learner uploaded or named, read (never run) by the library."""
+    reader = getattr(explainer, "read_results_bytes", None)
+    if upload is not None:
+        if reader is not None:
+            return reader(upload.getvalue(), name=upload.name)
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / f"upload{Path(upload.name).suffix.lower()}"
+            copy.write_bytes(upload.getvalue())
+            return explainer.open_results(copy)
+    if typed.strip():
+        path = Path(typed.strip()).expanduser()
+        if path.suffix.lower() not in (".json", ".jsonl") or not path.is_file():
+            raise explainer.InputError(f"{path} is not a .jsonl or .json results file on this machine.")
+        return explainer.open_results(path)
+    raise explainer.InputError("Upload a results file or type its path first.")
 
 
 st.title("Small data is enough (sometimes)")
 st.markdown(
     "“You need huge datasets.” Not if someone else already did the heavy lifting: a network "
-    "pretrained on ImageNet has learned edges, textures and shapes, and a **linear probe** on its "
-    "features – or a short **fine-tune** – can learn a new task from a handful of labelled examples. "
-    "The same experiment also shows where that fails. Every strategy trains on the *same* few-shot "
-    "sample and is scored on the full test split."
+    "pretrained on ImageNet has learned edges, textures and shapes, and a short **fine-tune** – or "
+    "a **linear probe** on its features – can learn a new task from a handful of labelled examples. "
+    "The same experiment shows where that fails. Every strategy trains on the *same* few-shot sample "
+    "(per seed) and is scored on the full test split; differences are paired by seed, and a winner is "
+    "named only where the 95 % interval of the difference excludes zero."
 )
+threshold = st.slider("Accuracy to reach", 0.5, 1.0, 0.8, step=0.05, key="sd_threshold")
 
-live_tab, file_tab = st.tabs(["Run it live", "Open a finished results file"])
-with file_tab:
-    st.markdown("Results written by `explainer transfer --out FILE` or `compare_transfer(..., out=FILE)` "
-                "(`.jsonl` or `.json`), uploaded or as a path on this machine.")
-    upload = st.file_uploader("Results file", type=["jsonl", "json"], key="sd_upload")
-    typed = st.text_input("…or its path", key="sd_path", placeholder="runs/textures.jsonl")
-    if st.button("Open", key="sd_open", icon=":material/folder_open:"):
-        with shows_errors():
-            if upload is not None:
-                with tempfile.TemporaryDirectory() as folder:
-                    copy = Path(folder) / f"upload{Path(upload.name).suffix.lower()}"
-                    copy.write_bytes(upload.getvalue())
-                    st.session_state[RESULTS_KEY] = load_results(copy)
-            elif typed.strip():
-                path = Path(typed.strip()).expanduser()
-                if path.suffix.lower() not in (".json", ".jsonl") or not path.is_file():
-                    raise explainer.InputError(f"{path} is not a .jsonl or .json results file on this machine.")
-                st.session_state[RESULTS_KEY] = load_results(path)
-            else:
-                raise explainer.InputError("Upload a results file or type its path first.")
+st.header("The finished comparison")
+figures: list = []
+studies: dict[str, TransferResults] = {}
+for column, (name, role) in zip(st.columns(2, gap="large"), SHIPPED.items()):
+    with column:
+        st.subheader(f"{name}: {role.split(':')[0]}")
+        path = shipped_file(name)
+        if path is None:
+            st.info(f"No shipped results file for {name} in {RESULTS_DIR} – make one with "
+                    f"`explainer transfer --dataset {name} --out results/transfer_{name}.jsonl`.")
+            continue
+        with shows_errors(stop=False):
+            studies[name] = shipped_results(str(path), path.stat().st_mtime)
+            figures += show_study(studies[name], name, threshold, note=f"{role[0].upper()}{role[1:]}. File: "
+                                  f"`{path.relative_to(RESULTS_DIR.parent) if RESULTS_DIR.parent in path.parents else path}`"
+                                  f", {len(studies[name].table)} runs, {studies[name].seeds} seeds, made by "
+                                  f"`explainer transfer --dataset {name} --out FILE`.")
 
-with live_tab, st.form("sd_form"):
+st.header("Run it yourself")
+live_tab, file_tab = st.tabs(["Other settings, live", "Open a finished results file"])
+with live_tab:
     left, right = st.columns(2, gap="large")
     with left:
         dataset = st.selectbox("Dataset", list(DATASETS), format_func=lambda n: f"{n} – {DATASETS[n]}",
                                key="sd_dataset")
-        shots = st.multiselect("Labelled examples per class", list(DEFAULT_SHOTS), default=[1, 5, 20], key="sd_shots")
-        seeds = st.slider("Repeats with different samples (seeds)", 1, 5, 1, key="sd_seeds")
+        shots = st.multiselect("Labelled examples per class", list(DEFAULT_SHOTS), default=[1, 5], key="sd_shots")
+        seeds = st.slider("Repeats with different samples (seeds)", 1, 5, 3, key="sd_seeds",
+                          help="With one seed there is no interval, and the verdict says so.")
     with right:
-        strategies = st.multiselect(
-            "Strategies", list(STRATEGIES), default=["linear_probe", "small_cnn", "pixels"], key="sd_strategies",
-            format_func=lambda name: name.replace("_", " "),
-        )
-        steps = st.slider("Training steps (fine-tune and networks from scratch)", 10, 200, 100, step=10, key="sd_steps")
+        strategies = st.multiselect("Strategies", list(STRATEGIES), default=["linear_probe", "small_cnn", "pixels"],
+                                    key="sd_strategies", format_func=lambda name: name.replace("_", " "))
+        steps = st.slider("Training steps (fine-tune and networks from scratch)", 10, 200, 100, step=10,
+                          key="sd_steps")
         st.caption(" · ".join(f"**{name.replace('_', ' ')}**: {text}" for name, text in STRATEGIES.items()))
-        st.caption("**fine tune** and **scratch** train the whole EfficientNet: expect minutes per run on a laptop "
-                   "CPU. For the full comparison run `explainer transfer --out FILE` once and open the file here.")
-    start = st.form_submit_button("Run the comparison", type="primary", icon=":material/play_arrow:")
+    estimate = estimate_seconds(studies.get(dataset) or next(iter(studies.values()), None), strategies, shots, seeds)
+    if estimate:
+        st.info(estimate, icon=":material/timer:")
+    if st.button("Run the comparison", type="primary", icon=":material/play_arrow:", key="sd_run"):
+        with shows_errors():
+            progress = st.progress(0.0, text="Computing frozen ImageNet features (cached after the first run)…")
 
-if start:
-    with shows_errors():
-        progress = st.progress(0.0, text="Computing frozen ImageNet features (cached after the first run)…")
+            def on_run(done: int, total: int, row: dict) -> None:
+                """Show progress after a finished run."""
+                progress.progress(done / total, text=(
+                    f"{done}/{total}: {row['strategy'].replace('_', ' ')} with {row['shots']} per class → "
+                    f"{row['accuracy']:.1%} in {row['seconds']:.1f} s"))
 
-        def on_run(done: int, total: int, row: dict) -> None:
-            """Show progress after a finished run."""
-            progress.progress(done / total, text=(
-                f"{done}/{total}: {row['strategy'].replace('_', ' ')} with {row['shots']} per class → "
-                f"{row['accuracy']:.1%} in {row['seconds']:.1f} s"))
-
-        st.session_state[RESULTS_KEY] = explainer.compare_transfer(
-            dataset, shots=sorted(shots), seeds=seeds, strategies=strategies, steps=steps, callback=on_run,
-        )
-        progress.empty()
+            st.session_state[RESULTS_KEY] = explainer.compare_transfer(
+                dataset, shots=sorted(shots), seeds=seeds, strategies=strategies, steps=steps, progress=on_run)
+            progress.empty()
+with file_tab:
+    st.markdown("Results written by `explainer transfer --out FILE` or `compare_transfer(..., out=FILE)` "
+                "(`.jsonl` or `.json`), uploaded or as a path on this machine. They are only read, never rerun.")
+    upload = st.file_uploader("Results file", type=["jsonl", "json"], key="sd_upload")
+    typed = st.text_input("…or its path", key="sd_path", placeholder="results/transfer_textures.jsonl")
+    if st.button("Open", key="sd_open", icon=":material/folder_open:"):
+        with shows_errors():
+            st.session_state[RESULTS_KEY] = open_file(upload, typed)
 
 results: TransferResults | None = st.session_state.get(RESULTS_KEY)
-if results is None:
-    st.info("Choose a setting and press **Run the comparison**. The default takes well under a minute on a laptop "
-            "CPU; the first run also computes the frozen ImageNet features, which are then cached.")
-    st.stop()
+if results is not None:
+    st.subheader(f"Your comparison: {results.dataset}")
+    figures += show_study(results, "yours", threshold)
+    summary = results.summary()
+    st.dataframe(summary, hide_index=True, key="sd_summary", column_config={
+        "mean": st.column_config.NumberColumn("mean accuracy", format="percent"),
+        "ci_low": st.column_config.NumberColumn("95 % CI low", format="percent"),
+        "ci_high": st.column_config.NumberColumn("95 % CI high", format="percent"),
+        "std": st.column_config.NumberColumn("std across seeds", format="percent"),
+    })
+    st.caption(f"{len(results.table)} runs on {results.device} in {results.seconds:.1f} s; chance level "
+               f"{results.chance:.1%}. {results.method}.")
 
-curve = transfer_curve(results)
-st.plotly_chart(curve, width="stretch", key="sd_curve")
-threshold = st.slider("Accuracy to reach", 0.5, 1.0, 0.8, step=0.05, key="sd_threshold")
-st.markdown(results.verdict(threshold))
-needed = results.examples_needed(threshold)
-cols = st.columns(len(needed))
-for column, (strategy, count) in zip(cols, needed.items()):
-    column.metric(f"{strategy.replace('_', ' ')}: examples per class for {threshold:.0%}",
-                  "more than measured" if count is None else str(count))
-summary = results.summary()
-st.dataframe(summary, hide_index=True, column_config={
-    "mean": st.column_config.NumberColumn("mean accuracy", format="percent"),
-    "std": st.column_config.NumberColumn("std across seeds", format="percent"),
-})
-feature_note = (f"; frozen features {results.feature_seconds:.1f} s ({results.feature_source})"
-                if results.feature_seconds is not None else "")
-st.caption(f"{len(results.table)} runs on {results.device} in {results.seconds:.1f} s{feature_note}; "
-           f"chance level {results.chance:.1%}. {results.method}.")
-
-offer_report("small_data", ReportSection(
-    f"Transfer vs scratch on {results.dataset}",
-    text=results.verdict(threshold),
-    figures=[curve],
-    numbers={**results.config, "device": results.device, "seconds": results.seconds, "chance": results.chance},
-    tables={"accuracy per strategy and shots": summary.to_dict("records"),
-            "every run": results.table.to_dict("records")},
-))
+shown = results or studies.get("textures")
+if shown is not None:
+    offer_report("small_data", ReportSection(
+        f"Transfer vs scratch on {shown.dataset}", text=shown.verdict(threshold), figures=figures,
+        numbers={**shown.config, "device": shown.device, "seconds": shown.seconds, "chance": shown.chance},
+        tables={"accuracy per strategy and shots": [{str(k): v for k, v in r.items()} for r in shown.summary().to_dict("records")],
+                "every run": [{str(k): v for k, v in r.items()} for r in shown.table.to_dict("records")]},
+    ))
