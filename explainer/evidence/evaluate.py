@@ -112,9 +112,9 @@ def load_evaluation_data(data: Any, classifier: Any, limit: int | None = None) -
 
 
 def _dataset_names() -> tuple[str, ...]:
-    from explainer.data.datasets import IMAGE_SETS
+    from explainer.data.datasets import IMAGE_SETS, TOY_SETS
 
-    return IMAGE_SETS
+    return IMAGE_SETS + TOY_SETS
 
 
 def _from_tensors(x: torch.Tensor, y: torch.Tensor | None, masks: torch.Tensor | None, classifier: Any,
