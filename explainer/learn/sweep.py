@@ -132,15 +132,18 @@ class SweepEstimate:
     remaining: int
     seconds_per_run: float
     workers: int = 1
+    #: Mean epochs of the runs over the first run's epochs, when the grid varies epochs (time ∝ epochs).
+    epochs_scale: float = 1.0
 
     @property
     def seconds(self) -> float:
         """Estimated seconds for the runs still to do (divided over ``workers`` in parallel)."""
-        return self.remaining * self.seconds_per_run / max(1, self.workers)
+        return self.remaining * self.seconds_per_run * self.epochs_scale / max(1, self.workers)
 
     def words(self) -> str:
         """The estimate in one sentence."""
         parallel = f" over {self.workers} workers" if self.workers > 1 else ""
+        parallel += f" (scaled by the epochs, ×{self.epochs_scale:.2g})" if self.epochs_scale != 1.0 else ""
         return (
             f"{self.runs} runs ({self.configurations} configurations × {self.seeds} seed{'s' * (self.seeds != 1)}); "
             f"one run took {self.seconds_per_run:.2f} s, so about {_duration(self.seconds)}{parallel} for the "
@@ -658,13 +661,13 @@ def _finished(path: Path, config: dict) -> set[tuple]:
 
 
 def _shrink_advice(estimate: SweepEstimate, grid: Mapping[str, Sequence[Any]], budget: float) -> str:
-    fits = max(0, math.floor(budget * max(1, estimate.workers) / estimate.seconds_per_run))
+    fits = max(0, math.floor(budget * max(1, estimate.workers) / (estimate.seconds_per_run * estimate.epochs_scale)))
     advice = [f"about {fits} run{'s' * (fits != 1)} fit"]
     if estimate.seeds > 1:
         per_seed = estimate.configurations
         seeds = fits // per_seed
         if seeds >= 1:
-            advice.append(f"use --seeds {seeds}")
+            advice.append(f"use seeds={seeds} (--seeds {seeds})")
     largest = max(grid, key=lambda name: len(grid[name]))
     if len(grid[largest]) > 1:
         advice.append(f"try fewer values of {largest} (now {len(grid[largest])})")
@@ -749,8 +752,14 @@ def _first_run(runner: Callable[..., list[dict]], units: list[dict], path: Path,
     first = runner(units[:1])[0]
     return SweepEstimate(
         runs=len(units), configurations=len(units) // seeds, seeds=seeds, remaining=remaining - first_is_new,
-        seconds_per_run=float(first["wall_seconds"]), workers=max(1, workers),
+        seconds_per_run=float(first["wall_seconds"]), workers=max(1, workers), epochs_scale=_epochs_scale(units),
     )
+
+
+def _epochs_scale(units: list[dict]) -> float:
+    if "epochs" not in units[0]:
+        return 1.0
+    return sum(unit["epochs"] for unit in units) / len(units) / units[0]["epochs"]
 
 
 @contextmanager
@@ -778,7 +787,8 @@ def estimate_sweep(task: Task, grid: Mapping[str, Sequence[Any]], *, seeds: int 
     units = make_units(checked, seed_list)
     with _torch_threads(threads):
         row = make_worker(_task_payload(task))(units[0])
-    return SweepEstimate(len(units), len(units) // len(seed_list), len(seed_list), len(units), float(row["wall_seconds"]))
+    return SweepEstimate(len(units), len(units) // len(seed_list), len(seed_list), len(units), float(row["wall_seconds"]),
+                         epochs_scale=_epochs_scale(units))
 
 
 def open_sweep(path: str | Path) -> SweepResults:
