@@ -305,3 +305,80 @@ def test_explain_cam_on_a_training_model_leaves_it_as_found(one_torch_thread, me
     _assert_same(before, module)
     assert _hook_counts(module) == hooks
     assert torch.equal(torch.get_rng_state(), rng)
+
+
+# -------------------------------------------- every library call on a model the user is still training
+def _training_classifier(frozen_bn: bool = True) -> tuple[explainer.Classifier, nn.Module]:
+    module = _Net()
+    classifier = explainer.Classifier.from_module(module, labels=["cat", "dog", "bird"], input_size=16, name="net")
+    module.train()
+    if frozen_bn:
+        module.bn.eval()
+    module(torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(2))).sum().backward()
+    return classifier, module
+
+
+_CALLS = {
+    "predict": lambda c, x: c.predict(x, top_k=2),
+    "layer_activations": lambda c, x: explainer.layer_activations(c, x, layers=["conv", "bn"]),
+    "model_anatomy": lambda c, x: explainer.model_anatomy(c),
+    "ablate": lambda c, x: explainer.ablate(c, x, layer="act", channels=[0, 1]),
+    "cam_channel_importance": lambda c, x: explainer.cam_channel_importance(c, x, layer="act"),
+    "top_activating": lambda c, x: explainer.top_activating(c, x, layer="act", channel=1, top_k=2),
+    "visualize_channel": lambda c, x: explainer.visualize_channel(
+        c, layer="act", channel=1, steps=2, size=16, reference_images=x),
+    "embed_dataset": None,  # needs a Dataset; covered in test_inside
+    "conv_step": lambda c, x: explainer.conv_step(c, x, out_channel=1, row=2, col=3),
+}
+
+
+@pytest.mark.parametrize("frozen_bn", [True, False], ids=["bn-frozen", "all-training"])
+@pytest.mark.parametrize("name", [name for name, call in _CALLS.items() if call is not None])
+def test_library_calls_leave_a_training_model_as_found(name, frozen_bn):
+    """Mixed training flags come back exactly; with BatchNorm training, its running statistics stay put."""
+    classifier, module = _training_classifier(frozen_bn)
+    before = _state(module)
+    hooks = _hook_counts(module)
+    rng = torch.get_rng_state()
+    _CALLS[name](classifier, torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(4)))
+    _assert_same(before, module)
+    assert _hook_counts(module) == hooks
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_results_are_json_ready_and_summarized():
+    classifier, _ = _training_classifier()
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    results = [
+        explainer.layer_activations(classifier, images, layers=["conv", "act"]),
+        explainer.model_anatomy(classifier),
+        explainer.ablate(classifier, images, layer="act", channels=[0]),
+        explainer.cam_channel_importance(classifier, images, layer="act"),
+        explainer.top_activating(classifier, images, layer="act", channel=0, top_k=1),
+        explainer.conv_step(classifier, images, out_channel=0, row=0, col=0),
+    ]
+    for result in results:
+        data = result.to_dict()
+        assert json.loads(json.dumps(data, allow_nan=False)) == data
+        assert data["model_name"] == "net" and data["device"] == "cpu" and data["seconds"] >= 0
+        assert len(result.summary()) >= 1 and hasattr(result.summary(), "columns")
+    assert results[2].to_dict()["method"] == "zero" and results[3].method == "gradient_x_activation"
+
+
+# ------------------------------------------------------------------------------ API evolution
+def test_old_positional_calls_still_work_with_a_deprecation_warning():
+    classifier, _ = _training_classifier()
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(6))
+    with pytest.warns(DeprecationWarning, match=r"ablate\(\): pass layer=\.\.\., channels=\.\.\. by keyword"):
+        old = explainer.ablate(classifier, images, "act", [0, 1])
+    assert old.channels == explainer.ablate(classifier, images, layer="act", channels=[0, 1]).channels
+    with pytest.warns(DeprecationWarning, match="is now top_activating"):
+        top = explainer.top_activating(classifier, "act", 1, images, 1)
+    assert top.channel == 1 and len(top.indices) == 1
+    importance = explainer.cam_channel_importance(classifier, images, layer="act")
+    with pytest.warns(DeprecationWarning, match=r"top_k= \(not k=\)"):
+        assert importance.top(k=2) == importance.top(2)
+    with pytest.warns(DeprecationWarning, match="model_anatomy"):
+        explainer.models.anatomy.anatomy(classifier)
+    with pytest.raises(TypeError, match="positional argument"):
+        explainer.ablate(classifier, images, "act", [0], "zero")
