@@ -317,3 +317,31 @@ def test_cli_rejects_train_model_without_a_dataset(tmp_path, photos, capsys):
     photos["cat"].save(path)
     assert cli_main(["evaluate", str(path), "--model", "train:cnn", "--method", "saliency"]) == 2
     assert "trains on a dataset's train split" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- figures
+def test_figures_show_controls_distinctly_and_match_the_numbers(digits_eval):
+    from explainer.plots.evidence import forest_plot, mean_curves, method_scatter
+
+    figure = forest_plot(digits_eval)
+    points = [t for t in figure.data if t.mode == "markers"]
+    assert len(points) == len(digits_eval.methods) * len(digits_eval.available_metrics())
+    for trace in points:
+        control = trace.name.startswith("control:")
+        assert (trace.marker.symbol == "diamond-open") == control
+        assert (trace.marker.color == "#7f7f7f") == control
+    ig = next(t for t in points if t.name == "integrated_gradients" and t.xaxis == "x")
+    assert float(ig.x[0]) == pytest.approx(digits_eval.interval("integrated_gradients", "deletion_morf").mean, rel=1e-6)
+    crosses = [t for t in figure.data if t.mode == "text"]
+    assert len(crosses) == len({(f["method"], f["metric"]) for f in digits_eval.flags()})
+
+    curves = mean_curves(digits_eval)
+    line = next(t for t in curves.data if t.name == "saliency" and t.mode == "lines")
+    np.testing.assert_allclose(line.y, digits_eval.curves("saliency", "deletion_morf").mean(axis=0), rtol=1e-5)
+    dashes = {t.name: t.line.dash for t in curves.data if t.mode == "lines" and t.showlegend}
+    assert dashes["saliency"] == "solid" and len({dashes[c] for c in CONTROLS}) == 4
+
+    scatter = method_scatter(digits_eval, "integrated_gradients", "control:random", "deletion_morf")
+    assert len(scatter.data[1].x) == 40 and "better than" in scatter.layout.title.text
+    with pytest.raises(InputError, match="was not evaluated"):
+        method_scatter(digits_eval, "gradcam", "saliency", "deletion_morf")

@@ -317,6 +317,10 @@ class Evaluation:
         steps = int(self.config["steps"])
         return np.arange(steps + 1) / steps
 
+    def available_metrics(self) -> list[str]:
+        """The evaluated metrics that have a value for at least one method (mask metrics need masks)."""
+        return self._metrics_present()
+
     def _metrics_present(self) -> list[str]:
         return [k for k in self.metrics if any(np.isfinite(self.scores(m, k)).any() for m in self.methods)]
 
