@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 import explainer
-from explainer import feature_cache
-from explainer.transfer.experiment import _HeadedBackbone, few_shot_sample, fit_logistic
+from explainer.transfer import feature_cache, few_shot_sample
+from explainer.transfer.learners import HeadedBackbone, fit_logistic
 
 CURVE = dict(shots=(1, 2, 5, 10, 20, 50), seeds=3, strategies=("linear_probe", "pixels", "small_cnn"), steps=100)
 
@@ -54,7 +54,7 @@ def bare_loop(model: explainer.Classifier, data: explainer.Dataset, device: torc
     support = few_shot_sample(data.y_train, data.num_classes, 5, seed=0)
     inputs = feature_cache.prepare_images(model, data.x_train[support], 64)
     labels = data.y_train[support].to(device)
-    net = _HeadedBackbone(copy.deepcopy(model.module), torch.nn.Linear(1280, data.num_classes)).to(device).train()
+    net = HeadedBackbone(copy.deepcopy(model.module), torch.nn.Linear(1280, data.num_classes)).to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-4)
     _sync(device)
     start = time.perf_counter()

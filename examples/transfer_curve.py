@@ -21,6 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="textures", help="textures, digits, cifar10 or imagefolder:PATH")
+    parser.add_argument("--model", default=explainer.BUNDLED_MODEL, help="pretrained timm backbone")
     parser.add_argument("--shots", default="1,2,5,10,20,50", help="labelled examples per class, comma-separated")
     parser.add_argument("--seeds", type=int, default=3, help="samples per shot level")
     names = ",".join(explainer.STRATEGIES)
@@ -50,15 +51,21 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         results = explainer.compare_transfer(
-            args.dataset, shots=shots, seeds=args.seeds, strategies=args.strategies.split(","),
-            image_size=args.image_size, steps=args.steps, out=args.out, callback=progress,
+            args.dataset, args.model, shots=shots, seeds=args.seeds, strategies=args.strategies.split(","),
+            image_size=args.image_size, steps=args.steps, out=args.out, progress=progress,
         )
     except explainer.ExplainerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    table = results.summary().pivot(index="strategy", columns="shots", values="mean").loc[results.strategies]
-    print(f"\nTest accuracy (%), mean over {args.seeds} seeds – {results.dataset}, chance {results.chance:.1%}")
-    print((100 * table).round(1).to_string())
+    summary = results.summary()
+    summary["cell"] = [
+        f"{100 * row.mean:.1f}" + ("" if row.n < 2 else f" [{100 * row.ci_low:.1f}–{100 * row.ci_high:.1f}]")
+        for row in summary.itertuples()
+    ]
+    table = summary.pivot(index="strategy", columns="shots", values="cell").loc[results.strategies]
+    print(f"\nTest accuracy (%), mean [95 % interval] over {args.seeds} seeds – {results.dataset}, "
+          f"chance {results.chance:.1%}")
+    print(table.to_string())
     print("\n" + results.verdict())
     transfer_curve(results).write_html(args.html, include_plotlyjs="cdn")
     print(f"\nFigure saved to {args.html}")

@@ -18,15 +18,15 @@ def test_transfer_curve_script_saves_the_figure(tmp_path):
     html = tmp_path / "curve.html"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EXPLAINER_CACHE": str(tmp_path / "cache")}
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "transfer_curve.py"), "--dataset", "digits", "--shots", "1,5", "--seeds", "1",
+        [sys.executable, str(EXAMPLES / "transfer_curve.py"), "--dataset", "digits", "--shots", "1,5", "--seeds", "2",
          "--strategies", "linear_probe,pixels,small_cnn", "--steps", "20", "--html", str(html),
          "--out", str(tmp_path / "runs.jsonl")],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert done.returncode == 0, done.stderr
-    assert "[6/6]" in done.stdout and "Raw pixels beat the pretrained linear probe" in done.stdout
+    assert "[12/12]" in done.stdout and "Raw pixels beat the pretrained linear probe" in done.stdout
     assert html.is_file() and "plotly" in html.read_text()[:5000].lower()
-    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 1 + 6
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 1 + 12
 
     bad = subprocess.run(
         [sys.executable, str(EXAMPLES / "transfer_curve.py"), "--shots", "1,five"],

@@ -189,7 +189,7 @@ def test_a_results_file_of_another_configuration_is_refused(small_textures, bund
     assert json.loads(out.read_text().splitlines()[1])["strategy"] == "pixels"
     with pytest.raises(InputError, match=r"different configuration \(steps: 5 in the file, 7 now\)"):
         compare_transfer(small_textures, bundled_classifier, shots=1, seeds=1, strategies="pixels", steps=7, out=out)
-    out.write_text("not json")
+    out.write_text("not json\n")
     with pytest.raises(InputError, match="not a results file"):
         compare_transfer(small_textures, bundled_classifier, shots=1, seeds=1, strategies="pixels", out=out)
 

@@ -179,8 +179,11 @@ def study_config(task: TransferTask) -> dict[str, Any]:
 
 def _finished_count(out: Path | None, units: list[dict[str, Any]]) -> int:
     """How many of ``units`` a results file holds already (0 when there is none; its config is checked later)."""
-    if out is None or not out.is_file() or out.stat().st_size == 0:
+    if out is None or not out.is_file():
         return 0
+    with out.open("rb") as handle:
+        if b"\n" not in handle.read(1 << 16):  # no complete line: the runner starts this file afresh
+            return 0
     _, rows = read_results(out)
     wanted = {unit_key(unit) for unit in units}
     return len({key for row in rows if (key := _row_unit_key(row)) in wanted})
