@@ -345,3 +345,50 @@ def test_figures_show_controls_distinctly_and_match_the_numbers(digits_eval):
     assert len(scatter.data[1].x) == 40 and "better than" in scatter.layout.title.text
     with pytest.raises(InputError, match="was not evaluated"):
         method_scatter(digits_eval, "gradcam", "saliency", "deletion_morf")
+
+
+# ----------------------------------------------------------------------------- dashboard
+def _trust_page(checkpoint: str) -> None:
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    import explainer as _explainer
+
+    _sys.path.insert(0, str(_Path(_explainer.__file__).resolve().parents[1] / "dashboards"))
+    import streamlit as st
+    import torch as _torch
+    from sections.trust import render_trust_section
+
+    from explainer.learn.architectures import build_model
+
+    data = _explainer.load_dataset("digits")
+    net = build_model("cnn", data, seed=0)
+    net.load_state_dict(_torch.load(checkpoint, weights_only=True))
+    model = _explainer.Classifier.from_module(net.eval(), labels=data.class_names, input_size=8, in_chans=1,
+                                              name="digits")
+    images = {f"digit {i}": data.x_test[i] for i in range(6)}
+    result = render_trust_section(model, key="t", images=images, default_methods=("saliency",))
+    if result is not None:
+        st.session_state["numbers"] = [row["scores"] for row in result.rows]
+
+
+def test_dashboard_section_shows_the_estimate_first_and_equals_a_notebook_call(checkpoint):
+    from streamlit.testing.v1 import AppTest
+
+    torch.set_num_threads(1)
+    at = AppTest.from_function(_trust_page, args=(str(checkpoint),), default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert [b.label for b in at.button] == ["Estimate the time"]  # nothing runs before the estimate
+    at.slider(key="t_steps").set_value(6)
+    at.multiselect(key="t_metrics").set_value(["deletion_morf", "insertion"])
+    at.button(key="t_estimate").click().run()
+    assert not at.exception, at.exception
+    assert any("Estimate: ≈" in m.value for m in at.markdown)
+    at.button(key="t_run").click().run()
+    assert not at.exception, at.exception
+    shown = at.session_state["numbers"]
+    notebook = evaluate(_digits_model(checkpoint), [explainer.load_dataset("digits").x_test[i] for i in range(6)],
+                        methods=["saliency"], metrics=["deletion_morf", "insertion"], limit=3, steps=6,
+                        randomization_steps=2)
+    assert shown == [row["scores"] for row in notebook.rows]
+    assert any(line.value.startswith("- 3 image(s)") for line in at.markdown)
