@@ -107,8 +107,9 @@ def load_evaluation_data(data: Any, classifier: Any, limit: int | None = None) -
     if not items:
         raise InputError("No images given; pass image paths, a dataset name such as 'digits', or a Dataset.")
     items = items[:limit]
-    if all(isinstance(item, torch.Tensor) for item in items):  # pixel tensors (C, H, W) or (1, C, H, W)
-        pixels = classifier.to_pixels(torch.cat([item.reshape(-1, *item.shape[-3:]) for item in items]))
+    tensors = [item for item in items if isinstance(item, torch.Tensor)]
+    if len(tensors) == len(items):  # pixel tensors (C, H, W) or (1, C, H, W)
+        pixels = classifier.to_pixels(torch.cat([item.reshape(-1, *item.shape[-3:]) for item in tensors]))
         return EvaluationData(pixels, [f"image {i}" for i in range(len(pixels))])
     return EvaluationData(classifier.to_pixels(items), [str(item) if isinstance(item, str) else f"image {i}"
                                                         for i, item in enumerate(items)])
