@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from torch import nn
 
 import explainer
-from explainer.explain.estimate import CostEstimate, estimate_cost
+from explainer.explain.estimate import CostEstimate, check_budget, estimate_cost
+from explainer.explain.registry import get_method
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +65,35 @@ def test_estimate_rejects_what_explain_rejects(tiny) -> None:
         estimate_cost(tiny, torch.rand(1, 3, 28, 28), "magic")
     with pytest.raises(explainer.InputError, match="n_steps"):
         estimate_cost(tiny, torch.rand(1, 3, 28, 28), "integrated_gradients", n_steps=0)
+
+
+def test_estimate_uses_the_declared_cost_of_every_method(tiny) -> None:
+    image = torch.rand(1, 3, 28, 28)
+    for name in explainer.list_methods():
+        spec = get_method(name)
+        cost = estimate_cost(tiny, image, name)
+        assert cost.evaluations == max(1, int(spec.cost(spec.resolve({}), (28, 28))))
+        assert cost.pass_kind == ("forward" if spec.forward_only else "forward+backward")
+
+
+@pytest.mark.parametrize("n_steps", [20_000, 10**7])
+def test_unbounded_work_is_refused_before_it_starts(bundled_classifier, photos, n_steps) -> None:
+    """Issue 14: IG with n_steps=20000 ran past 120 s and 7.5 GB; the default budget refuses it at once."""
+    estimate_cost(bundled_classifier, photos["cat"], "saliency")  # the timed pass, once per session
+    started = time.perf_counter()
+    with pytest.raises(explainer.InputError, match=r"over the time budget of 10\.0 min.*n_steps=50 \(the default\)"):
+        explainer.explain(bundled_classifier, photos["cat"], "integrated_gradients", n_steps=n_steps)
+    with pytest.raises(explainer.InputError, match="budget_seconds=None"):
+        check_budget(bundled_classifier, photos["cat"], "integrated_gradients", {"n_steps": n_steps})
+    assert time.perf_counter() - started < 10
+
+
+def test_budget_none_or_raised_lets_the_call_run(tiny) -> None:
+    image = torch.rand(1, 3, 28, 28)
+    cost = estimate_cost(tiny, image, "integrated_gradients", n_steps=400)
+    assert check_budget(tiny, image, "integrated_gradients", {"n_steps": 400}, budget_seconds=None) is None
+    assert check_budget(tiny, image, "integrated_gradients", {"n_steps": 400}, budget_seconds=3600) == cost
+    with pytest.raises(explainer.InputError, match="over the time budget"):
+        check_budget(tiny, image, "integrated_gradients", {"n_steps": 400}, budget_seconds=cost.seconds / 10)
+    explanation = explainer.explain(tiny, image, "integrated_gradients", n_steps=400, budget_seconds=None)
+    assert explanation.params["n_steps"] == 400

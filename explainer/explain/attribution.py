@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from explainer._plumbing import eval_mode, resolve_targets, user_state_guard
 from explainer.errors import ExplainerError, InputError
 from explainer.explain import cam as _cam  # noqa: F401  (registers the CAM family)
 from explainer.explain.captum_methods import BASELINES, occlusion_window
@@ -156,13 +157,9 @@ def explain(
         targets = _resolve_targets(classifier, inputs, target, samples_per_pass(budget, memory.forward_bytes, True, device))
         per_sample = memory.forward_bytes if spec.forward_only else memory.backward_bytes
         per_pass = internal_batch_size or samples_per_pass(budget, per_sample, bool(spec.forward_only), device)
-        was_training = module.training
-        module.eval()
-        try:
+        with user_state_guard(module):  # eval mode; training flags, .grad and hooks as the user left them
             runner_module = copy_for(spec, classifier) if spec.private_copy else module
             output = _run_chunks(spec, runner_module, inputs.to(device), targets, resolved, per_pass, info, classifier)
-        finally:
-            module.train(was_training)
     params_used = {
         **resolved,
         **output.settings,
@@ -287,22 +284,10 @@ def _run_one(spec: MethodSpec, job: Job, classifier: Classifier) -> Output:
 def _resolve_targets(
     classifier: Classifier, inputs: torch.Tensor, target: int | str | Sequence[int | str] | None, batch_size: int
 ) -> list[int]:
-    """One class index per image: predicted (forward pass under inference mode), given, or one per image."""
-    count = inputs.shape[0]
-    if target is None:
-        module, device = classifier.module, classifier.device
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.inference_mode():
-                logits = torch.cat([module(chunk.to(device)) for chunk in inputs.split(batch_size)])
-        finally:
-            module.train(was_training)
-        return [int(i) for i in logits.argmax(dim=1).cpu()]
-    if isinstance(target, (list, tuple)):
-        if len(target) != count:
-            raise InputError(f"target has {len(target)} entries but {count} image(s) were given; give one per image.")
-        return [classifier.class_index(t) for t in target]
-    if isinstance(target, torch.Tensor):
-        return _resolve_targets(classifier, inputs, target.flatten().tolist() if target.ndim else int(target), batch_size)
-    return [classifier.class_index(target)] * count  # type: ignore[arg-type]
+    """One class index per image: predicted (forward passes in eval and inference mode), given, or one per image."""
+    if target is not None:
+        return resolve_targets(classifier, target, count=int(inputs.shape[0]))
+    module, device = classifier.module, classifier.device
+    with eval_mode(module), torch.inference_mode():
+        logits = torch.cat([module(chunk.to(device)) for chunk in inputs.split(batch_size)])
+    return resolve_targets(classifier, None, logits)

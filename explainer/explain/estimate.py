@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from explainer._plumbing import eval_mode
 from explainer.errors import InputError
 from explainer.explain.registry import MethodSpec, get_method
 
@@ -148,10 +149,8 @@ def _pass_seconds(classifier: Classifier, pixel: torch.Tensor, forward_only: boo
     if key in cached:
         return cached[key]
     batch = classifier.normalize(pixel).to(classifier.device).repeat(TIMING_BATCH, 1, 1, 1)
-    was_training = module.training
-    module.eval()
-    try:
-        timings = []
+    timings = []
+    with eval_mode(module):
         for _ in range(2):  # the first pass warms up allocators and kernels
             started = time.perf_counter()
             if forward_only:
@@ -160,12 +159,10 @@ def _pass_seconds(classifier: Classifier, pixel: torch.Tensor, forward_only: boo
             else:
                 with torch.inference_mode(False), torch.enable_grad():
                     inputs = batch.clone().requires_grad_(True)
-                    module(inputs)[:, 0].sum().backward(inputs=[inputs])
+                    torch.autograd.grad(module(inputs)[:, 0].sum(), inputs)
             if batch.device.type == "cuda":
                 torch.cuda.synchronize(batch.device)
             timings.append(time.perf_counter() - started)
-    finally:
-        module.train(was_training)
     cached[key] = timings[-1] / TIMING_BATCH
     return cached[key]
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from explainer._plumbing import eval_mode
+
 if TYPE_CHECKING:
     from explainer.models import Classifier
 
@@ -74,13 +76,9 @@ def sample_memory(classifier: Classifier, shape: tuple[int, ...]) -> SampleMemor
 
     weights = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
     sample = torch.zeros(1, *shape, device=classifier.device, requires_grad=True)
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode(False), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            module(sample)
-    finally:
-        module.train(was_training)
+    with eval_mode(module), torch.inference_mode(False), torch.enable_grad(), \
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module(sample)
     activations = [size for pointer, size in storages.items() if pointer not in weights] or [sample.numel() * 4]
     cached[key] = SampleMemory(saved_bytes=sum(activations), largest_bytes=max(activations))
     return cached[key]

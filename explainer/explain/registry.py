@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from explainer.models.layers import LayerInfo
 
 #: The kinds the built-in methods use (any non-empty string is accepted for new families).
-KINDS = ("gradient", "perturbation", "cam", "propagation", "control")
+KINDS = ("gradient", "perturbation", "cam", "propagation", "attention", "control")
 #: Types a parameter may have.
 PARAM_TYPES = (int, float, bool, str)
 
@@ -245,9 +245,12 @@ class Job:
         """A reference image in model-input space shaped like ``inputs`` (default: the job's inputs).
 
         "zero": all zeros (the data mean for normalized models, Captum's default); "black"/"white":
-        pixels 0/1 normalized; "blur": a Gaussian blur (sigma = 1/20 of the image side) of the input.
+        pixels 0/1 normalized; "blur": a Gaussian blur (sigma = 1/20 of the shorter side) of the input
+        (:func:`explainer._plumbing.baseline`).
         """
-        return _reference_image(self.inputs if inputs is None else inputs, name, self.mean, self.std)
+        from explainer._plumbing import baseline
+
+        return baseline(self.inputs if inputs is None else inputs, name, mean=self.mean, std=self.std)
 
     def noise_std(self, noise: float) -> float:
         """Noise given in pixel units (0–1 range) as a standard deviation in model-input units."""
@@ -255,10 +258,10 @@ class Job:
 
     @contextmanager
     def seeded(self, seed: int) -> Iterator[None]:
-        """Reproducible random draws inside the block; the caller's random state is restored afterwards."""
-        devices = [self.inputs.device] if self.inputs.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        """Reproducible random draws from the global RNG inside the block (for Captum's noise); restored after."""
+        from explainer._plumbing import isolated_rng
+
+        with isolated_rng(seed):
             yield
 
 
@@ -270,21 +273,6 @@ class Output:
     settings: dict[str, Any] = field(default_factory=dict)
     delta: torch.Tensor | None = None
     segments: torch.Tensor | None = None  # (n, 1, H, W) long: the feature mask of superpixel methods
-
-
-def _reference_image(inputs: torch.Tensor, name: str, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    if name == "zero":
-        return torch.zeros_like(inputs)
-    if name in ("black", "white"):
-        value = 0.0 if name == "black" else 1.0
-        return ((value - mean) / std).expand_as(inputs).contiguous()
-    if name != "blur":
-        raise InputError(f"baseline={name!r} is not supported; choose one of: zero, black, white, blur.")
-    from torchvision.transforms.functional import gaussian_blur
-
-    sigma = max(inputs.shape[-2:]) / 20
-    kernel = min(2 * math.ceil(3 * sigma) + 1, 2 * ((min(inputs.shape[-2:]) - 1) // 2) + 1)
-    return gaussian_blur(inputs, [kernel, kernel], [sigma, sigma]) if kernel >= 3 else inputs.clone()
 
 
 def one_pass(params: Mapping[str, Any], input_size: tuple[int, int]) -> int:
