@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -16,14 +15,17 @@ from common import (
     first_layer_filters,
     input_key,
     layer_activations,
+    lock_of,
     offer_report,
     params_key,
     pick_input,
     picked_model,
     remember,
+    sample_photos,
     shows_errors,
 )
 from method_settings import method_picker, settings_for
+from sections.trust import render_trust_section
 
 import explainer
 from explainer.evidence.faithfulness import mask_share
@@ -40,12 +42,6 @@ from explainer.plots.inside import (
     layer_stats_figure,
 )
 from explainer.report import ReportSection
-
-try:  # H3's "Which map can I trust?"
-    from sections.trust import render_trust_section as _trust
-except ImportError:  # pragma: no cover - until it lands
-    _trust = None
-render_trust_section: Callable[..., Any] | None = _trust
 
 DEFAULT_METHODS = ["gradcam", "saliency"]
 #: This learner's known-answer CNN (trained in the session, never shared).
@@ -91,24 +87,12 @@ def explanation_table(explanations: list[Explanation]) -> list[dict]:
             for e in explanations]
 
 
-def evidence_fallback(classifier, explanations: list[Explanation]) -> list:
-    """Deletion/insertion curves for each map (until the trust section lands)."""
-    from explainer.evidence.faithfulness import check_faithfulness
-    from explainer.plots.faithfulness import faithfulness_curves
-
-    steps = st.slider("Curve steps", 5, 50, 20, step=5, key="bb_steps")
-    figures = []
-    for explanation in explanations:
-        with shows_errors(stop=False):
-            report = remember(entry, "evidence", f"{key}|{explanation.method}|{choice.index}|{steps}|"
-                                                 f"{params_key(explanation.params)}",
-                              partial(check_faithfulness, classifier, explanation, steps=steps, random_seeds=2,
-                                      randomization=False))
-            curves = faithfulness_curves(report)
-            st.plotly_chart(curves, width="stretch", key=f"bb_curves_{explanation.method}")
-            st.text(report.summary())
-            figures.append(curves)
-    return figures
+def trust_images(entry, picked: Picked) -> dict[str, Any]:
+    """Images that fit the picked model for the trust section: this input first, then photos or test images."""
+    if entry.images == PHOTOS:
+        return {picked.name: picked.image, **{n: p for n, p in sample_photos().items() if n != picked.name}}
+    data = dataset(entry.images)
+    return {picked.name: picked.image, **{f"test image {i}": data.x_test[i] for i in range(12)}}
 
 
 def train_known_answer(epochs: int) -> None:
@@ -290,12 +274,9 @@ tables: dict[str, list] = {}
 numbers = {"model": classifier.name, "image": picked.name, "class explained": f"{choice.label} ({choice.index})",
            "probability": choice.probability}
 
-st.header("Which map can I trust?")
-if render_trust_section is not None:
-    render_trust_section(classifier, explanations, key="bb_trust")
-elif st.toggle("Measure the evidence", key="bb_evidence",
-               help="Deletion/insertion curves: deleting the top-ranked pixels first must hurt most."):
-    figures += evidence_fallback(classifier, explanations)
+st.divider()  # H3's section heads itself "Which map can I trust?"
+render_trust_section(classifier, key="bb_trust", images=trust_images(entry, picked), lock=lock_of(entry),
+                     default_methods=tuple(methods))
 
 if entry.images != PHOTOS:
     st.header("Digits it gets right, and digits it gets wrong" if entry.images == "digits"

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import streamlit as st
-from common import report_sections, slug
+from common import BUNDLED_KEY, anatomy_of, bundled_classifier, model_lock, report_sections, slug
 
-from explainer.report import build_report, environment
+from explainer.models.anatomy import Anatomy
+from explainer.plots.inside import anatomy_figure
+from explainer.report import ReportSection, build_report, environment
+
+
+@st.cache_data(show_spinner=False)
+def example_anatomy(key: str = BUNDLED_KEY) -> Anatomy:
+    """The bundled model's anatomy (the example section before the learner has produced any)."""
+    with model_lock():
+        return anatomy_of(bundled_classifier(key))
 
 st.title("Report")
 st.markdown(
@@ -16,7 +25,16 @@ st.markdown(
 
 sections = report_sections()
 if not sections:
-    st.info("Nothing collected yet: explain a photo on **Not a black box** (or train a model) and come back.")
+    st.info("Nothing collected yet: explain a photo on **Not a black box** (or train a model) and come back. "
+            "Meanwhile, here is what one section of a report looks like.")
+    facts = example_anatomy()
+    example = ReportSection("Example: the bundled network, layer by layer", figures=[anatomy_figure(facts)],
+                            numbers={"parameters": facts.total_params, "depth": facts.depth, "device": facts.device})
+    with st.expander(example.title, expanded=True):
+        st.plotly_chart(example.figures[0], width="stretch", key="report_example")
+        st.download_button("Download the example as HTML", data=lambda: build_report([example], title=example.title),
+                           file_name=f"{slug(example.title)}.html", mime="text/html", on_click="ignore",
+                           key="report_example_download", icon=":material/download:")
 else:
     keys = st.multiselect("Views to include", list(sections), default=list(sections),
                           format_func=lambda key: sections[key].title, key="report_views")
