@@ -33,21 +33,27 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 
 import explainer
-from explainer.explain.attribution import METHODS, _private_copy, explain
+from explainer.explain import METHODS, explain
+from explainer.explain.private_copy import private_copy as _private_copy
 from explainer.models.layers import find_cam_layer
+
+#: Methods of explain/methods/ with their own section (peers other than Captum).
+NEW_METHODS = ("scorecam", "layercam", "xgradcam", "hirescam", "eigencam", "rise", "lime", "kernel_shap", "lrp",
+               "attention_rollout")
 
 PHOTOS = ("cat", "coffee", "rocket", "camera", "china", "astronaut")
 IG_STEPS = 50
 PEERS = {
     "gradcam_plus_plus": "pytorch-grad-cam GradCAMPlusPlus",
-    "deeplift": "Captum on explain's prepared copy",
-    "guided_backprop": "Captum on explain's prepared copy",
-    "guided_gradcam": "Captum on explain's prepared copy",
+    "deeplift": "Captum on the model as is",
+    "guided_backprop": "Captum on the model as is",
+    "guided_gradcam": "Captum on the model as is",
 }
 
 
@@ -206,20 +212,210 @@ def bench_methods(classifier, pixels, targets, methods, repeats, quick) -> list[
         params = overrides.get(method, {})
         used = explain(classifier, pixels, method, target=targets, **params).params
         raw = raw_captum(method, classifier, inputs, targets, used)
-        contenders = {"explain": lambda method=method, params=params: explain(classifier, pixels, method, target=targets, **params)}
+        contenders: dict[str, Callable[[], Any]] = {"explain": partial(explain, classifier, pixels, method,
+                                                                       target=targets, **params)}
         if raw is not None:
             contenders["raw"] = raw
-        if METHODS[method].private_copy:
-            contenders["as_is"] = raw_captum(method, classifier, inputs, targets, used, as_prepared=False)
+        as_is = raw_captum(method, classifier, inputs, targets, used, as_prepared=False)
+        if METHODS[method].private_copy and as_is is not None:
+            contenders["as_is"] = as_is
         times = _median_times(contenders, repeats, device)
         n = len(targets)
+        # For methods on explain's private copy the headline peer is what a user would run: Captum on the
+        # model as it is. The copy costs more because Captum then applies DeepLIFT's rescale rule (or the
+        # guided-backprop stop) at ReLU6/SiLU/GELU, which it passes as plain gradients on the model as is.
+        peer_key = "as_is" if "as_is" in times else "raw"
         rows.append({
             "captum_on_model_as_is_ms_per_image": 1000 * times["as_is"] / n if "as_is" in times else None,
+            "captum_on_prepared_copy_ms_per_image": 1000 * times["raw"] / n if "as_is" in times else None,
             "method": method,
             "explain_ms_per_image": 1000 * times["explain"] / n,
-            "raw_ms_per_image": 1000 * times["raw"] / n if "raw" in times else None,
-            "ratio": times["explain"] / times["raw"] if "raw" in times else None,
+            "raw_ms_per_image": 1000 * times[peer_key] / n if peer_key in times else None,
+            "ratio": times["explain"] / times[peer_key] if peer_key in times else None,
+            "ratio_on_prepared_copy": times["explain"] / times["raw"] if "as_is" in times else None,
             "peer": PEERS.get(method, "Captum"),
+            "params": {k: v for k, v in used.items() if k not in ("memory_budget_mb",)},
+        })
+        print(f"  {method}: done", file=sys.stderr, flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------ methods of explain/methods/
+CAM_PEERS = {"scorecam": "ScoreCAM", "layercam": "LayerCAM", "xgradcam": "XGradCAM", "hirescam": "HiResCAM",
+             "eigencam": "EigenCAM"}
+TORCHCAM_PEERS = {"scorecam": "ScoreCAM", "layercam": "LayerCAM", "xgradcam": "XGradCAM"}
+
+
+def new_method_params(quick: bool) -> dict[str, dict[str, Any]]:
+    """Settings for section 4 (explain and every peer use the same)."""
+    samples = 50 if quick else 200
+    return {
+        "scorecam": {"weights": "channel_softmax"},  # the peers' weighting; all channels
+        "rise": {"n_masks": 100 if quick else 1000},
+        "lime": {"n_samples": samples, "n_segments": 16 if quick else 50},
+        "kernel_shap": {"n_samples": samples, "n_segments": 16 if quick else 50},
+    }
+
+
+def _quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with stderr (progress bars) discarded."""
+    import contextlib
+    import io
+
+    def run() -> Any:
+        with contextlib.redirect_stderr(io.StringIO()):
+            return fn()
+
+    return run
+
+
+def _cam_peers(method, classifier, inputs, targets, layer_name) -> dict[str, Callable[[], Any]]:
+    model = classifier.module
+    layer = model.get_submodule(layer_name)
+    peers: dict[str, Callable[[], Any]] = {}
+    lib = _grad_cam_library(CAM_PEERS[method], model, layer, inputs, targets)
+    if lib is not None:
+        peers[f"pytorch-grad-cam {CAM_PEERS[method]}"] = _quiet(lib)
+    if method in TORCHCAM_PEERS:
+        try:
+            import torchcam.methods as tcm
+        except ImportError:
+            return peers
+        cls = getattr(tcm, TORCHCAM_PEERS[method])
+
+        def torchcam() -> Any:
+            with cls(model, target_layer=layer_name) as extractor:
+                if method == "scorecam":
+                    with torch.no_grad():
+                        scores = model(inputs)
+                    return extractor(targets, scores)
+                scores = model(inputs)
+                return extractor(targets, scores)
+
+        peers[f"TorchCAM {TORCHCAM_PEERS[method]}"] = torchcam
+    return peers
+
+
+def _superpixel_peer(method, classifier, inputs, targets, explanation) -> dict[str, Callable[[], Any]]:
+    import captum.attr as ca
+
+    cls = ca.Lime if method == "lime" else ca.KernelShap
+    used, mask = explanation.params, explanation.segments.to(inputs.device)  # the same superpixels, made once
+
+    def run() -> Any:
+        maps = []
+        for i, target in enumerate(targets):
+            with torch.random.fork_rng():
+                torch.manual_seed(used["seed"])
+                maps.append(cls(classifier.module).attribute(
+                    inputs[i : i + 1], baselines=torch.zeros_like(inputs[i : i + 1]), target=target,
+                    feature_mask=mask[i : i + 1], n_samples=used["n_samples"],
+                    perturbations_per_eval=used["perturbations_per_eval"]))
+        return maps
+
+    return {f"Captum {cls.__name__}": run}
+
+
+def _rise_floor(classifier, inputs, targets, used) -> dict[str, Callable[[], Any]]:
+    """No RISE peer runs on torch; the floor is the masked forward passes alone, masks made beforehand."""
+    from explainer.explain.methods.rise import rise_masks
+
+    n = inputs.shape[0]
+    masks = rise_masks(used["n_masks"], tuple(inputs.shape[-2:]), seed=0).build(0, used["n_masks"], inputs.device)
+    step = max(1, used["internal_batch_size"] // n)
+
+    def run() -> None:
+        with torch.inference_mode():
+            for start in range(0, masks.shape[0], step):
+                chunk = masks[start : start + step]
+                classifier.module((inputs.unsqueeze(1) * chunk.unsqueeze(0)).flatten(0, 1))
+
+    return {f"{used['n_masks']} masked forward passes": run}
+
+
+def _zennit_peer(classifier, inputs, targets) -> dict[str, Callable[[], Any]]:
+    import copy
+
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonPlusFlat
+    from zennit.torchvision import ResNetCanonizer
+
+    model = copy.deepcopy(classifier.module).eval()
+    for module in model.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    index = torch.tensor(targets, device=inputs.device).view(-1, 1)
+
+    def run() -> Any:
+        with torch.no_grad():
+            logits = model(inputs)
+        one_hot = torch.zeros_like(logits).scatter_(1, index, 1.0)
+        with Gradient(model=model, composite=EpsilonPlusFlat(canonizers=[ResNetCanonizer()])) as attributor:
+            return attributor(inputs.clone().requires_grad_(True), one_hot * logits)
+
+    return {"Zennit EpsilonPlusFlat + ResNetCanonizer": run}
+
+
+def _forward_floor(classifier, inputs) -> dict[str, Callable[[], Any]]:
+    def run() -> Any:
+        with torch.inference_mode():
+            return classifier.module(inputs)
+
+    return {"one forward pass": run}
+
+
+def _model_for(method: str, classifier: explainer.Classifier, device: str) -> explainer.Classifier:
+    """LRP needs a supported architecture and rollout a ViT: random-weight torchvision/timm models at 224 px."""
+    if method == "lrp":
+        import torchvision
+
+        return explainer.Classifier.from_module(torchvision.models.resnet18(weights=None), name="torchvision resnet18",
+                                                mean=classifier.mean, std=classifier.std).to(device)
+    if method == "attention_rollout":
+        return explainer.load_model("vit_tiny_patch16_224", pretrained=False, device=device)
+    return classifier
+
+
+def bench_new_methods(classifier, pixels, targets, methods, repeats, quick, scorecam_images) -> list[dict[str, Any]]:
+    """Section 4: each method of explain/methods/ against its peers, same model, batch, threads and run."""
+    rows = []
+    settings = new_method_params(quick)
+    for method in methods:
+        model = _model_for(method, classifier, str(classifier.device))
+        count = scorecam_images if method == "scorecam" else len(targets)
+        batch = pixels[:count]
+        inputs = model.normalize(batch).to(model.device)
+        with torch.inference_mode():
+            wanted = model.module(inputs).argmax(1).tolist() if model is not classifier else targets[:count]
+        params = settings.get(method, {})
+        def call(model=model, batch=batch, wanted=wanted, method=method, params=params) -> Any:
+            return explain(model, batch, method, target=wanted, budget_seconds=None, **params)
+
+        explanation = call()
+        used = explanation.params
+        if method in CAM_PEERS:
+            peers = _cam_peers(method, model, inputs, wanted, used["layer"])
+        elif method in ("lime", "kernel_shap"):
+            peers = _superpixel_peer(method, model, inputs, wanted, explanation)
+        elif method == "rise":
+            peers = _rise_floor(model, inputs, wanted, used)
+        elif method == "lrp":
+            peers = _zennit_peer(model, inputs, wanted)
+        else:
+            peers = _forward_floor(model, inputs)
+        contenders = {"explain": call, **peers}
+        if method == "scorecam":  # seconds per call: one timed run each, no warm-up (explain's probes are cached)
+            times = {name: _time(fn, model.device) for name, fn in contenders.items()}
+        else:
+            times = _median_times(contenders, repeats, model.device)
+        peer_ms = {name: 1000 * t / count for name, t in times.items() if name != "explain"}
+        fastest = min(peer_ms, key=lambda name: peer_ms[name]) if peer_ms else None
+        rows.append({
+            "method": method, "model": model.name, "images": count,
+            "explain_ms_per_image": 1000 * times["explain"] / count,
+            "peers_ms_per_image": peer_ms,
+            "fastest_peer": fastest,
+            "ratio_to_fastest_peer": 1000 * times["explain"] / count / peer_ms[fastest] if fastest else None,
             "params": {k: v for k, v in used.items() if k not in ("memory_budget_mb",)},
         })
         print(f"  {method}: done", file=sys.stderr, flush=True)
@@ -344,7 +540,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
+    parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in NEW_METHODS and
+                                                      not METHODS[m].control),
+                        help="comma-separated Captum-backed methods for section 1 (default: all)")
+    parser.add_argument("--new-methods", default=",".join(NEW_METHODS),
+                        help="comma-separated methods of explain/methods/ for section 4 (default: all)")
+    parser.add_argument("--sections", default="methods,gradcam,ig,new",
+                        help="which sections to run: methods, gradcam, ig, new (default: all)")
+    parser.add_argument("--scorecam-images", type=int, default=1,
+                        help="images for Score-CAM in section 4 (all channels: ~1 s per channel batch)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per contender (default 3, --quick 2)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -357,7 +561,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    new_methods = [m.strip() for m in args.new_methods.split(",") if m.strip()]
+    sections = {s.strip() for s in args.sections.split(",")}
+    unknown = [m for m in methods + new_methods if m not in METHODS]
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     repeats = args.repeats or (2 if args.quick else 3)
@@ -367,13 +573,19 @@ def main(argv: list[str] | None = None) -> int:
         "setup": {"model": classifier.name, "device": str(classifier.device), "batch": args.batch,
                   "input": list(pixels.shape[1:]), "threads": args.threads, "repeats": repeats,
                   "quick": args.quick, "torch": torch.__version__},
-        "methods": bench_methods(classifier, pixels, targets, methods, repeats, args.quick),
-        "gradcam": bench_gradcam(classifier, pixels, targets, repeats),
-        "integrated_gradients": bench_ig(classifier, pixels, targets, repeats, ig_steps),
     }
-    report["integrated_gradients"]["peak_memory_mib"] = {
-        which: peak_memory_mib(which, args.device, args.batch, ig_steps) for which in ("explain", "loop")
-    }
+    if "methods" in sections:
+        report["methods"] = bench_methods(classifier, pixels, targets, methods, repeats, args.quick)
+    if "gradcam" in sections:
+        report["gradcam"] = bench_gradcam(classifier, pixels, targets, repeats)
+    if "ig" in sections:
+        report["integrated_gradients"] = bench_ig(classifier, pixels, targets, repeats, ig_steps)
+        report["integrated_gradients"]["peak_memory_mib"] = {
+            which: peak_memory_mib(which, args.device, args.batch, ig_steps) for which in ("explain", "loop")
+        }
+    if "new" in sections:
+        report["new_methods"] = bench_new_methods(classifier, pixels, targets, new_methods, repeats, args.quick,
+                                                  args.scorecam_images)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -385,19 +597,50 @@ def _print_table(report: dict[str, Any]) -> None:
     s = report["setup"]
     print(f"{s['model']} on {s['device']}, batch {s['batch']} × {s['input']}, {s['threads']} thread(s), "
           f"median of {s['repeats']}{' (quick)' if s['quick'] else ''}")
+    if "methods" in report:
+        _print_methods(report["methods"])
+    if "gradcam" in report:
+        _print_gradcam(report["gradcam"])
+    if "integrated_gradients" in report:
+        _print_ig(report["integrated_gradients"])
+    if "new_methods" in report:
+        _print_new(report["new_methods"])
+
+
+def _print_new(rows: list[dict[str, Any]]) -> None:
+    print("\nMethods of explain/methods/ against their peers, ms/image (target ≤ 1.10× the fastest peer; "
+          "Score-CAM ≥ 3× faster than pytorch-grad-cam):")
+    for row in rows:
+        peers = ", ".join(f"{name} {ms:.1f}" for name, ms in row["peers_ms_per_image"].items())
+        ratio = row["ratio_to_fastest_peer"]
+        ratio_text = f"ratio to fastest {ratio:.2f}" if ratio is not None else "no peer"
+        print(f"  {row['method']:<18} {row['model']:<24} {row['images']} img  explain "
+              f"{row['explain_ms_per_image']:9.1f}  | {peers}  | {ratio_text}")
+        if row["method"] == "scorecam":
+            lib = row["peers_ms_per_image"].get("pytorch-grad-cam ScoreCAM")
+            if lib:
+                print(f"  {'':<18} pytorch-grad-cam ScoreCAM / explain = {lib / row['explain_ms_per_image']:.2f}×")
+
+
+def _print_methods(rows: list[dict[str, Any]]) -> None:
     print(f"{'method':<22} {'explain ms/img':>15} {'peer ms/img':>12} {'ratio':>7}  peer (target ≤ 1.10×)")
-    for row in report["methods"]:
+    for row in rows:
         peer = f"{row['raw_ms_per_image']:12.1f}" if row["raw_ms_per_image"] is not None else f"{'–':>12}"
         ratio = f"{row['ratio']:7.2f}" if row["ratio"] is not None else f"{'–':>7}"
-        as_is = row["captum_on_model_as_is_ms_per_image"]
-        note = f"; Captum on the model as is: {as_is:.1f} ms/img" if as_is is not None else ""
+        copy_ms = row.get("captum_on_prepared_copy_ms_per_image")
+        note = (f"; Captum on explain's prepared copy (rescale rule at every activation): {copy_ms:.1f} ms/img, "
+                f"explain/that {row['ratio_on_prepared_copy']:.2f}" if copy_ms is not None else "")
         print(f"{row['method']:<22} {row['explain_ms_per_image']:15.1f} {peer} {ratio}  {row['peer']}{note}")
-    g = report["gradcam"]
+
+
+def _print_gradcam(g: dict[str, Any]) -> None:
     print("\nGrad-CAM, ms/image (target: explain ≤ 1.5× one forward):")
     for name, ms in g["ms_per_image"].items():
         over = g["explain_over"].get(name)
         print(f"  {name:<28} {ms:8.1f}" + (f"   explain / this = {over:.2f}" if over is not None else ""))
-    ig = report["integrated_gradients"]
+
+
+def _print_ig(ig: dict[str, Any]) -> None:
     print(f"\nIntegrated Gradients n_steps={ig['n_steps']} (internal batch {ig['internal_batch_size']}): "
           f"explain {ig['explain_ms_per_image']:.1f} ms/img, {ig['n_steps']}×(fwd+bwd) {ig['loop_ms_per_image']:.1f} "
           f"ms/img, ratio {ig['ratio']:.2f} (target ≤ 1.10)")
