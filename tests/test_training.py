@@ -343,3 +343,29 @@ def test_learning_step_keeps_grads_flags_and_hooks(digits):
     assert step.method == "sgd" and step.model_name == "Sequential"
     assert list(step.summary()["parameter"]) == [name for name, _ in model.named_parameters()]
     assert json.loads(json.dumps(step.to_dict(), allow_nan=False))["lr"] == 0.1
+
+
+def test_train_steps_takes_exactly_the_budget_in_fits_batch_order(digits):
+    """train_steps: the step and batching of fit for a step budget (transfer's fine-tuning); equal to a
+    plain Adam loop over the same seeded shuffles, and the global RNG is not touched."""
+    x, y = digits.x_train[:100], digits.y_train[:100]
+    first, second = build_model("mlp", digits, seed=2), build_model("mlp", digits, seed=2)
+    rng = torch.get_rng_state()
+    losses = explainer.train_steps(first, x, y, steps=7, lr=1e-2, batch_size=32, seed=3)  # 4 batches an epoch
+    assert torch.equal(torch.get_rng_state(), rng)
+    optimizer = torch.optim.Adam(second.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(3)
+    expected: list[float] = []
+    while len(expected) < 7:
+        for batch in torch.randperm(100, generator=generator).split(32):
+            loss = torch.nn.functional.cross_entropy(second(x[batch]), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            expected.append(loss.item())
+            if len(expected) == 7:
+                break
+    assert losses == pytest.approx(expected, rel=1e-6, abs=1e-7) and len(losses) == 7
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(first.parameters(), second.parameters()))
+    with pytest.raises(InputError, match="steps must be a positive integer"):
+        explainer.train_steps(first, x, y, steps=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -305,6 +305,81 @@ def _diverged_message(epoch: int, step: int, loss: float, lr: float, optimizer: 
     )
 
 
+class _Stepper:
+    """One optimizer step on cross-entropy (plus the L1/L2 penalty): the step both :func:`fit` and
+    :func:`train_steps` take."""
+
+    def __init__(self, model: nn.Module, optimizer: str, lr: float, l1: float = 0.0, l2: float = 0.0) -> None:
+        self.model = model
+        self.opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
+        self.weights = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
+        self.l1, self.l2 = l1, l2
+        self.regularized = (l1 > 0 or l2 > 0) and bool(self.weights)
+
+    def __call__(
+        self, inputs: torch.Tensor, targets: torch.Tensor, before_step: Callable[[], None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss, backward, ``before_step()`` (to measure gradients), step; the data loss and the logits
+        (both detached)."""
+        logits = self.model(inputs)
+        loss = F.cross_entropy(logits, targets)
+        objective = loss + _penalty(self.weights, self.l1, self.l2) if self.regularized else loss
+        self.opt.zero_grad(set_to_none=True)
+        objective.backward()
+        if before_step is not None:
+            before_step()
+        self.opt.step()
+        return loss.detach(), logits.detach()
+
+
+def _epoch_batches(
+    inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, batch_size: int, usable: int | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch: a single seeded shuffle (on the CPU generator), then consecutive slices of ``batch_size``
+    over the first ``usable`` shuffled examples (default: all of them)."""
+    order = torch.randperm(len(targets), generator=generator).to(inputs.device)
+    xs, ys = inputs[order], targets[order]
+    end = len(targets) if usable is None else usable
+    for start in range(0, end, batch_size):
+        yield xs[start : min(start + batch_size, end)], ys[start : min(start + batch_size, end)]
+
+
+def train_steps(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    batch_size: int = 32,
+    seed: int = 0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+) -> list[float]:
+    """Exactly ``steps`` optimizer steps on cross-entropy, mini-batches drawn epoch by epoch in a seeded order
+    (the same step and batching as :func:`fit`); returns each step's data loss.
+
+    For a step budget without fit's epoch bookkeeping: no test pass, no divergence stop, no telemetry.
+    The model's mode is the caller's (set ``model.train()`` first); the batch order comes from a private
+    generator seeded with ``seed``, other random draws (dropout) from the global RNG as the caller set it.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError(f"steps must be a positive integer, got {steps!r}.")
+    _check_options(1, lr, optimizer, batch_size, None, l1, l2, "off", None)
+    if len(targets) == 0 or len(inputs) != len(targets):
+        raise InputError(f"inputs and targets need the same, non-zero length; got {len(inputs)} and {len(targets)}.")
+    step = _Stepper(model, optimizer, lr, l1, l2)
+    generator = seeded_generator(seed)
+    losses: list[float] = []
+    while len(losses) < steps:
+        for batch_inputs, batch_targets in _epoch_batches(inputs, targets, generator, batch_size):
+            losses.append(float(step(batch_inputs, batch_targets)[0]))
+            if len(losses) == steps:
+                break
+    return losses
+
+
 _FIT_ORDER = ("epochs", "lr", "optimizer", "batch_size", "target_accuracy", "l1", "l2", "device", "seed", "callback",
               "telemetry", "stats_every")
 
@@ -381,7 +456,7 @@ class _Loop:
     def __init__(self, model: nn.Module, dataset: Dataset, device: torch.device, *, lr: float, optimizer: str,
                  batch_size: int, l1: float, l2: float, telemetry: str, every: int, seed: int) -> None:
         self.model, self.device, self.lr, self.optimizer_name = model, device, lr, optimizer
-        self.batch_size, self.l1, self.l2, self.telemetry, self.every = batch_size, l1, l2, telemetry, every
+        self.batch_size, self.telemetry, self.every = batch_size, telemetry, every
         self.x_train, self.y_train = dataset.x_train.to(device), dataset.y_train.to(device)
         self.x_test, self.y_test = dataset.x_test.to(device), dataset.y_test.to(device)
         count = len(self.y_train)
@@ -389,9 +464,7 @@ class _Loop:
         has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         self.usable = count - 1 if has_batch_norm and count % batch_size == 1 and count > 1 else count
         self.meter = _LayerMeter(model) if telemetry != "off" else None
-        self.weights = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
-        self.regularized = (l1 > 0 or l2 > 0) and bool(self.weights)
-        self.opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
+        self.stepper = _Stepper(model, optimizer, lr, l1, l2)
         self.generator = seeded_generator(seed)
         self.history: list[EpochStats] = []
         self.steps: list[StepStats] = []
@@ -426,25 +499,24 @@ class _Loop:
     def epoch(self, epoch: int, loop_start: float) -> EpochStats:
         """One pass over the shuffled training split, then the test split; stops early on divergence."""
         epoch_start = time.perf_counter()
-        order = torch.randperm(len(self.y_train), generator=self.generator).to(self.device)
-        xs, ys = self.x_train[order], self.y_train[order]
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         grad_sums: dict[str, float] = {}
         ratio_sums: dict[str, float] = {}
         measured = epoch_samples = 0
-        for index, start in enumerate(range(0, self.usable, self.batch_size)):
-            end = min(start + self.batch_size, self.usable)
-            step_loss, hits, grads, ratios = self.train_step(xs[start:end], ys[start:end], index % self.every == 0)
-            loss_sum += step_loss * (end - start)
+        batches = _epoch_batches(self.x_train, self.y_train, self.generator, self.batch_size, self.usable)
+        for index, (inputs, targets) in enumerate(batches):
+            size = len(targets)
+            step_loss, hits, grads, ratios = self.train_step(inputs, targets, index % self.every == 0)
+            loss_sum += step_loss * size
             correct += hits
-            epoch_samples += end - start
+            epoch_samples += size
             for name in grads:
                 grad_sums[name] = grad_sums.get(name, 0.0) + grads[name]
                 ratio_sums[name] = ratio_sums.get(name, 0.0) + ratios[name]
             measured += bool(grads)
             if self.telemetry == "step":
-                self.steps.append(StepStats(self.step, epoch, step_loss.item(), hits.item() / (end - start), grads, ratios))
+                self.steps.append(StepStats(self.step, epoch, step_loss.item(), hits.item() / size, grads, ratios))
             if (grads or self.telemetry == "step") and self._diverging(epoch, step_loss.item()):
                 break
         self.samples_seen += epoch_samples
@@ -463,21 +535,13 @@ class _Loop:
         self, inputs: torch.Tensor, targets: torch.Tensor, measure: bool
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float], dict[str, float]]:
         """One optimizer step: the batch's loss and hits (tensors) and, when measured, per-layer statistics."""
-        logits = self.model(inputs)
-        loss = F.cross_entropy(logits, targets)
-        objective = loss + _penalty(self.weights, self.l1, self.l2) if self.regularized else loss
-        self.opt.zero_grad(set_to_none=True)
-        objective.backward()
         meter = self.meter if measure else None
-        if meter is not None:
-            meter.before_step()
-        self.opt.step()
+        step_loss, logits = self.stepper(inputs, targets, meter.before_step if meter is not None else None)
         self.step += 1
-        step_loss = loss.detach()
         if self.step == 1:
             self.first_loss = step_loss.item()
         grads, ratios = meter.after_step() if meter is not None else ({}, {})
-        return step_loss, (logits.detach().argmax(1) == targets).sum(), grads, ratios
+        return step_loss, (logits.argmax(1) == targets).sum(), grads, ratios
 
     def _diverging(self, epoch: int, value: float) -> bool:
         if math.isfinite(value) and value <= DIVERGENCE_FACTOR * self.first_loss:
