@@ -8,6 +8,7 @@ Notebook use::
     model.predict(photos["cat"], top_k=3)
 """
 
+from explainer import _legacy_paths
 from explainer.data.datasets import Dataset, load_dataset
 from explainer.data.images import load_image, sample_images
 from explainer.errors import DatasetError, ExplainerError, InputError, ModelLoadError
@@ -18,10 +19,11 @@ from explainer.evidence.faithfulness import (
     mask_share,
     method_agreement,
 )
-from explainer.explain.attribution import METHODS, Explanation, MethodSpec, explain, list_methods
-from explainer.explain.estimate import CostEstimate, estimate_cost
+from explainer.explain.attribution import Explanation, explain
+from explainer.explain.estimate import CostEstimate, check_budget, estimate_cost
+from explainer.explain.registry import METHODS, MethodSpec, Param, get_method, list_methods, register_method
 from explainer.hardware import describe_device, matmul_peak_gflops
-from explainer.inside.activations import Activations, LayerActivation, activations
+from explainer.inside.activations import Activations, LayerActivation, layer_activations
 from explainer.inside.convolution import ConvStep, conv_step
 from explainer.inside.embeddings import Embedding, embed_dataset
 from explainer.inside.features import FeatureVisualization, TopActivating, top_activating, visualize_channel
@@ -29,19 +31,36 @@ from explainer.inside.intervention import ChannelImportance, Intervention, ablat
 from explainer.learn.architectures import build_cnn, build_mlp, build_model
 from explainer.learn.flops import FlopCount, count_flops
 from explainer.learn.playground import PlaygroundConfig, PlaygroundRun, train_playground
-from explainer.learn.training import EpochStats, LearningStep, StepStats, TrainingRun, fit, learning_step
+from explainer.learn.sweep import SweepEstimate, SweepResults, TrainingTask, estimate_sweep, open_sweep, sweep
+from explainer.learn.training import (
+    EpochStats,
+    LearningStep,
+    StepStats,
+    TrainingRun,
+    fit,
+    learning_step,
+    train_steps,
+)
 from explainer.models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
-from explainer.models.anatomy import Anatomy, anatomy
-from explainer.transfer.experiment import STRATEGIES, TransferResults, compare_transfer, open_results
+from explainer.models.anatomy import Anatomy, model_anatomy
+from explainer.transfer import (
+    STRATEGIES,
+    Strategy,
+    TransferResults,
+    compare_transfer,
+    open_results,
+    register_strategy,
+    resume_results,
+)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+_legacy_paths.install()
 
 __all__ = [
     "ablate",
     "Activations",
-    "activations",
     "Anatomy",
-    "anatomy",
     "build_cnn",
     "build_mlp",
     "build_model",
@@ -62,7 +81,11 @@ __all__ = [
     "Embedding",
     "EpochStats",
     "estimate_cost",
+    "check_budget",
     "explain",
+    "get_method",
+    "Param",
+    "register_method",
     "ExplainerError",
     "Explanation",
     "FaithfulnessReport",
@@ -72,6 +95,7 @@ __all__ = [
     "InputError",
     "Intervention",
     "LayerActivation",
+    "layer_activations",
     "learning_step",
     "LearningStep",
     "list_methods",
@@ -85,17 +109,28 @@ __all__ = [
     "method_agreement",
     "METHODS",
     "MethodSpec",
+    "model_anatomy",
     "ModelLoadError",
     "open_results",
+    "register_strategy",
+    "resume_results",
     "PlaygroundConfig",
     "PlaygroundRun",
     "Prediction",
     "sample_images",
     "StepStats",
+    "sweep",
+    "SweepEstimate",
+    "SweepResults",
+    "TrainingTask",
+    "estimate_sweep",
+    "open_sweep",
+    "Strategy",
     "STRATEGIES",
     "top_activating",
     "TopActivating",
     "train_playground",
+    "train_steps",
     "TrainingRun",
     "TransferResults",
     "visualize_channel",
