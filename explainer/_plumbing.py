@@ -32,7 +32,7 @@ import math
 import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -58,31 +58,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # ------------------------------------------------------------------------------------ guards
 @contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+def _mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
+    flags = [(sub, sub.training) for sub in module.modules()]
+    try:
+        module.train(training)
+        yield module
+    finally:
+        for sub, flag in flags:
+            sub.training = flag
+
+
+def eval_mode(module: nn.Module) -> AbstractContextManager[nn.Module]:
     """Run the block with ``module`` in eval mode; every submodule's ``training`` flag is restored after.
 
     A module whose submodules the user set to different modes (e.g. a frozen BatchNorm in eval inside a
     model in train mode) gets exactly those flags back, also when the block raises.
     """
-    flags = [(sub, sub.training) for sub in module.modules()]
-    try:
-        module.eval()
-        yield module
-    finally:
-        for sub, training in flags:
-            sub.training = training
+    return _mode(module, False)
 
 
-@contextmanager
-def train_mode(module: nn.Module) -> Iterator[nn.Module]:
+def train_mode(module: nn.Module) -> AbstractContextManager[nn.Module]:
     """Run the block with ``module`` in train mode; every submodule's ``training`` flag is restored after."""
-    flags = [(sub, sub.training) for sub in module.modules()]
-    try:
-        module.train()
-        yield module
-    finally:
-        for sub, training in flags:
-            sub.training = training
+    return _mode(module, True)
 
 
 @contextmanager
