@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -80,6 +81,9 @@ RESULT_FIELDS = (
 #: Fewer seeds give no verdict: a bootstrap over two seeds has only three possible means, so its
 #: "interval" is no interval at all.
 MIN_SEEDS_FOR_VERDICT = 3
+#: Weight initialisation draws from torch's global RNG (seeded inside isolated_rng): one thread at a time,
+#: so two sweeps in one process (two dashboard sessions) cannot interleave their seeds.
+_GLOBAL_RNG = threading.Lock()
 #: Wall seconds per run are at least this (keeps estimates finite for instant runs).
 MIN_RUN_SECONDS = 1e-3
 
@@ -343,7 +347,7 @@ class _Worker:
     def __init__(self, payload: Mapping[str, Any]) -> None:
         self.task = task_from_payload(payload)
         self._data: dict[float | None, Dataset] = {}
-        with isolated_rng(0):
+        with _GLOBAL_RNG, isolated_rng(0):
             self._warm_up()
 
     def _warm_up(self) -> None:
@@ -384,7 +388,7 @@ class _Worker:
         task = self.task
         assert isinstance(task, TrainingTask)
         data = self.dataset(settings.get("noise", task.noise))
-        with isolated_rng(seed):
+        with _GLOBAL_RNG, isolated_rng(seed):
             model = build_model(task.arch, data, seed=seed, **_model_spec(task, settings))
         options = {key: settings.get(key, getattr(task, key)) for key in ("epochs", "lr", "optimizer", "batch_size", "l1", "l2")}
         return fit(
@@ -400,7 +404,7 @@ class _Worker:
             width = settings.get("width", config.hidden[0] if config.hidden else 4)
             changes["hidden"] = (width,) * settings.get("depth", len(config.hidden))
         run_config = replace(config, **changes, seed=seed, grid_size=2)
-        with isolated_rng(seed):
+        with _GLOBAL_RNG, isolated_rng(seed):
             return train_playground(run_config, snapshots=0).training
 
 
