@@ -145,6 +145,7 @@ def _decode(data: bytes, label: str) -> Image.Image:
         raise InputError(f"{label} is empty (0 bytes); it is not an image.")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="PIL")  # e.g. "Truncated File Read"
         try:
             image = Image.open(io.BytesIO(data), formats=_formats())
             _check_size(image.size, label)  # from the header, before a pixel is decoded
