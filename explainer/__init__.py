@@ -12,6 +12,7 @@ from explainer import _legacy_paths
 from explainer.data.datasets import Dataset, load_dataset
 from explainer.data.images import load_image, sample_images
 from explainer.errors import DatasetError, ExplainerError, InputError, ModelLoadError
+from explainer.evidence.evaluate import Evaluation, evaluate
 from explainer.evidence.faithfulness import (
     FaithfulnessReport,
     MaskShare,
@@ -81,6 +82,8 @@ __all__ = [
     "Embedding",
     "EpochStats",
     "estimate_cost",
+    "evaluate",
+    "Evaluation",
     "check_budget",
     "explain",
     "get_method",
