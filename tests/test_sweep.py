@@ -124,6 +124,7 @@ def test_figures_mark_diverged_cells_and_show_a_runs_gradients(lr_sweep):
     assert len(heatmap.layout.shapes) == 1  # the diverged lr=10 cell
     assert "diverged 3/3" in " ".join(heatmap.data[0].text[0])
     assert heatmap.data[0].customdata[0][2] == {"lr": 10.0}
+    assert heatmap.data[1].customdata[2] == {"lr": 10.0}  # the clickable marker on that cell
     assert len(accuracy_by_setting(results).data) == 2
     assert len(accuracy_vs_seconds(results).data) == 3
     run = results.run(lr=0.03, seed=0)

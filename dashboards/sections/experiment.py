@@ -147,6 +147,7 @@ def _show(results: SweepResults, key: str) -> None:
         st.dataframe(results.summary(), hide_index=True)
         st.dataframe(results.table(), hide_index=True)
     run = _selected(results, event, key)
+    st.caption(run.get("message", ""))
     curves, gradients = st.columns(2)
     curves.plotly_chart(run_curves(run), key=f"{key}_curves")
     with gradients, shows_errors(stop=False):

@@ -20,6 +20,10 @@ def _check_setting(results: SweepResults, name: str | None) -> None:
         raise InputError(f"{name!r} is not a setting of this sweep; it varied: {', '.join(results.settings)}.")
 
 
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
 def _text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -70,12 +74,22 @@ def sweep_heatmap(results: SweepResults, x: str | None = None, y: str | None = N
         interval = "" if not math.isfinite(row["ci_low"]) else f"<br>{100 * row['ci_low']:.1f}–{100 * row['ci_high']:.1f}"
         diverged = f"<br>diverged {int(row['diverged'])}/{int(row['n'])}" if row["diverged"] else ""
         text[i][j] = f"{100 * row['mean']:.1f} %{interval}{diverged}"
-        custom[i][j] = {**held, x: row[x], **({y: row[y]} if y else {})}
+        custom[i][j] = {key: _plain(value) for key, value in {**held, x: row[x], **({y: row[y]} if y else {})}.items()}
     figure = go.Figure(go.Heatmap(
         z=z, x=[_text(v) for v in xs], y=[_text(v) for v in ys] if y else [""], text=text, texttemplate="%{text}",
         customdata=custom, colorscale="Viridis", zmin=0, zmax=100, colorbar={"title": "test acc. %"},
         hovertemplate=f"{x}=%{{x}}" + (f", {y}=%{{y}}" if y else "") + "<br>%{text}<extra></extra>",
     ))
+    # Heatmaps cannot be selected in plotly.js: an invisible marker on each cell carries the click (and hover).
+    cells = [(j, i) for i in range(len(ys)) for j in range(len(xs)) if custom[i][j] is not None]
+    figure.add_trace(go.Scatter(
+        x=[_text(xs[j]) for j, _ in cells], y=[_text(ys[i]) if y else "" for _, i in cells], mode="markers",
+        marker={"symbol": "square", "size": 36, "opacity": 0.001, "color": "white"}, showlegend=False,
+        selected={"marker": {"opacity": 0.001}}, unselected={"marker": {"opacity": 0.001}},
+        customdata=[custom[i][j] for j, i in cells], text=[text[i][j] for j, i in cells],
+        hovertemplate=f"{x}=%{{x}}" + (f", {y}=%{{y}}" if y else "") + "<br>%{text}<br>(click: open a run)<extra></extra>",
+    ))
+    figure.data[0].hoverinfo = "skip"
     for _, row in summary[summary["diverged"] > 0].iterrows():
         figure.add_shape(type="rect", xref="x", yref="y", line={"color": "red", "width": 3},
                          x0=xs.index(row[x]) - 0.5, x1=xs.index(row[x]) + 0.5,
@@ -157,7 +171,7 @@ def run_gradient_norms(run: Mapping[str, Any]) -> go.Figure:
     settings = ", ".join(f"{k}={_text(v)}" for k, v in run.items() if k not in RESULT_FIELDS)
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(title_text="gradient norm (mean over measured steps)", type="log")
-    figure.update_layout(title=f"Per-layer gradient norms: {settings} ({run.get('status')})")
+    figure.update_layout(title={"text": f"Per-layer gradient norms<br><sup>{settings} ({run.get('status')})</sup>"})
     return figure
 
 
@@ -174,7 +188,7 @@ def run_curves(run: Mapping[str, Any]) -> go.Figure:
                                 line={"color": _COLORS[2], "dash": "dot"}))
     settings = ", ".join(f"{k}={_text(v)}" for k, v in run.items() if k not in RESULT_FIELDS)
     figure.update_layout(
-        title=f"{settings}: {run.get('message', '')}", xaxis={"title": "epoch"}, yaxis={"title": "loss"},
+        title=f"{settings} ({run.get('status')})", xaxis={"title": "epoch"}, yaxis={"title": "loss"},
         yaxis2={"title": "test accuracy", "overlaying": "y", "side": "right", "range": [0, 1], "tickformat": ".0%"},
         legend={"orientation": "h", "y": -0.25},
     )
