@@ -174,7 +174,7 @@ def test_vit_scorecam_runs_on_the_token_grid(vit, one_torch_thread):
 
     Not compared with pytorch-grad-cam on a random ViT: the LayerNorm output of ``blocks.11.norm1``
     sums to ~0 over channels, so the random model's map is the small difference of near-equal
-    weights and the peers' different mask upsampling (align_corners=True there) decides it
+    weights, and small differences such as the peer's mask upsampling (align_corners=True) decide it
     (Pearson 0.80–0.87 measured); on the trained CNNs above the formulas agree (≥ 0.99).
     """
     pixels, targets = _inputs(vit, 1)
