@@ -132,6 +132,7 @@ def test_scorecam_probability_weights_follow_the_paper(one_torch_thread):
     pixels = torch.rand(2, 3, 12, 12)
     explanation = explainer.explain(classifier, pixels, "scorecam", target=[1, 2], internal_batch_size=1)
     layer = explanation.layer
+    assert layer is not None
     for i, target in enumerate([1, 2]):
         x = pixels[i : i + 1]
         with torch.no_grad():
@@ -161,8 +162,10 @@ def test_scorecam_dead_channels_share_one_evaluation(one_torch_thread):
     """Channels that are constant on the image mask everything: no pass each, no division by zero."""
     torch.manual_seed(0)
     model = explainer.build_cnn((3, 12, 12), 3, channels=(8,), hidden=None)
+    conv = model.get_submodule("conv1")
+    assert isinstance(conv, torch.nn.Conv2d)
     with torch.no_grad():
-        model.conv1.weight[:4] = 0.0  # four channels constant (their bias) after the convolution
+        conv.weight[:4] = 0.0  # four channels constant (their bias) after the convolution
     classifier = explainer.Classifier.from_module(model, input_size=12)
     explanation = explainer.explain(classifier, torch.rand(1, 3, 12, 12), "scorecam", internal_batch_size=1)
     assert torch.isfinite(explanation.attributions).all()

@@ -7,6 +7,8 @@ Where a method applies: finite maps of the input's shape. Everywhere: no hook le
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torchvision
@@ -17,7 +19,7 @@ import explainer
 NEW_METHODS = ("scorecam", "layercam", "xgradcam", "hirescam", "eigencam", "rise", "lime", "kernel_shap", "lrp",
                "attention_rollout")
 #: Cheap settings so the whole matrix stays fast.
-FAST = {
+FAST: dict[str, dict[str, Any]] = {
     "scorecam": {"max_channels": 8},
     "rise": {"n_masks": 8},
     "lime": {"n_samples": 8, "segmentation": "grid", "n_segments": 4},

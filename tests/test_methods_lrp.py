@@ -40,7 +40,7 @@ def zennit_directly(model: nn.Module, inputs: torch.Tensor, targets: list[int], 
     model = copy.deepcopy(model).eval()
     for module in model.modules():
         if hasattr(module, "inplace"):
-            module.inplace = False
+            module.inplace = False  # type: ignore[assignment]
     with torch.no_grad():
         logits = model(inputs)
     one_hot = torch.zeros_like(logits).scatter_(1, torch.tensor(targets).view(-1, 1), 1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -29,7 +31,8 @@ def test_identity_attention_gives_a_uniform_map():
 def test_uniform_attention_gives_a_uniform_map(name, one_torch_thread):
     """With q = k = 0 every block attends uniformly; by symmetry every patch gets the same rollout."""
     classifier = _vit(name)
-    for block in classifier.module.blocks:
+    blocks: Any = classifier.module.blocks
+    for block in blocks:
         torch.nn.init.zeros_(block.attn.qkv.weight)
         torch.nn.init.zeros_(block.attn.qkv.bias)
     explanation = explainer.explain(classifier, torch.rand(2, 3, 64, 64), "attention_rollout")
@@ -44,7 +47,8 @@ def test_recomputed_attention_equals_timms_own_weights(one_torch_thread):
     inputs = torch.rand(2, 3, 64, 64)
     seen: list[torch.Tensor] = []
     handles = []
-    for block in classifier.module.blocks:
+    blocks: Any = classifier.module.blocks
+    for block in blocks:
         block.attn.fused_attn = False
         handles.append(block.attn.attn_drop.register_forward_hook(lambda m, a, o: seen.append(o.detach())))
     try:
@@ -53,7 +57,7 @@ def test_recomputed_attention_equals_timms_own_weights(one_torch_thread):
     finally:
         for handle in handles:
             handle.remove()
-        for block in classifier.module.blocks:
+        for block in blocks:
             block.attn.fused_attn = True
     assert len(ours) == len(seen) == 12
     for mine, theirs in zip(ours, seen):
