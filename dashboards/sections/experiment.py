@@ -126,9 +126,17 @@ def _selected(results: SweepResults, event: Any, key: str) -> dict:
     labels = {f"{', '.join(f'{k}={v}' for k, v in c.items())}, seed {s}": (c, s)
               for c in results.configurations() for s in results.seeds}
     points = getattr(getattr(event, "selection", None), "points", None) or []
-    if points and points[0].get("customdata"):
-        clicked = points[0]["customdata"]
-        st.session_state[f"{key}_run"] = f"{', '.join(f'{k}={v}' for k, v in clicked.items())}, seed {results.seeds[0]}"
+    clicked = points[0].get("customdata") if points else None
+    # Apply a click once: the selection stays in the chart's state, and a run picked later in the list wins.
+    if isinstance(clicked, dict) and clicked != st.session_state.get(f"{key}_clicked"):
+        st.session_state[f"{key}_clicked"] = clicked
+        for label, (settings, seed) in labels.items():
+            # values come back through JSON (10.0 as 10): compare values, not labels
+            if seed == results.seeds[0] and all(clicked.get(k) == v for k, v in settings.items()):
+                st.session_state[f"{key}_run"] = label
+                break
+    if st.session_state.get(f"{key}_run") not in labels:  # a new sweep: its first run
+        st.session_state.pop(f"{key}_run", None)
     choice = st.selectbox("Open a run", list(labels), key=f"{key}_run")
     settings, seed = labels.get(choice, next(iter(labels.values())))
     return results.run(seed=seed, **settings)

@@ -20,6 +20,10 @@ def _check_setting(results: SweepResults, name: str | None) -> None:
         raise InputError(f"{name!r} is not a setting of this sweep; it varied: {', '.join(results.settings)}.")
 
 
+#: The row label of a heatmap over one setting (an empty category label cannot be clicked in plotly).
+_ONE_ROW = "mean"
+
+
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
@@ -76,14 +80,14 @@ def sweep_heatmap(results: SweepResults, x: str | None = None, y: str | None = N
         text[i][j] = f"{100 * row['mean']:.1f} %{interval}{diverged}"
         custom[i][j] = {key: _plain(value) for key, value in {**held, x: row[x], **({y: row[y]} if y else {})}.items()}
     figure = go.Figure(go.Heatmap(
-        z=z, x=[_text(v) for v in xs], y=[_text(v) for v in ys] if y else [""], text=text, texttemplate="%{text}",
+        z=z, x=[_text(v) for v in xs], y=[_text(v) for v in ys] if y else [_ONE_ROW], text=text, texttemplate="%{text}",
         customdata=custom, colorscale="Viridis", zmin=0, zmax=100, colorbar={"title": "test acc. %"},
         hovertemplate=f"{x}=%{{x}}" + (f", {y}=%{{y}}" if y else "") + "<br>%{text}<extra></extra>",
     ))
     # Heatmaps cannot be selected in plotly.js: an invisible marker on each cell carries the click (and hover).
     cells = [(j, i) for i in range(len(ys)) for j in range(len(xs)) if custom[i][j] is not None]
     figure.add_trace(go.Scatter(
-        x=[_text(xs[j]) for j, _ in cells], y=[_text(ys[i]) if y else "" for _, i in cells], mode="markers",
+        x=[_text(xs[j]) for j, _ in cells], y=[_text(ys[i]) if y else _ONE_ROW for _, i in cells], mode="markers",
         marker={"symbol": "square", "size": 36, "opacity": 0.001, "color": "white"}, showlegend=False,
         selected={"marker": {"opacity": 0.001}}, unselected={"marker": {"opacity": 0.001}},
         customdata=[custom[i][j] for j, i in cells], text=[text[i][j] for j, i in cells],
