@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     summary = results.summary()
     summary[["mean", "ci_low", "ci_high"]] = (100 * summary[["mean", "ci_low", "ci_high"]]).round(1)
+    summary["seconds"] = summary["seconds"].round(2)
     print(summary.rename(columns={"mean": "acc %", "ci_low": "low", "ci_high": "high"}).to_string(index=False))
     print()
     print(results.verdict())

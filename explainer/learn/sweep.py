@@ -498,7 +498,7 @@ class SweepResults:
                     "seconds": sum(_number(run["seconds"]) for run in runs) / len(runs),
                 })
             self._summary = pd.DataFrame(rows, columns=[*self.settings, "mean", "ci_low", "ci_high", "n", "diverged", "seconds"])
-        return self._summary
+        return self._summary.copy()  # a caller may change its copy; verdict() reads the cached one
 
     @property
     def best(self) -> dict:
