@@ -67,7 +67,8 @@ def test_divergent_rate_is_kept_as_diverged_and_sensible_rates_learn(lr_sweep):
     verdict = results.verdict()
     assert "Diverged" in verdict and "[lr=10]" in verdict and "Share of the spread in test accuracy: lr " in verdict
     assert results.share_of_variance()["lr"] > 0.9
-    results.summary()["mean"] *= 100  # a caller's copy: the results' own numbers stay as they were
+    mine = results.summary()
+    mine["mean"] *= 100  # a caller's copy: the results' own numbers stay as they were
     assert results.summary()["mean"].max() <= 1 and results.verdict() == verdict
 
 
