@@ -318,20 +318,25 @@ def _gray_or_rgb(pixels: torch.Tensor) -> np.ndarray:
     return (array[:3].transpose(1, 2, 0) * 255).round().astype(np.uint8)
 
 
-def sample_grid(data: explainer.Dataset, per_class: int = 2, cols: int = 10) -> go.Figure:
-    """A few training images of each class, labelled (what the network will learn from)."""
-    picks = [int(i) for c in range(data.num_classes) for i in torch.nonzero(data.y_train == c).flatten()[:per_class]]
-    rows = -(-len(picks) // cols)
-    figure = make_subplots(rows=rows, cols=cols, subplot_titles=[data.class_names[int(data.y_train[i])] for i in picks],
-                           horizontal_spacing=0.01, vertical_spacing=0.08)
-    for n, index in enumerate(picks):
-        figure.add_trace(go.Image(z=_gray_or_rgb(data.x_train[index]), hoverinfo="skip"),
-                         row=n // cols + 1, col=n % cols + 1)
-    figure.update_xaxes(visible=False)
+def sample_grid(data: explainer.Dataset, per_class: int = 2) -> go.Figure:
+    """A few training images of each class in one picture (a column per class, labelled below)."""
+    columns = []
+    for c in range(data.num_classes):
+        picks = torch.nonzero(data.y_train == c).flatten()[:per_class].tolist()
+        columns.append([_gray_or_rgb(data.x_train[int(i)]) for i in picks])
+    height, width = columns[0][0].shape[:2]
+    gap = max(1, width // 8)
+    mosaic = np.full((per_class * (height + gap), data.num_classes * (width + gap), 3), 255, dtype=np.uint8)
+    for col, images in enumerate(columns):
+        for row, image in enumerate(images):
+            top, left = row * (height + gap), col * (width + gap)
+            mosaic[top:top + height, left:left + width] = image
+    figure = go.Figure(go.Image(z=mosaic, hoverinfo="skip"))
+    figure.update_xaxes(tickvals=[c * (width + gap) + width / 2 for c in range(data.num_classes)],
+                        ticktext=data.class_names, side="bottom", showgrid=False)
     figure.update_yaxes(visible=False)
-    figure.update_annotations(font_size=11)
-    figure.update_layout(title=f"{data.name}: training images ({len(data.y_train):,} in all)",
-                         height=110 * rows + 70, margin={"t": 60, "l": 10, "r": 10, "b": 10})
+    figure.update_layout(title=f"{data.name}: training images ({len(data.y_train):,} in all), a column per class",
+                         height=min(420, 120 + 90 * per_class), margin={"t": 60, "l": 10, "r": 10, "b": 40})
     return figure
 
 
