@@ -23,7 +23,7 @@ from explainer.transfer.strategies import STRATEGIES
 
 #: Columns of :attr:`TransferResults.table`.
 TABLE_COLUMNS = ["dataset", "model_name", "strategy", "shots", "seed", "accuracy", "seconds"]
-METHOD = "few-shot sample per class and seed, shared by all strategies; accuracy on the full test split"
+PROTOCOL = "few-shot sample per class and seed, shared by all strategies; accuracy on the full test split"
 
 
 @dataclass
@@ -35,7 +35,8 @@ class TransferResults:
     scoring). ``feature_seconds`` is the one-off cost of the frozen features (``feature_source``:
     computed, disk or memory), shared by every linear-probe and fine-tune run; both are None for a
     file that was only read. ``seconds`` is this call's wall time (for a file read back: the sum of
-    its runs' seconds).
+    its runs' seconds). ``method`` is the study's name (``"transfer"``); ``protocol`` says in words how
+    it was measured; the strategies are ``strategies`` (registry names).
     """
 
     table: pd.DataFrame
@@ -52,7 +53,8 @@ class TransferResults:
     feature_source: str | None = None
     resumed: int = 0
     out: str | None = None
-    method: str = METHOD
+    method: str = "transfer"
+    protocol: str = PROTOCOL
     descriptions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -133,6 +135,8 @@ class TransferResults:
         """JSON-ready runs, summary, verdict and provenance (what the CLI prints)."""
         return json_ready({
             "model_name": self.model_name,
+            "method": self.method,
+            "strategies": self.strategies,
             "dataset": self.dataset,
             "config": self.config,
             "results": self.table[["strategy", "shots", "seed", "accuracy", "seconds"]].to_dict("records"),
