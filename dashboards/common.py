@@ -107,10 +107,10 @@ def cached_hub_models() -> list[tuple[str, str]]:
 
     names = set(KNOWN_TIMM)
     with contextlib.suppress(Exception):
-        from huggingface_hub import scan_cache_dir
+        from huggingface_hub import constants, scan_cache_dir
 
-        names |= {repo.repo_id.split("/", 1)[1].split(".", 1)[0] for repo in scan_cache_dir().repos
-                  if repo.repo_id.startswith("timm/")}
+        names |= {repo.repo_id.split("/", 1)[1].split(".", 1)[0]
+                  for repo in scan_cache_dir(constants.HF_HUB_CACHE).repos if repo.repo_id.startswith("timm/")}
     found = []
     for name in sorted(names):
         with contextlib.suppress(Exception):

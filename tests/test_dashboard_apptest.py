@@ -387,3 +387,31 @@ def test_report_page_collects_the_views_of_this_session(app: AppTest) -> None:
     assert at.expander[0].label.startswith("Playground: circle")
     assert "heatmap" in trace_types(at)
     assert at.get("download_button")
+
+
+# ------------------------------------------------------------------------- cached hub models
+def test_a_timm_model_cached_on_this_machine_joins_the_picker(app: AppTest, tmp_path: Path, monkeypatch, photos) -> None:
+    """Weights in the Hugging Face cache (here: a real test_resnet state dict) make the model pickable everywhere."""
+    import common
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    snapshot = tmp_path / "models--timm--test_resnet.r160_in1k" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (tmp_path / "models--timm--test_resnet.r160_in1k" / "refs").mkdir()
+    (tmp_path / "models--timm--test_resnet.r160_in1k" / "refs" / "main").write_text("0123abc")
+    torch.manual_seed(0)
+    save_file(timm.create_model("test_resnet").state_dict(), str(snapshot / "model.safetensors"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    common.cached_hub_models.clear()
+    try:
+        run(app)
+        picker = app.selectbox(key="model_choice")
+        assert "test_resnet (timm, ImageNet, cached)" in picker.options
+        picker.set_value("timm:test_resnet")
+        at = open_page(app, "black_box")
+        expected = explainer.load_model("test_resnet", device="cpu").predict(photos["cat"], top_k=5)[0]
+        assert at.selectbox(key="bb_target").value.index == expected[0].index
+        assert {"bb_grid", "bb_maps", "bb_importance"} <= set(chart_keys(at))
+    finally:
+        common.cached_hub_models.clear()
