@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import stat
 import warnings
 from pathlib import Path
@@ -158,8 +159,9 @@ def _decode(data: bytes, label: str) -> Image.Image:
             raise InputError(
                 f"{label} is not an image file that can be read ({', '.join(IMAGE_FORMATS[:8])}, ...)."
             ) from None
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise InputError(_too_large_message(label, None)) from None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's own check, from the header at open
+            raise InputError(_too_large_message(label, None, int(found.group(1)) if found else None)) from None
         except MemoryError:
             raise InputError(f"{label} needs more memory to decode than is available; downscale it first.") from None
         except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, struct.error, ...
@@ -198,8 +200,8 @@ def _fix_pillow_ycbcr_tiff(image: Image.Image) -> None:
         image._mode = "YCbCr"  # noqa: SLF001 - Pillow has no public setter; the tile now decodes YCbCr
 
 
-def _too_large_message(label: str, size: tuple[int, int] | None) -> str:
-    dims = f" ({size[0]}×{size[1]} = {size[0] * size[1]:,} pixels)" if size else ""
+def _too_large_message(label: str, size: tuple[int, int] | None, pixels: int | None = None) -> str:
+    dims = f" ({size[0]}×{size[1]} = {size[0] * size[1]:,} pixels)" if size else f" ({pixels:,} pixels)" if pixels else ""
     return (
         f"{label} is too large{dims}; the limit is {MAX_IMAGE_PIXELS:,} pixels, which also guards "
         "against decompression bombs. Downscale the image first."
