@@ -44,6 +44,7 @@ from explainer.learn.training import (
 )
 from explainer.models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
 from explainer.models.anatomy import Anatomy, model_anatomy
+from explainer.models.sources import weights_fingerprint
 from explainer.transfer import (
     STRATEGIES,
     Strategy,
@@ -137,4 +138,5 @@ __all__ = [
     "TrainingRun",
     "TransferResults",
     "visualize_channel",
+    "weights_fingerprint",
 ]

@@ -137,3 +137,28 @@ def test_sample_images_are_real_photos() -> None:
     for image in photos.values():
         assert image.mode == "RGB" and min(image.size) >= 200
         assert np.asarray(image).std() > 10  # a real photo, not a flat placeholder
+
+
+@pytest.mark.parametrize("size", [(224, 224), (100, 300), (37, 41)])
+def test_resize_and_crop_gives_the_pixels_of_resize_then_crop(size: tuple[int, int]) -> None:
+    from explainer.data.images import resize_and_crop
+
+    photo = sample_images()["cat"]
+    height, width = size
+    scale = max(height / photo.height, width / photo.width)
+    whole = photo.resize((max(width, round(photo.width * scale)), max(height, round(photo.height * scale))),
+                         Image.Resampling.BILINEAR, reducing_gap=None)
+    left, top = (whole.width - width) // 2, (whole.height - height) // 2
+    expected = np.asarray(whole.crop((left, top, left + width, top + height)), dtype=int)
+    assert np.abs(np.asarray(resize_and_crop(photo, size), dtype=int) - expected).max() <= 1
+
+
+def test_resize_and_crop_bounds_its_output() -> None:
+    from explainer.data.images import resize_and_crop
+
+    strip = load_image(np.zeros((1, 20_000), dtype=np.uint8))
+    assert resize_and_crop(strip, (224, 224)).size == (224, 224)
+    with pytest.raises(InputError, match="limit is 16,777,216"):
+        resize_and_crop(strip, (20_000, 20_000))
+    with pytest.raises(InputError, match="two positive integers"):
+        resize_and_crop(strip, (True, 3))  # type: ignore[arg-type]

@@ -197,3 +197,28 @@ def test_model_sources_listing() -> None:
     bundled = rows[0]
     assert bundled["source"] == "efficientnet_lite0" and bundled["offline"] is True
     assert {row["kind"] for row in rows} >= {"bundled", "timm", "torchvision", "checkpoint"}
+
+
+def test_checkpoint_bytes_load_without_a_file_and_fingerprints_follow_the_weights() -> None:
+    import io
+
+    from explainer.models.sources import weights_fingerprint
+
+    original = load_model("test_resnet", pretrained=False, num_classes=3)
+    buffer = io.BytesIO()
+    torch.save(original.module.state_dict(), buffer)
+    loaded = load_model(buffer.getvalue(), arch="test_resnet")
+    assert loaded.source == "uploaded bytes" and loaded.num_classes == 3
+    assert weights_fingerprint(loaded) == weights_fingerprint(original.module)
+    with torch.no_grad():
+        next(loaded.module.parameters()).add_(1e-3)
+    assert weights_fingerprint(loaded) != weights_fingerprint(original)
+
+
+def test_checkpoint_bytes_need_an_architecture() -> None:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buffer)
+    with pytest.raises(ModelLoadError, match="holds weights only"):
+        load_model(buffer.getvalue())
