@@ -204,7 +204,7 @@ if results is not None:
         "std": st.column_config.NumberColumn("std across seeds", format="percent"),
     })
     st.caption(f"{len(results.table)} runs on {results.device} in {results.seconds:.1f} s; chance level "
-               f"{results.chance:.1%}. {results.method}.")
+               f"{results.chance:.1%}. {results.protocol}.")
 
 shown = results or studies.get("textures")
 if shown is not None:
