@@ -325,6 +325,12 @@ def test_a_winner_is_named_only_where_the_seed_paired_interval_excludes_zero():
     assert "At 1 per class fine_tune and small_cnn are not distinguishable." in verdict
     assert "Transfer helps at 5 per class" in verdict and "not distinguishable at 1" in verdict
     assert "fine_tune is better than small_cnn by 9.67 points (95 % CI" in verdict
+    assert "no verdict" not in verdict
+
+    cut_short = study(rows + [("fine_tune", 10, 0, 0.99), ("small_cnn", 10, 0, 0.50)])  # one seed at 10 shots
+    assert cut_short.seeds == 1
+    assert cut_short.verdict().replace(" At 10 per class: one seed: no verdict – add seeds.", "") == verdict.replace(
+        "more than 5", "more than 10")
 
 
 def test_a_strategy_registered_from_outside_runs_in_the_study_and_the_cli(monkeypatch, capsys):

@@ -3,7 +3,8 @@
 Two strategies are compared at a shot level by their accuracies paired by seed (same few-shot
 sample): :func:`explainer.stats.paired_difference` gives the mean difference with a 95 % bootstrap
 interval, and a winner is named only where that interval excludes zero. With one seed there is no
-interval, and the verdict says so instead of naming anyone.
+interval, and the verdict says so instead of naming anyone – for the whole study, or for the shot levels
+where some strategy has a single seed (a study still running, or cut short).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class _Cells:
         self.means = table.groupby(["strategy", "shots"])["accuracy"].mean()
         self.names = [s for s in results.strategies if s in set(table["strategy"])]
         self.shots = sorted(int(k) for k in table["shots"].unique())
+        seeds = table.groupby(["shots", "strategy"])["seed"].nunique().groupby(level="shots").min()
+        #: Shot levels where every measured strategy has at least two seeds: the only ones judged.
+        self.judged = [k for k in self.shots if int(seeds[k]) >= 2]
 
     def present(self, shots: int) -> list[str]:
         """Strategies measured at ``shots``, best mean first."""
@@ -107,7 +111,7 @@ def _best_sentence(cells: _Cells) -> str:
     """Who is best at each shot level – only where the runner-up's paired interval excludes zero."""
     clear: dict[str, list[int]] = {}
     tied: dict[tuple[str, ...], list[int]] = {}
-    for shots in cells.shots:
+    for shots in cells.judged:
         ranked = cells.present(shots)
         best = ranked[0]
         close = [s for s in ranked[1:] if not cells.difference(best, s, shots).excludes(0.0)]
@@ -128,7 +132,7 @@ def _transfer_sentence(cells: _Cells, pretrained: list[str], baselines: list[str
     """Whether the best pretrained strategy beats the best from-scratch one, shot level by shot level."""
     outcome: dict[str, list[int]] = {"helps": [], "hurts": [], "ties": []}
     example: dict[str, str] = {}
-    for shots in cells.shots:
+    for shots in cells.judged:
         ranked = cells.present(shots)
         pre = [s for s in ranked if s in pretrained]
         base = [s for s in ranked if s in baselines]
@@ -154,7 +158,7 @@ def _transfer_sentence(cells: _Cells, pretrained: list[str], baselines: list[str
 
 def _pixels_sentence(cells: _Cells, input_shape: tuple[int, ...]) -> str | None:
     """The counter-example: raw pixels beating the ImageNet probe, where the interval says so."""
-    levels = [k for k in cells.shots if {"pixels", "linear_probe"} <= set(cells.present(k))]
+    levels = [k for k in cells.judged if {"pixels", "linear_probe"} <= set(cells.present(k))]
     beats = [k for k in levels if (d := cells.difference("pixels", "linear_probe", k)).excludes(0.0) and d.mean > 0]
     if not beats:
         return None
@@ -174,7 +178,7 @@ def verdict(results: TransferResults, threshold: float = 0.8) -> str:
     needed = examples_needed(results, threshold)
     parts = [f"{name} {n}" if n is not None else f"{name} more than {cells.shots[-1]}" for name, n in needed.items()]
     reach = f"Labelled examples per class needed to reach {threshold:.0%} (mean over seeds): {', '.join(parts)}."
-    if results.seeds < 2:
+    if not cells.judged:
         return f"{NO_VERDICT} {reach}"
     sentences = [_best_sentence(cells)]
     pretrained = [s for s in cells.names if s in STRATEGIES and STRATEGIES[s].pretrained]
@@ -184,5 +188,8 @@ def verdict(results: TransferResults, threshold: float = 0.8) -> str:
     pixels = _pixels_sentence(cells, results.input_shape)
     if pixels:
         sentences.append(pixels)
+    unjudged = [k for k in cells.shots if k not in cells.judged]
+    if unjudged:
+        sentences.append(f"At {_ranges(unjudged, cells.shots)} per class: one seed: no verdict – add seeds.")
     sentences.append(reach)
     return " ".join(sentences)
