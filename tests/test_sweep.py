@@ -244,39 +244,3 @@ def test_experiment_section_runs_a_grid_live_and_opens_a_run():
     at.selectbox(key="ex_run").select_index(1).run()
     assert not at.exception and at.selectbox(key="ex_run").value == "lr=10.0, activation=relu, seed 0"
     assert len(at.get("plotly_chart")) == 5  # heatmap, bands, cost, the run's curves and gradient norms
-
-
-_CLICK_APP = """
-import sys
-sys.path.insert(0, {dashboards!r})
-import streamlit as st
-from explainer.learn.sweep import open_sweep
-from sections.experiment import render_experiment_section
-st.session_state.setdefault("ex_results", open_sweep({path!r}))
-render_experiment_section("train", key="ex")
-"""
-
-
-@pytest.mark.browser
-@pytest.mark.slow  # a Streamlit server and Chromium: ~30 s on 2 busy cores
-def test_clicking_a_heatmap_cell_in_the_browser_opens_its_run(tmp_path):
-    from dashboard_server import CHROMIUM_ARGS, DashboardServer, chromium_path, open_page, wait_idle
-    from playwright.sync_api import sync_playwright
-
-    out = tmp_path / "sweep.jsonl"
-    sweep(TASK, {"lr": [0.03, 10.0]}, seeds=1, out=out, threads=1)
-    app = tmp_path / "app.py"
-    app.write_text(_CLICK_APP.format(dashboards=str(ROOT / "dashboards"), path=str(out)))
-    with DashboardServer(app=app, env={"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}) as server, \
-            sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        open_page(page, server.url)
-        picker = page.locator("[data-testid='stSelectbox']").filter(has_text="Open a run")
-        assert "lr=0.03, seed 0" in picker.inner_html()
-        box = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first.bounding_box()
-        page.mouse.click(box["x"] + box["width"] * 3 / 4, box["y"] + box["height"] / 2)  # the lr=10 cell
-        wait_idle(page)
-        assert "lr=10.0, seed 0" in picker.inner_html(), server.log_tail()
-        assert page.get_by_text("Training diverged").count() >= 1
-        browser.close()

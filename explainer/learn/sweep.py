@@ -37,6 +37,7 @@ from explainer import stats
 from explainer._plumbing import isolated_rng, json_ready
 from explainer.data.datasets import TOY_SETS, Dataset, load_dataset
 from explainer.errors import InputError
+from explainer.hardware import resolve_device
 from explainer.learn.architectures import ACTIVATIONS, build_model
 from explainer.learn.playground import MAX_LAYERS, MAX_NEURONS, PlaygroundConfig, train_playground
 from explainer.learn.training import OPTIMIZERS, TrainingRun, fit
@@ -97,7 +98,8 @@ class TrainingTask:
     ``data_options`` go to ``load_dataset`` (e.g. ``{"limit": 5000}``). ``arch`` is ``"mlp"``,
     ``"cnn"`` or a timm name (then only the optimizer settings can vary). ``depth``/``width``/
     ``channels`` left at ``None`` mean the builders' defaults (mlp: one hidden layer of 64; cnn:
-    conv16-conv32, fc64). The other fields are ``fit``'s options; a grid overrides any of them.
+    conv16-conv32, fc64). ``device=None`` trains on a GPU where the process has one (a Ray worker
+    given a GPU), else on the CPU. The other fields are ``fit``'s options; a grid overrides any of them.
     """
 
     dataset: str = "digits"
@@ -347,6 +349,8 @@ class _Worker:
     def __init__(self, payload: Mapping[str, Any]) -> None:
         self.task = task_from_payload(payload)
         self._data: dict[float | None, Dataset] = {}
+        # device None: a GPU when this process has one (a Ray worker given a GPU), else the CPU
+        self.device = resolve_device(getattr(self.task, "device", None))
         with _GLOBAL_RNG, isolated_rng(0):
             self._warm_up()
 
@@ -363,7 +367,7 @@ class _Worker:
                         full.class_names)
         model = build_model(task.arch, small, **_model_spec(task, {}))
         fit(model, small, epochs=1, lr=task.lr, optimizer=task.optimizer, batch_size=task.batch_size,
-            device=task.device, telemetry=task.telemetry)
+            device=self.device, telemetry=task.telemetry)
 
     def dataset(self, noise: float | None) -> Dataset:
         assert isinstance(self.task, TrainingTask)
@@ -392,7 +396,7 @@ class _Worker:
             model = build_model(task.arch, data, seed=seed, **_model_spec(task, settings))
         options = {key: settings.get(key, getattr(task, key)) for key in ("epochs", "lr", "optimizer", "batch_size", "l1", "l2")}
         return fit(
-            model, data, **options, target_accuracy=task.target_accuracy, device=task.device, seed=seed,
+            model, data, **options, target_accuracy=task.target_accuracy, device=self.device, seed=seed,
             telemetry=task.telemetry,
         )
 
