@@ -30,11 +30,11 @@ def faithfulness_curves(report: FaithfulnessReport, image: int | None = None) ->
     )
     figure = make_subplots(
         rows=1, cols=2, shared_yaxes=True,
-        subplot_titles=("Deletion (MoRF should fall fastest)", "Insertion (should rise fastest)"),
+        subplot_titles=("Deletion (MoRF should fall fastest)", "Insertion on a blurred canvas (should rise fastest)"),
     )
     deletion_mean, deletion_std = (v[pick].mean(axis=0) for v in report.random_band("deletion"))
     insertion_mean, insertion_std = (v[pick].mean(axis=0) for v in report.random_band("insertion"))
-    _band(figure, x, deletion_mean, deletion_std, "random order (same AUC for insertion)", col=1, show_legend=True)
+    _band(figure, x, deletion_mean, deletion_std, "random map (reference)", col=1, show_legend=True)
     _band(figure, x, insertion_mean, insertion_std, "random order", col=2, show_legend=False)
     for name, curve, col, key in (
         ("most relevant first (MoRF)", report.morf, 1, "morf"),
