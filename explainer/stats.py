@@ -122,19 +122,24 @@ def difference_words(
     singular = over[:-1] if over.endswith("s") else over
     if interval.n < 2:
         return f"{name_a} vs {name_b}: one {singular}: no verdict – add {over}."
-    span = (
-        f"95 % CI {_number(interval.low)}{unit} to {_number(interval.high)}{unit}"
-        if interval.confidence == 0.95
-        else f"{interval.confidence:.0%} CI {_number(interval.low)}{unit} to {_number(interval.high)}{unit}"
-    )
+    level = "95 %" if interval.confidence == 0.95 else f"{interval.confidence:.0%}"
+
+    def span(low: float, high: float) -> str:
+        return f"{level} CI {_number(low)}{unit} to {_number(high)}{unit}"
+
     if not interval.excludes(0.0):
         return (
             f"{name_a} and {name_b} are not distinguishable on {interval.n} {over} "
-            f"(difference {_number(interval.mean)}{unit}, {span})."
+            f"(difference {_number(interval.mean)}{unit}, {span(interval.low, interval.high)})."
         )
     a_better = (interval.mean > 0) == higher_is_better
     winner, loser = (name_a, name_b) if a_better else (name_b, name_a)
-    return f"{winner} is better than {loser} by {_number(abs(interval.mean))}{unit} ({span}, {interval.n} {over})."
+    # The winner's advantage and its interval, both positive: |a - b| with the ends flipped where a - b < 0.
+    low, high = (interval.low, interval.high) if interval.mean > 0 else (-interval.high, -interval.low)
+    return (
+        f"{winner} is better than {loser} by {_number(abs(interval.mean))}{unit} "
+        f"({span(low, high)}, {interval.n} {over})."
+    )
 
 
 def share_of_variance(frame: pd.DataFrame, factors: Sequence[str], value: str) -> dict[str, float]:

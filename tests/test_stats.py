@@ -44,6 +44,9 @@ def test_paired_difference_sees_a_small_consistent_gain_that_unpaired_means_hide
     words = difference_words("new", "old", diff, higher_is_better=True, over="images")
     assert words.startswith("new is better than old") and "30 images" in words
     assert difference_words("new", "old", diff, higher_is_better=False).startswith("old is better than new")
+    lower = paired_difference(base, better)  # a - b < 0: with lower-is-better, a wins; its advantage reads positive
+    words = difference_words("a", "b", lower, higher_is_better=False)
+    assert words.startswith("a is better than b by 0.0") and f"CI {-lower.high:.3g} to {-lower.low:.3g}" in words
 
 
 def test_indistinguishable_methods_are_named_so():
