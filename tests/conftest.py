@@ -35,3 +35,45 @@ def bundled_classifier() -> explainer.Classifier:
 def photos() -> dict:
     """scikit-image sample photos by name (cat, coffee, rocket, astronaut, camera, china)."""
     return explainer.sample_images()
+
+
+# ------------------------------------------------------------------ browser tests (Chromium)
+#: Where the browser tests expect Debian's Chromium (`tools/ensure_chromium.sh` installs it when it may).
+CHROMIUM = os.environ.get("EXPLAINER_CHROMIUM", "/usr/bin/chromium")  # the override lets a test play "missing"
+
+
+def browser_missing_reason() -> str | None:
+    """Why the browser tests cannot run here (None when Chromium is installed)."""
+    if os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK):
+        return None
+    return (f"Chromium is not installed at {CHROMIUM}: the browser tests need it – run `make browser` "
+            "(installs Debian's chromium as root) or `apt-get install -y chromium`")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say up front when the browser tests will be skipped (or fail, under CI=true)."""
+    reason = browser_missing_reason()
+    if reason is None:
+        return None
+    outcome = "FAIL (CI=true: a missing browser is a failure)" if os.environ.get("CI") == "true" else "be SKIPPED"
+    return f"browser tests will {outcome}: {reason}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Chromium, browser tests skip with the reason – except under CI=true, where they fail."""
+    reason = browser_missing_reason()
+    if reason is None:
+        return
+    for item in items:
+        if "browser" not in item.keywords:
+            continue
+        if os.environ.get("CI") == "true":
+            item.add_marker(pytest.mark.usefixtures("_fail_without_browser"))
+        else:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def _fail_without_browser() -> None:
+    """Under CI=true a browser test without a browser is a failure, not a skip."""
+    pytest.fail(f"CI=true and {browser_missing_reason()}", pytrace=False)

@@ -6,7 +6,6 @@ Used by ``tests/test_dashboard_browser.py`` and ``benchmarks/dashboard.py``.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboards" / "app.py"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("EXPLAINER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 #: The app root carries the script state: "initial", "running", "notRunning", "rerunRequested".
@@ -32,7 +31,7 @@ CHART = ".js-plotly-plot, [data-testid='stPlotlyChart']"
 
 def chromium_path() -> str:
     """The Debian Chromium binary; a clear instruction when it is missing."""
-    found = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+    found = CHROMIUM if Path(CHROMIUM).is_file() else None
     if not found:
         raise FileNotFoundError(
             "Chromium is not installed; the browser tests need it: run `apt-get install -y chromium` "
