@@ -1,5 +1,5 @@
-"""What the transfer strategies train: a logistic-regression head, a headed backbone, a small CNN,
-and the step loop that trains the networks on a few-shot support."""
+"""What the transfer strategies train: a logistic-regression head, a headed backbone and a small CNN;
+the networks train through :func:`explainer.learn.training.train_steps`, the loop ``fit`` shares."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explainer._plumbing import seeded_generator
+from explainer.learn.training import train_steps
 from explainer.transfer.feature_cache import pooled_features
 
 #: Inverse L2 strength of both logistic regressions (scikit-learn's ``C``), and their L-BFGS iterations.
@@ -109,41 +109,20 @@ def recalibrate_batch_norm(net: nn.Module, inputs: torch.Tensor, batch_size: int
     net.eval()
 
 
-def adam_steps(
-    net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, steps: int, lr: float, batch_size: int, seed: int,
-) -> list[float]:
-    """Adam on cross-entropy for exactly ``steps`` mini-batches, drawn epoch by epoch in a seeded order; the losses.
-
-    Not :func:`explainer.learn.training.fit`: a fine-tune starts at the probe head's near-zero loss and
-    fit's divergence rule (10× the first loss) would stop it after two steps; fit also scores a test
-    split after every epoch and counts epochs, where a few-shot run has a step budget.
-    """
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    generator = seeded_generator(seed)
-    losses: list[float] = []
-    while len(losses) < steps:
-        for batch in torch.randperm(len(labels), generator=generator).split(batch_size):
-            batch = batch.to(inputs.device)
-            loss = F.cross_entropy(net(inputs[batch]), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            if len(losses) == steps:
-                break
-    return losses
-
-
 def train_network(
     net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, steps: int, lr: float, batch_size: int, seed: int,
 ) -> list[float]:
     """Train ``net`` for ``steps`` Adam steps on the support; eval mode after; the step losses.
 
+    The steps are :func:`explainer.learn.training.train_steps` – the step and batching ``fit`` uses,
+    with a step budget and without fit's per-epoch test pass and divergence stop (a fine-tune starts at
+    the probe head's near-zero loss; fit's rule, 10× the first loss, stopped it after 2 of 100 steps).
+
     A network whose BatchNorm trained gets its running statistics recomputed over ``inputs`` at the
     end; a :class:`HeadedBackbone` with frozen norms keeps ImageNet's.
     """
     net.train()
-    losses = adam_steps(net, inputs, labels, steps=steps, lr=lr, batch_size=batch_size, seed=seed)
+    losses = train_steps(net, inputs, labels, steps=steps, lr=lr, optimizer="adam", batch_size=batch_size, seed=seed)
     if isinstance(net, HeadedBackbone) and net.frozen_norms:
         net.eval()
     else:
