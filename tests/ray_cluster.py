@@ -1,7 +1,7 @@
 """A real local Ray cluster for the tests, inside a private network namespace so every packet stays on loopback.
 
 A Ray head node rebinds 127.0.0.1 to the machine's network address; inside ``unshare -n`` (with only ``lo``
-up) there is no other address, so the cluster and its clients talk over loopback alone. One cluster serves
+up) there is no other address (and in its own PID namespace, ending the head ends the whole cluster), so the cluster and its clients talk over loopback alone. One cluster serves
 the whole test session: ``private_ray_cluster.run(script)`` runs a Python script inside the same namespace
 (``nsenter --net``) with ``RAY_ADDRESS`` set, so the script's ``address="auto"`` finds the cluster.
 
@@ -34,7 +34,7 @@ def _unavailable() -> str | None:
         return "unshare/nsenter (util-linux) are not installed: cannot start a Ray cluster in a private network namespace"
     if not (VENV_BIN / "ray").exists():
         return "Ray is not installed (pip install 'explainer[ray]')"
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    probe = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         return f"unshare -n is not permitted here ({probe.stderr.strip() or 'needs root'})"
     return None
@@ -81,7 +81,8 @@ class PrivateRayCluster:
         return status.returncode == 0
 
     def stop(self) -> None:
-        subprocess.run(self.command(str(VENV_BIN / "ray"), "stop", "--force"), capture_output=True, timeout=120)
+        """End the cluster: the head is PID 1 of its own PID namespace, so killing it ends every Ray process
+        of this cluster and none of anybody else's (``ray stop`` would kill every Ray process on the machine)."""
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -99,7 +100,7 @@ def start_private_cluster(num_cpus: int = 2) -> PrivateRayCluster:
         f"--temp-dir={temp_dir}"
     )
     log = open(Path(temp_dir) / "head.log", "w")  # lives as long as the cluster
-    process = subprocess.Popen(["unshare", "-n", "bash", "-c", head], stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", head], stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     cluster = PrivateRayCluster(process, temp_dir, num_cpus)
     deadline = time.monotonic() + START_SECONDS

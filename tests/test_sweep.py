@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -186,37 +184,16 @@ _RAY_SWEEP = """
 import json, sys
 from explainer.learn.sweep import TrainingTask, sweep
 results = sweep(TrainingTask(dataset="digits", arch="mlp", epochs=4), {"lr": [0.01, 0.03, 10.0]}, seeds=3,
-                backend="ray", address="127.0.0.1:6391")
+                backend="ray", address="auto")
 json.dump(results.to_dict(curves=True), open(sys.argv[1], "w"))
 """
 
 
-@pytest.mark.slow  # starting a Ray head node alone takes 15–60 s on 2 busy cores
-def test_ray_on_a_private_local_cluster_gives_the_local_table(tmp_path, lr_sweep):
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "true"]).returncode:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run the Ray test, but `unshare -n -p` (a private network namespace) is unavailable.")
-        pytest.skip("unshare -n -p is unavailable here, so a Ray cluster cannot be kept off the network.")
-    bin_dir = Path(sys.executable).parent
-    script, out = tmp_path / "ray_sweep.py", tmp_path / "ray.json"
-    ray_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must stay under 107 bytes
-    script.write_text(_RAY_SWEEP)
-    # A private network namespace (only loopback, so no packet leaves) and PID namespace (so `ray stop`
-    # stops this cluster's processes and nobody else's).
-    command = textwrap.dedent(f"""
-        ip link set lo up
-        {bin_dir / 'ray'} start --head --num-cpus 2 --port 6391 --temp-dir {ray_dir} \
-            --include-dashboard false --disable-usage-stats > {tmp_path / 'ray.log'} 2>&1 || exit 3
-        {sys.executable} {script} {out}; status=$?
-        {bin_dir / 'ray'} stop --force > /dev/null 2>&1
-        exit $status
-    """)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-    try:
-        done = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", command], env=env, timeout=300)
-    finally:
-        shutil.rmtree(ray_dir, ignore_errors=True)
-    assert done.returncode == 0, (tmp_path / "ray.log").read_text()[-2000:] if done.returncode == 3 else done
+@pytest.mark.slow  # the session's Ray cluster starts in 15–60 s on 2 busy cores
+def test_ray_on_a_private_local_cluster_gives_the_local_table(private_ray_cluster, tmp_path, lr_sweep):
+    out = tmp_path / "ray.json"
+    done = private_ray_cluster.run(_RAY_SWEEP, str(out), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     remote = json.loads(out.read_text())
     assert _numbers(remote["runs"]) == _numbers(lr_sweep[0].to_dict(curves=True)["runs"])
     assert remote["verdict"] == lr_sweep[0].verdict()

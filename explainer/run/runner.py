@@ -10,6 +10,8 @@ a cluster as long as a row depends only on its unit and the factory's arguments.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +25,8 @@ Work = Callable[[Unit], Mapping[str, Any]]
 WorkerFactory = Callable[[], Work]
 Progress = Callable[[int, int, Row], None]
 BACKENDS = ("local", "ray")
+#: Seconds to wait for a TCP connection to a cluster address before calling it dead.
+CONNECT_PROBE_SECONDS = 1.0
 
 
 def _check_units(units: Sequence[Unit]) -> list[dict[str, Any]]:
@@ -128,10 +132,30 @@ class _UnitWorker:
         return {**unit, **self._work(unit)}
 
 
+def _gcs_refuses(address: str) -> str | None:
+    """Why a ``host:port`` cluster address cannot be a live cluster (a 1 s TCP probe), or None."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return None
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_PROBE_SECONDS):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def _connect(ray: Any, address: str | None) -> bool:
     """Connect to the cluster unless this process already is; True when we connected (and must disconnect)."""
     if ray.is_initialized():
         return False
+    target = address or "auto"
+    probed = os.environ.get("RAY_ADDRESS", "") if target == "auto" else target
+    refused = _gcs_refuses(probed) if probed else None
+    if refused:  # Ray itself would retry for a minute or more; a dead address fails at once
+        raise InputError(
+            f"No Ray cluster answers at {probed} ({refused}). Start one with `ray start --head` "
+            "(or pass the address it prints), or use backend='local'."
+        )
     try:
         ray.init(address=address or "auto", logging_level="ERROR", log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
