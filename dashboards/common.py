@@ -33,14 +33,12 @@ from plotly.subplots import make_subplots
 import explainer
 from explainer.data.images import MAX_IMAGE_BYTES
 from explainer.errors import ExplainerError
-from explainer.inside import activations as _activations
-from explainer.models import anatomy as _anatomy
 from explainer.report import ReportSection, build_report
 
 T = TypeVar("T")
-#: ``model_anatomy`` and ``layer_activations`` (the names that no longer shadow submodules), or their older names.
-anatomy_of: Callable[..., Any] = getattr(_anatomy, "model_anatomy", None) or _anatomy.anatomy
-layer_activations: Callable[..., Any] = getattr(_activations, "layer_activations", None) or _activations.activations
+#: The library calls the pages show by name (the home page's notebook hint names ``anatomy_of.__name__``).
+anatomy_of = explainer.model_anatomy
+layer_activations = explainer.layer_activations
 
 #: Cache key of the one model every learner shares (frozen: nobody trains it).
 BUNDLED_KEY = f"bundled:{explainer.BUNDLED_MODEL}"

@@ -31,7 +31,7 @@ from explainer.inside.features import FeatureVisualization, TopActivating, top_a
 from explainer.inside.intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
 from explainer.learn.architectures import build_cnn, build_mlp, build_model
 from explainer.learn.flops import FlopCount, count_flops
-from explainer.learn.playground import PlaygroundConfig, PlaygroundRun, train_playground
+from explainer.learn.playground import PlaygroundConfig, PlaygroundFrame, PlaygroundRun, train_playground
 from explainer.learn.sweep import SweepEstimate, SweepResults, TrainingTask, estimate_sweep, open_sweep, sweep
 from explainer.learn.training import (
     EpochStats,
@@ -119,6 +119,7 @@ __all__ = [
     "register_strategy",
     "resume_results",
     "PlaygroundConfig",
+    "PlaygroundFrame",
     "PlaygroundRun",
     "Prediction",
     "sample_images",
