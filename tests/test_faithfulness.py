@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -240,17 +241,35 @@ def test_mask_share_of_the_mask_itself_is_one():
 
 # ------------------------------------------------------------------------- bad input
 def test_bad_input_gets_clear_messages(bundled_classifier, gradcam):
-    with pytest.raises(InputError, match="steps must be an integer of at least 2"):
+    with pytest.raises(InputError, match="steps must be an integer from 2 to 1000"):
         check_faithfulness(bundled_classifier, gradcam, steps=1)
+    with pytest.raises(InputError, match="steps must be an integer from 2 to 1000"):
+        check_faithfulness(bundled_classifier, gradcam, steps=10**7)
+    with pytest.raises(InputError, match="steps must be an integer"):
+        check_faithfulness(bundled_classifier, gradcam, steps=True)
     with pytest.raises(InputError, match="baseline='noise' is not supported; choose one of: zero, black, white, blur"):
         check_faithfulness(bundled_classifier, gradcam, baseline="noise", randomization=False)
-    with pytest.raises(InputError, match="random_seeds must be a positive integer"):
+    with pytest.raises(InputError, match="random_seeds must be an integer from 1 to 100"):
         check_faithfulness(bundled_classifier, gradcam, random_seeds=0)
     with pytest.raises(InputError, match="must be an Explanation"):
         check_faithfulness(bundled_classifier, gradcam.attributions)
     classifier, _pixels = _linear_problem(images=1)
-    with pytest.raises(InputError, match="computed with model 'efficientnet_lite0'"):
+    with pytest.raises(InputError, match="computed with other weights \\(model 'efficientnet_lite0'\\)"):
         check_faithfulness(classifier, gradcam)
+
+
+def test_an_explanation_is_checked_against_the_weights_it_came_from_not_the_name():
+    classifier, pixels = _linear_problem(images=1)
+    explanation = explain(classifier, pixels, method="saliency", target=1)
+    twin_module = copy.deepcopy(classifier.module)
+    same_weights = explainer.Classifier.from_module(twin_module, labels=classifier.labels,
+                                                    input_size=classifier.input_size, mean=classifier.mean,
+                                                    std=classifier.std, name=classifier.name)
+    check_faithfulness(same_weights, explanation, steps=4, random_seeds=1, randomization=False)  # equal weights pass
+    with torch.no_grad():
+        next(twin_module.parameters()).add_(1.0)  # same architecture and name, other weights
+    with pytest.raises(InputError, match="other weights"):
+        check_faithfulness(same_weights, explanation, steps=4, random_seeds=1, randomization=False)
 
 
 def test_the_old_call_with_images_still_works_and_warns():

@@ -552,7 +552,7 @@ def smoothgrad_infinite_noise(tmp: Path) -> Any:
     return explain(_tiny_classifier(), _good_png(tmp), method="smoothgrad", noise=float("inf"))
 
 
-@case("options", "error", "InputError", r"steps", xfail="H3: check_faithfulness(steps=10**7) is not bounded yet")
+@case("options", "error", "InputError", r"steps")
 def faithfulness_with_ten_million_steps(tmp: Path) -> Any:
     from explainer import check_faithfulness, explain
 

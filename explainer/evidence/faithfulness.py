@@ -29,6 +29,7 @@ from explainer.evidence.metrics import (
     CURVES,
     area_under_curve,
     cascade_units,
+    check_steps,
     foreground_mask,
     map_similarity,
     perturbation_curves,
@@ -48,6 +49,9 @@ __all__ = [
 BASELINES = ("zero", "black", "white", "blur")
 #: Similarity below which a map counts as changed by full model randomization.
 RANDOMIZATION_THRESHOLD = 0.5
+#: Bounds of the repeat counts (each random order and each randomization step costs a full pass of curves).
+MAX_RANDOM_SEEDS = 100
+MAX_RANDOMIZATION_STEPS = 100
 
 
 @dataclass
@@ -391,17 +395,17 @@ def _check_options(
         raise InputError(
             f"explanation must be an Explanation from explainer.explain(...), got {type(explanation).__name__}."
         )
-    if explanation.model_name != classifier.name:
+    same = explanation.made_with(classifier)
+    if same is False or (same is None and explanation.model_name != classifier.name):
         raise InputError(
-            f"The explanation was computed with model {explanation.model_name!r} but the classifier is "
-            f"{classifier.name!r}; check faithfulness with the model that was explained."
+            f"The explanation was computed with other weights (model {explanation.model_name!r}) than the "
+            f"classifier's ({classifier.name!r}); check faithfulness with the model that was explained."
         )
-    if not isinstance(steps, int) or steps < 2:
-        raise InputError(f"steps must be an integer of at least 2 (a curve needs 3 points), got {steps!r}.")
-    if not isinstance(random_seeds, int) or random_seeds < 1:
-        raise InputError(f"random_seeds must be a positive integer (random orders as reference), got {random_seeds!r}.")
-    if not isinstance(randomization_steps, int) or randomization_steps < 1:
-        raise InputError(f"randomization_steps must be a positive integer, got {randomization_steps!r}.")
+    check_steps(steps)
+    for name, value, most in (("random_seeds", random_seeds, MAX_RANDOM_SEEDS),
+                              ("randomization_steps", randomization_steps, MAX_RANDOMIZATION_STEPS)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise InputError(f"{name} must be an integer from 1 to {most}, got {value!r}.")
 
 
 def _randomization(

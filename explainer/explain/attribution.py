@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import time
 import warnings
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -85,6 +86,24 @@ class Explanation:
     layer: str | None = None
     convergence_delta: torch.Tensor | None = None
     segments: torch.Tensor | None = None  # (N, 1, H, W) long superpixel ids (LIME, KernelSHAP), CPU
+    #: The module that was explained (a weak reference: the explanation never keeps a model alive), so an
+    #: explanation can be checked against the model it came from, not only against its name.
+    module_ref: weakref.ReferenceType[nn.Module] | None = field(default=None, repr=False, compare=False)
+
+    def made_with(self, classifier: Classifier) -> bool | None:
+        """True when these maps come from ``classifier``'s weights, False when not, None when unknowable.
+
+        The same module object is the same model; another module (alive) is compared by
+        :func:`explainer.models.sources.weights_fingerprint`; a module that no longer exists cannot be compared.
+        """
+        original = self.module_ref() if self.module_ref is not None else None
+        if original is None:
+            return None
+        if original is classifier.module:
+            return True
+        from explainer.models.sources import weights_fingerprint
+
+        return weights_fingerprint(original) == weights_fingerprint(classifier.module)
 
     def heatmap(self, absolute: bool = False) -> torch.Tensor:
         """One map per image ``(N, H, W)``: the channel sum (signed) or the sum of absolute values.
@@ -177,7 +196,7 @@ def explain(
         method=spec.name, attributions=attributions.contiguous(), inputs=inputs, pixels=pixels, targets=targets,
         labels=[classifier.labels[t] for t in targets], params=params_used, seconds=time.perf_counter() - started,
         device=str(device), model_name=classifier.name, layer=info.name if info is not None else None,
-        convergence_delta=output.delta, segments=output.segments,
+        convergence_delta=output.delta, segments=output.segments, module_ref=weakref.ref(classifier.module),
     )
 
 
