@@ -188,3 +188,13 @@ def test_results_file_reading_only_reads(tmp_path):
     with pytest.raises(InputError, match="no such results file"):
         read_results(tmp_path / "missing.jsonl")
     assert Path(out).is_file()
+
+
+def test_an_upload_is_read_from_its_bytes_under_the_same_bounds(tmp_path):
+    out = tmp_path / "rows.jsonl"
+    run_units(UNITS[:2], functools.partial(make_square_worker, 0), out=out, config={"offset": 0})
+    assert read_results(out.read_bytes(), name="rows.jsonl") == read_results(out)
+    with pytest.raises(InputError, match="upload.jsonl is not a results file"):
+        read_results(b"not json\n", name="upload.jsonl")
+    with pytest.raises(InputError, match="empty"):
+        read_results(b"", name="empty.jsonl")

@@ -9,7 +9,6 @@ interval says so. Live runs for other settings show their time estimate before t
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -106,14 +105,8 @@ def estimate_seconds(reference: TransferResults | None, strategies: list[str], s
 
 def open_file(upload, typed: str) -> TransferResults:
     """A results file the learner uploaded or named, read (never run) by the library."""
-    reader = getattr(explainer, "read_results_bytes", None)
     if upload is not None:
-        if reader is not None:
-            return reader(upload.getvalue(), name=upload.name)
-        with tempfile.TemporaryDirectory() as folder:
-            copy = Path(folder) / f"upload{Path(upload.name).suffix.lower()}"
-            copy.write_bytes(upload.getvalue())
-            return explainer.open_results(copy)
+        return explainer.open_results(upload.getvalue(), name=upload.name)
     if typed.strip():
         path = Path(typed.strip()).expanduser()
         if path.suffix.lower() not in (".json", ".jsonl") or not path.is_file():

@@ -83,9 +83,22 @@ def _refuse(path: Path, exc: Exception) -> InputError:
     )
 
 
-def read_results(path: str | Path) -> tuple[dict[str, Any], list[Row]]:
-    """The configuration and the finished rows of a results file. Only reads: nothing is run or written."""
-    path = Path(path).expanduser()
+def read_results(source: str | Path | bytes, *, name: str = "upload") -> tuple[dict[str, Any], list[Row]]:
+    """The configuration and the finished rows of a results file (a path, or its bytes – an upload named
+    ``name``). Only reads: nothing is run or written; the same size cap applies to both."""
+    if isinstance(source, (bytes, bytearray)):
+        label = Path(name)
+        if len(source) > MAX_RESULTS_BYTES:
+            raise InputError(f"{name} is {len(source) / 2**20:.0f} MiB; results files over "
+                             f"{MAX_RESULTS_BYTES // 2**20} MiB are refused.")
+        try:
+            config, rows, _ = _parse(label, bytes(source))
+        except (UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise _refuse(label, exc) from None
+        if not config and not rows:
+            raise InputError(f"{name} is empty: it holds no header and no rows.")
+        return config, rows
+    path = Path(source).expanduser()
     try:
         if not path.is_file():
             raise InputError(f"{path}: no such results file (or it is not a regular file).")

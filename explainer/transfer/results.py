@@ -152,14 +152,15 @@ class TransferResults:
         })
 
 
-def open_results(path: str | Path) -> TransferResults:
-    """Read a ``compare_transfer(out=path)`` results file as :class:`TransferResults`. Only reads.
+def open_results(source: str | Path | bytes, *, name: str = "upload") -> TransferResults:
+    """Read a ``compare_transfer(out=path)`` results file (a path, or an upload's bytes named ``name``) as
+    :class:`TransferResults`. Only reads.
 
     Nothing is trained or scored: an interrupted file gives the runs it holds
     (``resume_results(path)`` completes it).
     """
-    path = Path(path).expanduser()
-    config, rows = read_results(path)
+    path = Path(name) if isinstance(source, (bytes, bytearray)) else Path(source).expanduser()
+    config, rows = read_results(source, name=name)
     if config.get("study") != "transfer":
         raise InputError(
             f"{path} is not a transfer results file (its configuration has no study 'transfer'); "
