@@ -39,8 +39,8 @@ from typing import Any
 import torch
 
 import explainer
-from explainer.explain import METHODS, explain
-from explainer.explain.private_copy import private_copy as _private_copy
+from explainer.attribution import METHODS, explain
+from explainer.attribution.private_copy import private_copy as _private_copy
 from explainer.models.layers import find_cam_layer
 
 #: Methods of explain/methods/ with their own section (peers other than Captum).
@@ -320,7 +320,7 @@ def _superpixel_peer(method, classifier, inputs, targets, explanation) -> dict[s
 
 def _rise_floor(classifier, inputs, targets, used) -> dict[str, Callable[[], Any]]:
     """No RISE peer runs on torch; the floor is the masked forward passes alone, masks made beforehand."""
-    from explainer.explain.methods.rise import rise_masks
+    from explainer.attribution.methods.rise import rise_masks
 
     n = inputs.shape[0]
     masks = rise_masks(used["n_masks"], tuple(inputs.shape[-2:]), seed=0).build(0, used["n_masks"], inputs.device)

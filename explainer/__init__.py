@@ -9,6 +9,9 @@ Notebook use::
 """
 
 from explainer import _legacy_paths
+from explainer.attribution.estimate import CostEstimate, check_budget, estimate_cost
+from explainer.attribution.explanation import Explanation, explain
+from explainer.attribution.registry import METHODS, MethodSpec, Param, get_method, list_methods, register_method
 from explainer.data.datasets import Dataset, load_dataset
 from explainer.data.images import load_image, sample_images
 from explainer.errors import DatasetError, ExplainerError, InputError, ModelLoadError
@@ -20,9 +23,6 @@ from explainer.evidence.faithfulness import (
     mask_share,
     method_agreement,
 )
-from explainer.explain.attribution import Explanation, explain
-from explainer.explain.estimate import CostEstimate, check_budget, estimate_cost
-from explainer.explain.registry import METHODS, MethodSpec, Param, get_method, list_methods, register_method
 from explainer.hardware import describe_device, matmul_peak_gflops
 from explainer.inside.activations import Activations, LayerActivation, layer_activations
 from explainer.inside.convolution import ConvStep, conv_step

@@ -14,9 +14,9 @@ from torch import nn
 
 import explainer
 from explainer import METHODS, Explanation, explain, list_methods
+from explainer.attribution.registry import KINDS
 from explainer.cli import main as cli_main
 from explainer.errors import ExplainerError, InputError
-from explainer.explain.registry import KINDS
 from explainer.models.layers import find_cam_layer
 from explainer.plots.attribution import (
     attribution_overlay,
@@ -25,10 +25,10 @@ from explainer.plots.attribution import (
     normalized_heatmap,
 )
 
-#: The methods declared in explainer/explain/captum_methods.py and cam.py (families in explain/methods/
+#: The methods declared in explainer/attribution/captum_methods.py and cam.py (families in explain/methods/
 #: have their own tests/test_methods_*.py).
 BUILTIN = [name for name in list_methods()
-           if METHODS[name].runner.__module__ in ("explainer.explain.captum_methods", "explainer.explain.cam")]
+           if METHODS[name].runner.__module__ in ("explainer.attribution.captum_methods", "explainer.attribution.cam")]
 
 #: Cheap settings so the whole method × model matrix stays fast on one CPU thread.
 CHEAP = {
@@ -366,7 +366,7 @@ def test_memory_budget_sets_passes_without_changing_results(timm_models):
 
 def test_measured_memory_matches_field_notes(bundled_classifier):
     """~76 MiB of saved activations per 224 px sample for EfficientNet-Lite0 (docs/attribution.md, "Memory")."""
-    from explainer.explain.attribution import sample_memory
+    from explainer.attribution.explanation import sample_memory
 
     memory = sample_memory(bundled_classifier, (3, 224, 224))
     assert 60 * 2**20 < memory.saved_bytes < 95 * 2**20

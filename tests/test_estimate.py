@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import explainer
-from explainer.explain.estimate import CostEstimate, check_budget, estimate_cost
-from explainer.explain.registry import get_method
+from explainer.attribution.estimate import CostEstimate, check_budget, estimate_cost
+from explainer.attribution.registry import get_method
 
 
 @pytest.fixture(scope="module")

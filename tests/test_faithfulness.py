@@ -14,9 +14,9 @@ from torch import nn
 
 import explainer
 from explainer import InputError, check_faithfulness, mask_share, method_agreement
+from explainer.attribution.explanation import Explanation, explain
 from explainer.cli import main as cli_main
 from explainer.evidence.faithfulness import area_under_curve, cascade_units, foreground_mask, rank_correlation
-from explainer.explain.attribution import Explanation, explain
 from explainer.plots.faithfulness import agreement_heatmap, faithfulness_curves, randomization_cascade
 
 PHOTOS = ("cat", "coffee", "camera")

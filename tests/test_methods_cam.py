@@ -95,8 +95,8 @@ def test_eigencam_matches_pytorch_grad_cam_up_to_the_svd_sign(model, request, on
 
     The projections agree up to that sign; the final maps agree wherever numpy's sign is ours.
     """
-    from explainer.explain.methods._layer import as_map, layer_output
-    from explainer.explain.methods.cam_family import eigen_projection
+    from explainer.attribution.methods._layer import as_map, layer_output
+    from explainer.attribution.methods.cam_family import eigen_projection
 
     classifier = request.getfixturevalue(model)
     pixels, targets = _inputs(classifier)

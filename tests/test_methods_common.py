@@ -110,7 +110,7 @@ def test_no_hook_left_after_a_forced_error(method, models, one_torch_thread):
             raise RuntimeError("forced failure")
 
     handle = last.register_forward_hook(explode)
-    from explainer.explain.private_copy import _COPIES
+    from explainer.attribution.private_copy import _COPIES
 
     _COPIES.pop(module, None)  # a private copy made from now on carries the failing hook too
     hooks, before = hook_count(module), snapshot(module)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import explainer
-from explainer.explain.methods.rise import rise_masks
+from explainer.attribution.methods.rise import rise_masks
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import explainer
-from explainer.explain.methods.rollout import attention_maps, rollout
+from explainer.attribution.methods.rollout import attention_maps, rollout
 
 timm = pytest.importorskip("timm")
 

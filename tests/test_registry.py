@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 import explainer
+from explainer.attribution.estimate import TIMING_BATCH, check_budget, estimate_cost
+from explainer.attribution.registry import METHODS, Job, MethodSpec, Output, Param, get_method, register_method
 from explainer.cli import main as cli_main
 from explainer.errors import InputError
-from explainer.explain.estimate import TIMING_BATCH, check_budget, estimate_cost
-from explainer.explain.registry import METHODS, Job, MethodSpec, Output, Param, get_method, register_method
 
 TESTS = Path(__file__).resolve().parent
 DASHBOARDS = TESTS.parent / "dashboards"

@@ -35,6 +35,7 @@ import streamlit as st
 from common import shows_errors
 
 import explainer
+from explainer.attribution.registry import list_methods
 from explainer.evidence.controls import CONTROLS
 from explainer.evidence.evaluate import (
     Evaluation,
@@ -44,7 +45,6 @@ from explainer.evidence.evaluate import (
     load_evaluation_data,
 )
 from explainer.evidence.metrics import METRICS, ROAD_NOISE
-from explainer.explain.registry import list_methods
 from explainer.plots.evidence import forest_plot, mean_curves, method_scatter
 
 DEFAULT_METHODS = ("gradcam", "integrated_gradients", "saliency")

@@ -28,9 +28,9 @@ from method_settings import method_picker, settings_for
 from sections.trust import render_trust_section
 
 import explainer
+from explainer.attribution.estimate import estimate_cost
+from explainer.attribution.explanation import METHODS, Explanation, explain
 from explainer.evidence.faithfulness import mask_share
-from explainer.explain.attribution import METHODS, Explanation, explain
-from explainer.explain.estimate import estimate_cost
 from explainer.inside.activations import default_layers
 from explainer.learn.architectures import build_cnn
 from explainer.learn.training import EpochStats, fit

@@ -20,7 +20,7 @@ from common import (
 from method_settings import single_method_picker
 
 import explainer
-from explainer.explain.attribution import METHODS
+from explainer.attribution.explanation import METHODS
 from explainer.plots.attribution import attribution_overlay
 from explainer.plots.inside import anatomy_figure
 from explainer.report import ReportSection

@@ -31,9 +31,9 @@ import argparse
 import sys
 from typing import Any
 
+from explainer.attribution.estimate import DEFAULT_BUDGET_SECONDS
+from explainer.attribution.registry import get_method, list_methods
 from explainer.errors import InputError
-from explainer.explain.estimate import DEFAULT_BUDGET_SECONDS
-from explainer.explain.registry import get_method, list_methods
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, default: str | None = None, pretrained: bool = False) -> None:

@@ -6,6 +6,7 @@ import argparse
 import math
 from typing import Any
 
+from explainer.attribution.explanation import explain
 from explainer.commands._options import (
     add_json_option,
     add_method_options,
@@ -15,7 +16,6 @@ from explainer.commands._options import (
 )
 from explainer.commands._per_input import finish, load_inputs, per_image
 from explainer.evidence.faithfulness import BASELINES, check_faithfulness
-from explainer.explain.attribution import explain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

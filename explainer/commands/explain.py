@@ -11,6 +11,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from explainer.attribution.explanation import explain
+from explainer.attribution.registry import get_method
 from explainer.commands._options import (
     add_json_option,
     add_method_options,
@@ -19,8 +21,6 @@ from explainer.commands._options import (
     model_from_args,
 )
 from explainer.commands._per_input import check_out_folder, finish, load_inputs, per_image
-from explainer.explain.attribution import explain
-from explainer.explain.registry import get_method
 
 from ..plots.attribution import attribution_overlay, methods_grid
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from explainer.attribution.registry import get_method, list_methods
 from explainer.cli import print_json
 from explainer.commands._options import add_json_option
-from explainer.explain.registry import get_method, list_methods
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -185,7 +185,7 @@ def make_worker(model: Any, data: Any, limit: int | None, settings: Settings, de
 def score_image(classifier: Any, data: EvaluationData, index: int, settings: Settings,
                 cascade: Sequence[M.CascadeStep]) -> dict[str, Any]:
     """One row: every method and control of image ``index`` scored by the protocol."""
-    from explainer.explain.attribution import explain
+    from explainer.attribution.explanation import explain
 
     if not 0 <= index < len(data.pixels):
         raise InputError(f"image index {index} is out of range for {len(data.pixels)} images.")
@@ -478,7 +478,7 @@ class EvaluationEstimate:
 def estimate_evaluation(classifier: Any, data: EvaluationData, settings: Settings) -> EvaluationEstimate:
     """Time the protocol's pieces on the first image and scale to every image (runs one curve set and one
     explanation per method; the real run repeats them)."""
-    from explainer.explain.attribution import explain
+    from explainer.attribution.explanation import explain
 
     pixels = data.pixels[:1]
     inputs = classifier.normalize(pixels).to(classifier.device)
@@ -514,7 +514,7 @@ def estimate_evaluation(classifier: Any, data: EvaluationData, settings: Setting
 
 # ------------------------------------------------------------------------------- evaluate
 def _methods(methods: Sequence[str] | str, controls: bool) -> tuple[str, ...]:
-    from explainer.explain.registry import get_method
+    from explainer.attribution.registry import get_method
 
     names = [methods] if isinstance(methods, str) else list(methods)
     if not names:

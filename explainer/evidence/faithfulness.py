@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from explainer.attribution.explanation import Explanation, explain
 from explainer.errors import InputError
 from explainer.evidence.controls import random_map
 from explainer.evidence.metrics import (
@@ -37,7 +38,6 @@ from explainer.evidence.metrics import (
     randomized_cascade,
     rank_correlation,
 )
-from explainer.explain.attribution import Explanation, explain
 from explainer.models import Classifier
 
 __all__ = [

@@ -189,7 +189,7 @@ def morf_ranks(relevance: torch.Tensor, tie_seeds: Sequence[int]) -> torch.Tenso
 
 def forward_batch_size(classifier: Classifier, shape: tuple[int, ...], memory_budget_mb: float | None = None) -> int:
     """Samples per forward-only pass within ``explain``'s memory budget for this model and input shape."""
-    from explainer.explain.memory import budget_bytes, sample_memory, samples_per_pass
+    from explainer.attribution.memory import budget_bytes, sample_memory, samples_per_pass
 
     cost = sample_memory(classifier, tuple(shape))
     device = classifier.device

@@ -14,8 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from explainer.attribution.explanation import Explanation
 from explainer.errors import InputError
-from explainer.explain.attribution import Explanation
 
 #: Percentile of |values| mapped to full colour; larger values are clipped.
 CLIP_PERCENTILE = 99.0

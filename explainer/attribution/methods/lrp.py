@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
 from explainer.errors import InputError
-from explainer.explain.registry import Job, MethodSpec, Output, Param, register_method
 
 #: Zennit composites offered by ``composite=`` (Zennit's registry names).
 COMPOSITES = ("epsilon_plus_flat", "epsilon_plus", "epsilon_gamma_box", "epsilon_alpha2_beta1",

@@ -35,9 +35,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from explainer.attribution.methods._layer import as_map, layer_output, target_scores, upsample
+from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
 from explainer.errors import InputError
-from explainer.explain.methods._layer import as_map, layer_output, target_scores, upsample
-from explainer.explain.registry import Job, MethodSpec, Output, Param, register_method
 
 #: Score-CAM's cost is one evaluation per channel of the CAM layer, which a declaration cannot see;
 #: this is the estimate when ``max_channels`` is not given (ResNet-18 layer4: 512; EfficientNet-Lite0: 1280).

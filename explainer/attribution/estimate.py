@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from explainer._plumbing import eval_mode
+from explainer.attribution.registry import MethodSpec, get_method
 from explainer.errors import InputError
-from explainer.explain.registry import MethodSpec, get_method
 
 if TYPE_CHECKING:
     from explainer.models import Classifier, ImageBatch

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
 from explainer.errors import InputError
-from explainer.explain.registry import Job, MethodSpec, Output, Param, register_method
 
 HEAD_FUSIONS = ("mean", "max", "min")
 

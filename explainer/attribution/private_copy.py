@@ -17,7 +17,7 @@ from torch import nn
 from explainer.errors import ExplainerError
 
 if TYPE_CHECKING:
-    from explainer.explain.registry import MethodSpec
+    from explainer.attribution.registry import MethodSpec
     from explainer.models import Classifier
 
 _COPIES: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()

@@ -1,7 +1,7 @@
 """Gradient and perturbation methods that Captum implements: one declaration and one runner each.
 
-Importing this module registers them (``explainer.explain`` imports it). The runner contract is
-in :mod:`explainer.explain.registry`.
+Importing this module registers them (``explainer.attribution`` imports it). The runner contract is
+in :mod:`explainer.attribution.registry`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
 from explainer.errors import InputError
-from explainer.explain.registry import Job, MethodSpec, Output, Param, register_method
 
 #: Baselines (reference images) understood by IG, DeepLIFT, GradientSHAP, occlusion and ablation.
 BASELINES = ("zero", "black", "white", "blur")

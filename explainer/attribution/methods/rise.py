@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from explainer._plumbing import BASELINES, seeded_generator
-from explainer.explain.registry import Job, MethodSpec, Output, Param, register_method
+from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
 
 #: The paper's grid: 7 × 7 cells on ImageNet-size inputs.
 DEFAULT_CELLS = 7

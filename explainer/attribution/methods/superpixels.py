@@ -1,7 +1,7 @@
 """LIME and KernelSHAP over superpixels, computed by Captum (``captum.attr.Lime`` / ``KernelShap``).
 
 The interpretable features are the superpixels of each image – scikit-image SLIC or a regular
-grid (``segmentation=``), made by the same :func:`explainer.explain.captum_methods.segments` as
+grid (``segmentation=``), made by the same :func:`explainer.attribution.captum_methods.segments` as
 ``feature_ablation`` – and the returned :class:`Explanation` carries them in ``segments`` so a
 figure can draw their outlines. A switched-off superpixel takes the value of ``baseline``.
 
@@ -23,9 +23,9 @@ from typing import Any
 import torch
 
 from explainer._plumbing import BASELINES, isolated_rng
+from explainer.attribution.captum_methods import captum_attr, segments
+from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
 from explainer.errors import InputError
-from explainer.explain.captum_methods import captum_attr, segments
-from explainer.explain.registry import Job, MethodSpec, Output, Param, register_method
 
 
 def _run_surrogate(job: Job, captum_class: str) -> Output:

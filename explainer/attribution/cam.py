@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainer.explain.captum_methods import captum_attr
-from explainer.explain.registry import Job, MethodSpec, Output, register_method
+from explainer.attribution.captum_methods import captum_attr
+from explainer.attribution.registry import Job, MethodSpec, Output, register_method
 
 if TYPE_CHECKING:
     from explainer.models.layers import LayerInfo

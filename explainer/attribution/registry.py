@@ -7,7 +7,7 @@ what the dashboard builds widgets from (``dashboards/method_settings.py``), and 
 by name. Register your own from a notebook::
 
     import explainer
-    from explainer.explain.registry import Job, MethodSpec, Output, Param
+    from explainer.attribution.registry import Job, MethodSpec, Output, Param
 
     def gradient_times(job: Job) -> Output:
         score = job.module(job.inputs).gather(1, job.target_index()).sum()

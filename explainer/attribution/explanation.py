@@ -1,13 +1,13 @@
 """The ``explain(classifier, images, method=...)`` entry and its :class:`Explanation` result.
 
-``explain`` looks the method up in the registry (:mod:`explainer.explain.registry`), validates
+``explain`` looks the method up in the registry (:mod:`explainer.attribution.registry`), validates
 its parameters against the method's schema, refuses work estimated to take longer than
-``budget_seconds`` (:func:`explainer.explain.estimate.check_budget`), splits the batch so one
-pass fits the memory budget (:mod:`explainer.explain.memory`), runs the method's runner on each
+``budget_seconds`` (:func:`explainer.attribution.estimate.check_budget`), splits the batch so one
+pass fits the memory budget (:mod:`explainer.attribution.memory`), runs the method's runner on each
 chunk and gives back CPU float32 maps. It leaves no hook behind and never changes the user's
 model: it runs in eval mode and restores ``training``; methods declared with ``private_copy``
-run on a copy (:mod:`explainer.explain.private_copy`). Captum runners live in
-:mod:`explainer.explain.captum_methods`, the CAM family in :mod:`explainer.explain.cam`.
+run on a copy (:mod:`explainer.attribution.private_copy`). Captum runners live in
+:mod:`explainer.attribution.captum_methods`, the CAM family in :mod:`explainer.attribution.cam`.
 
 The names this module exported before the split (``METHODS``, ``MethodSpec``, ``list_methods``,
 ``sample_memory``, ``occlusion_window``, ``BASELINES``, ...) are still importable from here.
@@ -26,13 +26,12 @@ import torch
 from torch import nn
 
 from explainer._plumbing import eval_mode, resolve_targets, user_state_guard
-from explainer.errors import ExplainerError, InputError
-from explainer.explain import cam as _cam  # noqa: F401  (registers the CAM family)
-from explainer.explain.captum_methods import BASELINES, occlusion_window
-from explainer.explain.estimate import DEFAULT_BUDGET_SECONDS, check_budget
-from explainer.explain.memory import SampleMemory, budget_bytes, sample_memory, samples_per_pass
-from explainer.explain.private_copy import copy_for, private_copy
-from explainer.explain.registry import (
+from explainer.attribution import cam as _cam  # noqa: F401  (registers the CAM family)
+from explainer.attribution.captum_methods import BASELINES, occlusion_window
+from explainer.attribution.estimate import DEFAULT_BUDGET_SECONDS, check_budget
+from explainer.attribution.memory import SampleMemory, budget_bytes, sample_memory, samples_per_pass
+from explainer.attribution.private_copy import copy_for, private_copy
+from explainer.attribution.registry import (
     METHODS,
     Job,
     MethodSpec,
@@ -42,6 +41,7 @@ from explainer.explain.registry import (
     list_methods,
     register_method,
 )
+from explainer.errors import ExplainerError, InputError
 from explainer.models.layers import LayerInfo, describe_layer, find_cam_layer
 
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ def _run_one(spec: MethodSpec, job: Job, classifier: Classifier) -> Output:
         ) from None
     if not isinstance(out, Output) or not isinstance(out.attributions, torch.Tensor):
         raise ExplainerError(f"The runner of {spec.name} returned {type(out).__name__}; it must return an "
-                             "explainer.explain.registry.Output with an attributions tensor.")
+                             "explainer.attribution.registry.Output with an attributions tensor.")
     expected = (len(job.targets), *job.inputs.shape[2:])
     got = tuple(out.attributions.shape)
     if len(got) != 4 or (got[0], *got[2:]) != expected or got[1] not in (1, job.inputs.shape[1]):
