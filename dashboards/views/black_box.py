@@ -274,7 +274,7 @@ tables: dict[str, list] = {}
 numbers = {"model": classifier.name, "image": picked.name, "class explained": f"{choice.label} ({choice.index})",
            "probability": choice.probability}
 
-st.divider()  # H3's section heads itself "Which map can I trust?"
+st.divider()  # the trust section heads itself "Which map can I trust?"
 render_trust_section(classifier, key="bb_trust", images=trust_images(entry, picked), lock=lock_of(entry),
                      default_methods=tuple(methods))
 

@@ -1,6 +1,6 @@
 """The CLI vocabulary every subcommand shares: --model/--arch/--device, --method/--param, --budget, --json.
 
-Use these instead of declaring the flags again (H3's ``evaluate``, H4's ``sweep`` and every
+Use these instead of declaring the flags again (``evaluate``, ``sweep`` and every
 other subcommand)::
 
     from explainer.commands._options import (
