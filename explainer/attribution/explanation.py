@@ -90,6 +90,10 @@ class Explanation:
     #: explanation can be checked against the model it came from, not only against its name.
     module_ref: weakref.ReferenceType[nn.Module] | None = field(default=None, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (caches, Ray) without the weak reference, which cannot travel: a copy is checked by name."""
+        return {**self.__dict__, "module_ref": None}
+
     def made_with(self, classifier: Classifier) -> bool | None:
         """True when these maps come from ``classifier``'s weights, False when not, None when unknowable.
 

@@ -28,6 +28,7 @@ from explainer.errors import InputError
 from explainer.evidence.controls import random_map
 from explainer.evidence.metrics import (
     CURVES,
+    aligned_masks,
     area_under_curve,
     cascade_units,
     check_steps,
@@ -291,16 +292,7 @@ def mask_share(explanation: Explanation, masks: torch.Tensor) -> MaskShare:
 
     ``area_share`` – the mask's share of all pixels – is what a map spreading its mass evenly scores.
     """
-    heat = explanation.heatmap(absolute=True).double()
-    masks = torch.as_tensor(masks)
-    if masks.ndim == 4 and masks.shape[1] == 1:
-        masks = masks[:, 0]
-    if masks.ndim != 3 or tuple(masks.shape) != tuple(heat.shape):
-        raise InputError(
-            f"masks must match the explanation: expected shape {(heat.shape[0], 1, *heat.shape[1:])} or "
-            f"{tuple(heat.shape)}, got {tuple(masks.shape)}. Use a classifier whose input_size equals the image size."
-        )
-    masks = masks.bool().cpu()
+    heat, masks = aligned_masks(explanation.heatmap(absolute=True), masks)
     total = heat.flatten(1).sum(dim=1)
     inside = (heat * masks).flatten(1).sum(dim=1)
     share = torch.where(total > 0, inside / total.clamp_min(1e-300), torch.full_like(total, float("nan")))

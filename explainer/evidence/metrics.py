@@ -529,7 +529,7 @@ def randomization_similarities(
 # ------------------------------------------------------------------------- localisation
 def mask_share_values(relevance: torch.Tensor, masks: torch.Tensor) -> tuple[np.ndarray, list[str | None]]:
     """Per image: share of relevance mass inside the mask (empty map → area share, reason "empty map")."""
-    heat, masks = _with_masks(relevance, masks)
+    heat, masks = aligned_masks(relevance, masks)
     total = heat.flatten(1).sum(1)
     inside = (heat * masks).flatten(1).sum(1)
     area = masks.flatten(1).double().mean(1)
@@ -539,14 +539,15 @@ def mask_share_values(relevance: torch.Tensor, masks: torch.Tensor) -> tuple[np.
 
 def pointing_game(relevance: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
     """Per image: share of the map's maximal pixels (within 1e-6 of the maximum) inside the mask."""
-    heat, masks = _with_masks(relevance, masks)
+    heat, masks = aligned_masks(relevance, masks)
     flat = heat.flatten(1)
     top = flat >= flat.max(dim=1, keepdim=True).values * (1 - 1e-6)
     top = top | (flat == flat.max(dim=1, keepdim=True).values)
     return ((top & masks.flatten(1)).sum(1).double() / top.sum(1).double()).numpy()
 
 
-def _with_masks(relevance: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def aligned_masks(relevance: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, H, W)`` float64 maps and bool masks on the CPU; masks may be ``(N, 1, H, W)``; shapes must match."""
     heat = relevance.detach().double().cpu()
     masks = torch.as_tensor(masks)
     if masks.ndim == 4 and masks.shape[1] == 1:
