@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from explainer._plumbing import json_ready
@@ -347,8 +348,11 @@ class Evaluation:
                                 if both.any() else Interval(math.nan, math.nan, math.nan, 0))
         return self._cache[key]
 
-    def summary(self) -> list[dict[str, Any]]:
-        """One entry per method (controls included) × metric: mean, interval, n, and which way is better."""
+    def summary(self) -> pd.DataFrame:
+        """One row per method (controls included) × metric: mean, ci_low, ci_high, n, and which way is better."""
+        return pd.DataFrame(self._summary_rows(), columns=["method", "metric", "mean", "ci_low", "ci_high", "n", "better"])
+
+    def _summary_rows(self) -> list[dict[str, Any]]:
         out = []
         for metric in self._metrics_present():
             for method in self.methods:
@@ -438,7 +442,7 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """``{"summary", "comparisons", "flags", "verdict", "config"}`` as in the CLI's ``--json``."""
         return json_ready({
-            "summary": self.summary(),
+            "summary": self._summary_rows(),
             "comparisons": self.comparisons(),
             "flags": self.flags(),
             "verdict": self.verdict(),

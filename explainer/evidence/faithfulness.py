@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from explainer.attribution.explanation import Explanation, explain
@@ -191,7 +192,20 @@ class FaithfulnessReport:
             ],
         }
 
-    def summary(self) -> str:
+    def summary(self) -> pd.DataFrame:
+        """One row per image: target, label, every AUC, the randomization similarity and each check passed."""
+        rows = []
+        aucs, verdicts = self.aucs, self.verdicts
+        similarity = self.randomization_correlation
+        for i, target in enumerate(self.targets):
+            row: dict[str, Any] = {"image": i, "target": target, "label": self.labels[i]}
+            row.update({f"{name}_auc": float(values[i]) for name, values in aucs.items()})
+            row["randomization_similarity"] = float(similarity[i]) if similarity is not None else None
+            row.update(verdicts[i])
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def verdict(self) -> str:
         """A few plain sentences: what was measured and where the map passed or failed."""
         n = len(self.targets)
         means, verdicts = self.mean_aucs, self.verdicts
