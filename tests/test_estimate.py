@@ -76,9 +76,9 @@ def test_estimate_uses_the_declared_cost_of_every_method(tiny) -> None:
         assert cost.pass_kind == ("forward" if spec.forward_only else "forward+backward")
 
 
-@pytest.mark.parametrize("n_steps", [20_000, 10**7])
+@pytest.mark.parametrize("n_steps", [10**6, 10**7])
 def test_unbounded_work_is_refused_before_it_starts(bundled_classifier, photos, n_steps) -> None:
-    """Issue 14: IG with n_steps=20000 ran past 120 s and 7.5 GB; the default budget refuses it at once."""
+    """Issue 14: IG with n_steps=20000 ran past 120 s; a million steps take hours on any CPU and are refused at once."""
     estimate_cost(bundled_classifier, photos["cat"], "saliency")  # the timed pass, once per session
     started = time.perf_counter()
     with pytest.raises(explainer.InputError, match=r"over the time budget of 10\.0 min.*n_steps=50 \(the default\)"):

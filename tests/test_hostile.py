@@ -532,10 +532,10 @@ def _tiny_classifier() -> Any:
 
 
 @case("options", "error", "InputError", r"time budget", mem_mb=700, cpu_s=30)
-def integrated_gradients_with_20000_steps(tmp: Path) -> Any:
+def integrated_gradients_with_200000_steps(tmp: Path) -> Any:
     from explainer import explain, load_model
 
-    return explain(load_model(device="cpu"), _good_png(tmp), method="integrated_gradients", n_steps=20_000)
+    return explain(load_model(device="cpu"), _good_png(tmp), method="integrated_gradients", n_steps=200_000)
 
 
 @case("options", "error", "InputError", r"window", xfail="")
