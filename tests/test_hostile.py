@@ -715,7 +715,7 @@ COSTLY = frozenset({
     "pt_in_the_legacy_format", "pt_head_claims_a_million_classes", "safetensors_header_larger_than_the_file",
     "safetensors_tensor_points_past_the_end", "dev_zero_as_checkpoint", "named_pipe_as_checkpoint",
     "imagefolder_of_the_whole_filesystem", "known_answer_images_of_20000_pixels", "known_answer_that_needs_terabytes",
-    "integrated_gradients_with_20000_steps", "faithfulness_with_ten_million_steps", "ablate_with_100000_random_draws",
+    "integrated_gradients_with_200000_steps", "faithfulness_with_ten_million_steps", "ablate_with_100000_random_draws",
     "results_file_that_is_dev_zero", "uploaded_image_with_a_text_bomb", "uploaded_checkpoint_zip_bomb",
 })
 
