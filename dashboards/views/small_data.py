@@ -103,6 +103,13 @@ def estimate_seconds(reference: TransferResults | None, strategies: list[str], s
             f"median seconds per run measured in the shipped study on {reference.device}, times the runs.")
 
 
+def seed_counts(results: TransferResults) -> str:
+    """"3" when every point has 3 seeds, "3–10" when some points have more."""
+    counts = results.table.groupby(["strategy", "shots"])["seed"].nunique()
+    low, high = int(counts.min()), int(counts.max())
+    return str(low) if low == high else f"{low}–{high}"
+
+
 def open_file(upload, typed: str) -> TransferResults:
     """A results file the learner uploaded or named, read (never run) by the library."""
     if upload is not None:
@@ -141,7 +148,7 @@ for column, (name, role) in zip(st.columns(2, gap="large"), SHIPPED.items()):
             studies[name] = shipped_results(str(path), path.stat().st_mtime)
             figures += show_study(studies[name], name, threshold, note=f"{role[0].upper()}{role[1:]}. File: "
                                   f"`{path.relative_to(RESULTS_DIR.parent) if RESULTS_DIR.parent in path.parents else path}`"
-                                  f", {len(studies[name].table)} runs, {studies[name].seeds} seeds, made by "
+                                  f", {len(studies[name].table)} runs, {seed_counts(studies[name])} seeds per point, made by "
                                   f"`explainer transfer --dataset {name} --out FILE`.")
 
 st.header("Run it yourself")
