@@ -153,17 +153,17 @@ def _open(key: str) -> Evaluation | None:
 
 
 def _show(result: Evaluation, key: str) -> None:
-    st.plotly_chart(forest_plot(result), use_container_width=True, key=f"{key}_forest")
+    st.plotly_chart(forest_plot(result), width="stretch", key=f"{key}_forest")
     st.markdown("**Verdict**")
     for line in result.verdict().splitlines():
         st.markdown(("⚠️ " if line.startswith("Flag:") else "- ") + line)
     curves = [c for c in ("deletion_morf", "insertion") if c in result.metrics]
     if curves:
-        st.plotly_chart(mean_curves(result, curves), use_container_width=True, key=f"{key}_curves")
+        st.plotly_chart(mean_curves(result, curves), width="stretch", key=f"{key}_curves")
     metrics = result.available_metrics()
     if len(result.methods) >= 2 and metrics:
         cols = st.columns(3)
         a = cols[0].selectbox("Method", result.methods, index=0, key=f"{key}_a")
         b = cols[1].selectbox("against", result.methods, index=1 if len(result.methods) > 1 else 0, key=f"{key}_b")
         metric = cols[2].selectbox("on", metrics, key=f"{key}_metric")
-        st.plotly_chart(method_scatter(result, a, b, metric), use_container_width=True, key=f"{key}_scatter")
+        st.plotly_chart(method_scatter(result, a, b, metric), width="stretch", key=f"{key}_scatter")

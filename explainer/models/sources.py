@@ -457,7 +457,7 @@ def _checkpoint_kind(head: bytes, label: str) -> str:
     if head[:1] == b"\x80":
         raise ModelLoadError(
             f"{label} is in torch's legacy (pre-1.6) format, which allocates whatever it declares before reading "
-            "and is refused. Re-save it with a current torch: torch.save(torch.load(f), 'weights.pt'), or as "
+            "and is refused. Re-save it with a current torch: torch.save(torch.load(f, weights_only=True), 'weights.pt'), or as "
             "safetensors."
         )
     raise ModelLoadError(
@@ -480,8 +480,8 @@ def _read_torch_zip(source: Path | bytes, size: int, label: str) -> Any:
             "so this is a zip bomb or a damaged file). Re-save it with torch.save(model.state_dict(), ...)."
         )
     try:
-        loaded = torch.load(io.BytesIO(source) if isinstance(source, bytes) else str(source),
-                            map_location="cpu", weights_only=True)
+        stream = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+        loaded = torch.load(stream, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise ModelLoadError(
             f"Refused to load {label}: it contains pickled Python objects (for example a whole model saved "
