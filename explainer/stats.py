@@ -2,8 +2,8 @@
 
 One rule everywhere:
 
-* an interval is Student-t by default (right coverage at n = 3); a BCa bootstrap is available from
-  ``n >= BOOTSTRAP_MIN`` where the t assumption is doubtful;
+* an interval is Student-t by default (right coverage at n = 3); a studentized bootstrap (bootstrap-t)
+  is available from ``n >= BOOTSTRAP_MIN`` where the t assumption is doubtful (skewed samples);
 * a winner is named only with at least ``MIN_SAMPLES`` paired samples (images or seeds) **and** a
   Holm-adjusted p-value below ``ALPHA`` across the family of comparisons the sentence rests on;
 * below the minimum a study says what it saw ("3 of 3 seeds agree") and makes no "95 %" claim.
@@ -31,8 +31,8 @@ ALPHA = 0.05
 BOOTSTRAP_MIN = 10
 #: Bootstrap resamples: the interval ends move by < 0.5 % of the spread between reruns at this count.
 RESAMPLES = 2000
-#: Interval methods: Student-t (default) and the bias-corrected accelerated bootstrap.
-INTERVAL_METHODS = ("t", "bca")
+#: Interval methods: Student-t (default) and the studentized (bootstrap-t) bootstrap.
+INTERVAL_METHODS = ("t", "studentized")
 
 
 def enough(n: int) -> bool:
@@ -44,7 +44,7 @@ def enough(n: int) -> bool:
 class Interval:
     """A mean with its confidence interval over ``n`` samples (``low``/``high`` are NaN when n < 2).
 
-    ``method`` says what made it: ``"t"`` (Student-t) or ``"bca"`` (BCa bootstrap).
+    ``method`` says what made it: ``"t"`` (Student-t) or ``"studentized"`` (bootstrap-t).
     """
 
     mean: float
@@ -105,7 +105,7 @@ def _check(confidence: float, method: str, resamples: int) -> None:
         raise InputError(f"confidence must be a number between 0 and 1 (such as 0.95), got {confidence!r}.")
     if method not in INTERVAL_METHODS:
         raise InputError(f"interval method {method!r} is not known; use one of {list(INTERVAL_METHODS)} "
-                         f"('t' is right at every n; 'bca' needs ≥ {BOOTSTRAP_MIN} samples).")
+                         f"('t' is right at every n; 'studentized' needs ≥ {BOOTSTRAP_MIN} samples).")
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
         raise InputError(f"resamples must be an integer ≥ 100, got {resamples!r}.")
 
@@ -119,33 +119,32 @@ def _t_interval(array: np.ndarray, confidence: float) -> Interval:
     return Interval(mean, mean - half, mean + half, n, confidence, "t")
 
 
-def _bca_interval(array: np.ndarray, confidence: float, resamples: int, seed: int) -> Interval:
+def _studentized_interval(array: np.ndarray, confidence: float, resamples: int, seed: int) -> Interval:
+    """Bootstrap-t: the quantiles of the resampled t statistic replace Student's (skew is carried over)."""
     n = int(array.size)
     if n < BOOTSTRAP_MIN:
-        raise InputError(f"a BCa bootstrap interval needs ≥ {BOOTSTRAP_MIN} samples (got {n}): below that its "
+        raise InputError(f"a bootstrap interval needs ≥ {BOOTSTRAP_MIN} samples (got {n}): below that its "
                          f"coverage is far from the stated level; use method='t'.")
-    mean = float(array.mean())
-    if float(array.std()) == 0.0:
-        return Interval(mean, mean, mean, n, confidence, "bca")
+    mean, se = float(array.mean()), float(array.std(ddof=1)) / math.sqrt(n)
+    if se == 0.0:
+        return Interval(mean, mean, mean, n, confidence, "studentized")
     rng = np.random.default_rng(seed)
-    means = array[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
-    share_below = np.clip((means < mean).mean() + 0.5 * (means == mean).mean(), 1.0 / resamples, 1 - 1.0 / resamples)
-    bias = float(_scipy_stats.norm.ppf(share_below))
-    jackknife = (array.sum() - array) / (n - 1)
-    spread = jackknife.mean() - jackknife
-    denominator = 6.0 * float((spread**2).sum()) ** 1.5
-    acceleration = float((spread**3).sum()) / denominator if denominator > 0 else 0.0
+    resampled = array[rng.integers(0, n, size=(resamples, n))]
+    spread = resampled.std(axis=1, ddof=1) / math.sqrt(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_star = (resampled.mean(axis=1) - mean) / spread
+    # A resample of one repeated value has no spread: its t is ±infinite (or 0 where it equals the mean).
+    side = np.sign(resampled[:, 0] - mean)
+    t_star[spread == 0] = 0.0
+    t_star[(spread == 0) & (side > 0)] = np.inf
+    t_star[(spread == 0) & (side < 0)] = -np.inf
     tail = (1.0 - confidence) / 2.0
-    quantiles = []
-    for z in (_scipy_stats.norm.ppf(tail), _scipy_stats.norm.ppf(1.0 - tail)):
-        shifted = bias + (bias + z) / (1.0 - acceleration * (bias + z))
-        quantiles.append(float(_scipy_stats.norm.cdf(shifted)))
-    low, high = np.quantile(means, quantiles)
-    return Interval(mean, float(low), float(high), n, confidence, "bca")
+    low_t, high_t = np.quantile(t_star, [tail, 1.0 - tail], method="inverted_cdf")
+    return Interval(mean, float(mean - high_t * se), float(mean - low_t * se), n, confidence, "studentized")
 
 
 def _interval(array: np.ndarray, confidence: float, method: str, resamples: int, seed: int) -> Interval:
-    return _t_interval(array, confidence) if method == "t" else _bca_interval(array, confidence, resamples, seed)
+    return _t_interval(array, confidence) if method == "t" else _studentized_interval(array, confidence, resamples, seed)
 
 
 def mean_interval(
@@ -156,7 +155,7 @@ def mean_interval(
     resamples: int = RESAMPLES,
     seed: int = 0,
 ) -> Interval:
-    """The mean of ``values`` with its interval (Student-t unless ``method="bca"``); NaN values are left out."""
+    """The mean of ``values`` with its interval (Student-t unless ``method="studentized"``); NaN values are left out."""
     _check(confidence, method, resamples)
     return _interval(_samples(values, "values"), float(confidence), method, resamples, seed)
 
