@@ -15,8 +15,9 @@ import os
 import stat
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +53,8 @@ class Dataset:
     masks_train: torch.Tensor | None = None
     masks_test: torch.Tensor | None = None
     description: str = ""
+    #: What was planted (``planted`` only): an :class:`explainer.data.planted.PlantedTruth`.
+    truth: Any = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -83,6 +86,10 @@ def load_dataset(name: str, **options) -> Dataset:
     * ``known_answer`` – synthetic images whose class is the quadrant of a small bright square
       (ground-truth mask given), plus a stripe that carries no label information; ``n_train``,
       ``n_test``, ``size``, ``seed``.
+    * ``planted`` – synthetic colour images with a planted truth for every kind of explanation (a causal
+      stripe object, a corner colour shortcut agreeing with the label in share ``shortcut`` of training
+      images, ``mislabeled`` flipped labels, a distractor; ``dataset.truth``); ``n_train``, ``n_test``,
+      ``size``, ``shortcut``, ``mislabeled``, ``noise``, ``seed``.
     * ``mnist``, ``fashion_mnist``, ``cifar10`` – torchvision; ``root``, ``download``, ``limit``.
     * ``imagefolder:PATH`` – one sub-folder per class (or ``train/`` and ``test/`` inside PATH);
       ``image_size``, ``test_fraction``, ``seed``.
@@ -97,6 +104,7 @@ def load_dataset(name: str, **options) -> Dataset:
         "digits": load_digits,
         "textures": load_textures,
         "known_answer": make_known_answer,
+        "planted": _make_planted,
         "mnist": lambda **kw: load_torchvision_dataset("MNIST", **kw),
         "fashion_mnist": lambda **kw: load_torchvision_dataset("FashionMNIST", **kw),
         "cifar10": lambda **kw: load_torchvision_dataset("CIFAR10", **kw),
@@ -108,6 +116,12 @@ def load_dataset(name: str, **options) -> Dataset:
             f"Unknown dataset {name!r}. Choose one of: {', '.join(loaders)}, or 'imagefolder:PATH'."
         )
     return _guard(name, lambda: loaders[name](**options))
+
+
+def _make_planted(**options: Any) -> Dataset:
+    from explainer.data.planted import make_planted
+
+    return make_planted(**options)
 
 
 def _guard(name: str, load: Callable[[], Dataset]) -> Dataset:
