@@ -100,6 +100,8 @@ class TrainingRun:
     peak_gflops: float
     config: dict
     model_name: str = ""  # the model's class name (e.g. "Sequential", "ResNet")
+    #: With ``fit(..., keep_checkpoints=True)``: the model's ``state_dict`` (CPU copies) after each epoch.
+    checkpoints: list[dict[str, torch.Tensor]] = field(default_factory=list, repr=False)
 
     @property
     def seconds(self) -> float:
@@ -401,6 +403,7 @@ def fit(
     callback: Callable[[EpochStats], bool | None] | None = None,
     telemetry: str = "epoch",
     stats_every: int | None = None,
+    keep_checkpoints: bool = False,
 ) -> TrainingRun:
     """Train ``model`` (in place) on ``dataset`` with cross-entropy and return the run with telemetry.
 
@@ -413,7 +416,8 @@ def fit(
     or ``"off"`` (no per-layer statistics). ``device=None`` trains where the model's parameters are.
     ``seed`` fixes the shuffling and every random draw inside the model (dropout), through private
     generators and :func:`explainer._plumbing.isolated_rng`: the caller's global RNG is left as it was.
-    The model is left in train mode, as a training loop leaves it.
+    The model is left in train mode, as a training loop leaves it. ``keep_checkpoints=True`` keeps a CPU
+    copy of the weights after every epoch in ``run.checkpoints`` (for training-data attribution).
     """
     _check_options(epochs, lr, optimizer, batch_size, target_accuracy, l1, l2, telemetry, stats_every)
     target_device = resolve_device(device) if device is not None else _model_device(model)
@@ -422,8 +426,15 @@ def fit(
     loop = _Loop(model, dataset, target_device, lr=lr, optimizer=optimizer, batch_size=batch_size, l1=l1, l2=l2,
                  telemetry=telemetry, every=stats_every or (1 if telemetry == "step" else EPOCH_STATS_EVERY), seed=seed)
     flops = count_flops(model, dataset.input_shape)
+    checkpoints: list[dict[str, torch.Tensor]] = []
+
+    def after_epoch(stats: EpochStats) -> bool | None:
+        if keep_checkpoints:
+            checkpoints.append({name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()})
+        return callback(stats) if callback is not None else None
+
     with isolated_rng(seed):
-        loop.run(epochs, target_accuracy, callback)
+        loop.run(epochs, target_accuracy, after_epoch)
     if loop.status == "completed":
         loop.message = f"Trained {len(loop.history)} epochs; test accuracy {loop.history[-1].test_accuracy:.1%}."
         if target_accuracy is not None:
@@ -441,7 +452,7 @@ def fit(
             "telemetry": telemetry, "stats_every": loop.every if loop.meter is not None else None,
             "loss": "cross_entropy",
         },
-        model_name=type(model).__name__,
+        model_name=type(model).__name__, checkpoints=checkpoints,
     )
 
 
