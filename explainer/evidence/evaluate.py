@@ -39,6 +39,7 @@ from explainer._plumbing import json_ready
 from explainer.errors import InputError
 from explainer.evidence import metrics as M
 from explainer.evidence.controls import CONTROLS, control_maps, is_control
+from explainer.evidence.precision import CHECK_IMAGES, Precision, fast_forward, resolve_precision
 from explainer.stats import Interval, difference_words, mean_interval, paired_difference
 
 #: Controls a method is expected to beat on a metric; failing to is flagged.
@@ -150,6 +151,7 @@ class Settings:
     targets: str | tuple[int, ...] | None  # None: predicted, "labels", or one per image
     batch_size: int | None
     memory_budget_mb: float | None
+    precision: Precision | None = None  # how the perturbed forwards run (None: the module in fp32)
 
 
 def unit_seed(seed: int, image: int) -> int:
@@ -173,18 +175,20 @@ def make_worker(model: Any, data: Any, limit: int | None, settings: Settings, de
         classifier = copy.deepcopy(model).to(device)
     loaded = data if isinstance(data, EvaluationData) else load_evaluation_data(data, classifier, limit)
     cascade: list[M.CascadeStep] | None = None
+    forward = fast_forward(classifier, settings.precision) if settings.precision else None
 
     def work(unit: Mapping[str, Any]) -> dict[str, Any]:
         nonlocal cascade
         if "randomization" in settings.metrics and cascade is None:
             cascade = M.randomized_cascade(classifier, settings.randomization_steps, settings.seed)
-        return score_image(classifier, loaded, int(unit["image"]), settings, cascade or [])
+        return score_image(classifier, loaded, int(unit["image"]), settings, cascade or [], forward)
 
     return work
 
 
 def score_image(classifier: Any, data: EvaluationData, index: int, settings: Settings,
-                cascade: Sequence[M.CascadeStep]) -> dict[str, Any]:
+                cascade: Sequence[M.CascadeStep], forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> dict[str, Any]:
     """One row: every method and control of image ``index`` scored by the protocol."""
     from explainer.attribution.explanation import explain
 
@@ -214,7 +218,7 @@ def score_image(classifier: Any, data: EvaluationData, index: int, settings: Set
     fractions, values = (M.perturbation_curves(
         classifier, inputs, relevance, [target], curves=curves, steps=settings.steps, baseline=settings.baseline,
         road_noise=settings.road_noise, tie_seeds=[seed], batch_size=settings.batch_size,
-        memory_budget_mb=settings.memory_budget_mb,
+        memory_budget_mb=settings.memory_budget_mb, forward=forward,
     ) if curves else (np.zeros(0), {}))
     scores: dict[str, dict[str, float | None]] = {}
     reasons: dict[str, dict[str, str]] = {}
@@ -496,11 +500,12 @@ def estimate_evaluation(classifier: Any, data: EvaluationData, settings: Setting
         job()
         return time.perf_counter() - started
 
+    forward = fast_forward(classifier, settings.precision) if settings.precision else None
     if curves:
         probe = control_maps("control:random", pixels, [0]).unsqueeze(0)
         parts["curves"] = len(settings.methods) * timed(lambda: M.perturbation_curves(
             classifier, inputs, probe, [target], curves=curves, steps=settings.steps, baseline=settings.baseline,
-            batch_size=settings.batch_size, memory_budget_mb=settings.memory_budget_mb))
+            batch_size=settings.batch_size, memory_budget_mb=settings.memory_budget_mb, forward=forward))
     explain_seconds = 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -569,6 +574,8 @@ def evaluate(
     seed: int = 0,
     progress: ProgressCallback | None = None,
     estimate: bool = False,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> Evaluation:
     """Score ``methods`` (and the controls) on every image of ``data`` with the one protocol.
 
@@ -580,7 +587,9 @@ def evaluate(
     or one per image. ``params``: method → parameters. ``out``: a results file (JSON lines; a rerun with
     the same settings resumes). ``backend``: ``"local"`` or ``"ray"`` (``address`` of an existing cluster,
     default ``"auto"``). ``progress(done, total, seconds_left)``. ``estimate=True`` times the first image
-    before the run and stores the prediction in ``Evaluation.estimate_seconds``.
+    before the run and stores the prediction in ``Evaluation.estimate_seconds``. ``precision`` (``"fp32"``,
+    ``"bf16"``, ``"auto"``) and ``compile``: how the perturbed forwards of the curves run
+    (:mod:`explainer.evidence.precision`; recorded in ``config["precision"]``).
     """
     from explainer.models import Classifier, load_model
     from explainer.run import run_units
@@ -596,6 +605,8 @@ def evaluate(
         randomization_steps=randomization_steps, seed=int(seed),
         targets=tuple(targets) if isinstance(targets, (list, tuple)) else targets,  # type: ignore[arg-type]
         batch_size=batch_size, memory_budget_mb=memory_budget_mb,
+        precision=resolve_precision(model, precision, compile=compile,
+                                    probe=model.normalize(loaded.pixels[:CHECK_IMAGES])),
     )
     M.step_counts(4, steps)  # validates steps
     if targets not in (None, "labels") and not isinstance(targets, (list, tuple)):
@@ -645,6 +656,7 @@ def _config(model: Any, source: Any, data: Any, loaded: EvaluationData, settings
         "randomization_steps": settings.randomization_steps,
         "targets": settings.targets if settings.targets is None or isinstance(settings.targets, str) else list(settings.targets),
         "seed": settings.seed,
+        "precision": settings.precision.to_dict() if settings.precision else None,
         "protocol": M.protocol_description(settings.steps, settings.baseline, settings.road_noise,
                                            settings.randomization_steps),
     })

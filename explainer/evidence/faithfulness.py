@@ -40,6 +40,7 @@ from explainer.evidence.metrics import (
     randomized_cascade,
     rank_correlation,
 )
+from explainer.evidence.precision import CHECK_IMAGES, fast_forward, resolve_precision
 from explainer.models import Classifier
 
 __all__ = [
@@ -328,6 +329,8 @@ def check_faithfulness(
     road: bool = False,
     batch_size: int | None = None,
     seed: int = 0,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> FaithfulnessReport:
     """Measure how faithful ``explanation`` is to ``classifier`` on the images it carries.
 
@@ -339,7 +342,8 @@ def check_faithfulness(
     ``randomization``, seeded copies of the model are re-initialized from the output down in
     ``randomization_steps`` cumulative steps and the same method, parameters and targets are explained on
     each; the similarity with the original map is always defined (a vanished map scores 0). The caller's
-    model is never modified.
+    model is never modified. ``precision`` (``"fp32"``, ``"bf16"``, ``"auto"``) and ``compile``: how the
+    curves' perturbed forwards run (:mod:`explainer.evidence.precision`; recorded in ``protocol["precision"]``).
 
     The old call ``check_faithfulness(classifier, images, explanation)`` still works (with a
     DeprecationWarning): the images are the explanation's own.
@@ -364,9 +368,10 @@ def check_faithfulness(
     random_maps = [random_map(explanation.pixels, [unit_seed(seed + 7919 * r, i) for i in range(count)])
                    for r in range(random_seeds)]
     curves = [c for c in CURVES if road or c != "road_morf"]
+    chosen = resolve_precision(classifier, precision, compile=compile, probe=inputs[:CHECK_IMAGES])
     fractions, values = perturbation_curves(
         classifier, inputs, torch.stack([relevance, *random_maps]), targets, curves=curves, steps=steps,
-        baseline=baseline, tie_seeds=image_seeds, batch_size=batch_size,
+        baseline=baseline, tie_seeds=image_seeds, batch_size=batch_size, forward=fast_forward(classifier, chosen),
     )
     cascade = _randomization(classifier, explanation, randomization_steps, seed) if randomization else []
     protocol = {
@@ -374,6 +379,7 @@ def check_faithfulness(
         "random_seeds": random_seeds,
         "seed": seed,
         "randomization_steps": len(cascade),
+        "precision": chosen.to_dict(),
     }
     return FaithfulnessReport(
         method=explanation.method,

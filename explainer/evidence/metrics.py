@@ -209,13 +209,15 @@ def perturbation_curves(
     tie_seeds: Sequence[int] | None = None,
     batch_size: int | None = None,
     memory_budget_mb: float | None = None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Target-probability curves of the protocol for ``M`` maps of each of ``N`` images.
 
     ``inputs``: normalized model inputs ``(N, C, H, W)``; ``relevance``: ``(N, H, W)`` or ``(M, N, H, W)``
     (e.g. one map per method), non-negative; ``targets``: one class per image. Returns the fractions
     ``(S + 1,)`` and, per curve name, probabilities ``(M, N, S + 1)`` (``(N, S + 1)`` for 3-D relevance).
-    All ``M × N × curves × (S + 1)`` perturbed inputs share forward passes.
+    All ``M × N × curves × (S + 1)`` perturbed inputs share forward passes; ``forward(batch) -> probabilities``
+    runs them (default: the module in fp32; :mod:`explainer.evidence.precision` makes bf16/compiled ones).
     """
     unknown = [c for c in curves if c not in CURVES]
     if unknown:
@@ -247,7 +249,7 @@ def perturbation_curves(
     with eval_mode(classifier.module), torch.inference_mode():
         for chunk in jobs.split(size):
             batch = _perturbed(inputs, ranks, counts, fills, chunk, list(curves), road_noise, seeds)
-            probabilities = classifier.module(batch).float().softmax(dim=1)
+            probabilities = forward(batch) if forward else classifier.module(batch).float().softmax(dim=1)
             results.append(probabilities.gather(1, target_index[chunk[:, 2].to(device)].view(-1, 1))[:, 0].cpu())
     values = torch.cat(results).view(len(curves), maps, count, steps + 1).numpy()
     out = {name: values[i][0] if squeeze else values[i] for i, name in enumerate(curves)}
