@@ -15,6 +15,7 @@ from explainer.commands._options import (
     model_from_args,
 )
 from explainer.commands._per_input import finish, load_inputs, per_image
+from explainer.commands.evaluate import add_precision_options
 from explainer.evidence.faithfulness import BASELINES, check_faithfulness
 
 
@@ -31,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="random orders as the reference (default 3)")
     parser.add_argument("--baseline", default="zeros", choices=BASELINES, help="what deleted pixels become")
     parser.add_argument("--no-randomization", action="store_true", help="skip the model-randomization check")
+    add_precision_options(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
                                   **params[method])
             report = check_faithfulness(
                 classifier, explanation, steps=args.steps, random_seeds=args.seeds,
-                baseline=args.baseline, randomization=not args.no_randomization,
+                baseline=args.baseline, randomization=not args.no_randomization, precision=args.precision,
+                compile=args.compile,
             )
             return [_row(report, explanation, i, path, method) for i, path in enumerate(names)]
 

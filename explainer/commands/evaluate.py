@@ -21,6 +21,15 @@ from explainer.evidence.evaluate import (
     trained_classifier,
 )
 from explainer.evidence.metrics import DEFAULT_STEPS, METRICS, RANDOMIZATION_STEPS, ROAD_NOISE, baseline_name
+from explainer.evidence.precision import CHECK_IMAGES, PRECISIONS, resolve_precision
+
+
+def add_precision_options(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--compile``: how the perturbed forwards of the curves run (also for ``check``)."""
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="perturbed forwards in fp32 (default), bf16 (autocast, channels_last) or auto (bf16 "
+                             "where the hardware has it natively and a one-batch check agrees with fp32)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the forward (pays off on long runs)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--randomization-steps", type=int, default=RANDOMIZATION_STEPS,
                         help=f"cascade steps of the randomization check (default {RANDOMIZATION_STEPS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    add_precision_options(parser)
     parser.add_argument("--out", default=None, metavar="FILE", help="results file (JSON lines); a rerun resumes")
     parser.add_argument("--backend", default="local", choices=("local", "ray"), help="where units run")
     parser.add_argument("--address", default=None, help="Ray cluster address for --backend ray (default auto)")
@@ -87,13 +97,16 @@ def run(args: argparse.Namespace) -> int:
     classifier = _model(args, data)
     targets = "labels" if args.targets == "labels" else None
     loaded = load_evaluation_data(data, classifier, args.limit)
+    chosen = resolve_precision(classifier, args.precision, compile=args.compile,
+                               probe=classifier.normalize(loaded.pixels[:CHECK_IMAGES]))
     settings = Settings(
         methods=tuple(methods) + (() if args.no_controls else tuple(CONTROLS)), params=params,
         metrics=tuple(args.metric or [m for m in METRICS if loaded.masks is not None or not METRICS[m].needs_masks]),
         steps=args.steps, baseline=baseline_name(args.baseline), road_noise=ROAD_NOISE,
         randomization_steps=args.randomization_steps, seed=args.seed, targets=targets, batch_size=None,
-        memory_budget_mb=None,
+        memory_budget_mb=None, precision=chosen,
     )
+    print(f"perturbed forwards: {chosen.text()}", file=sys.stderr)
     estimate = estimate_evaluation(classifier, loaded, settings)
     print(f"estimate: {estimate.text()}", file=sys.stderr)
     started = time.perf_counter()
@@ -107,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             classifier, data, methods=methods, params=params, metrics=args.metric, controls=not args.no_controls,
             limit=args.limit, targets=targets, steps=args.steps, baseline=args.baseline,
             randomization_steps=args.randomization_steps, device=args.device, out=args.out, backend=args.backend,
-            address=args.address, seed=args.seed, progress=progress,
+            address=args.address, seed=args.seed, progress=progress, precision=args.precision, compile=args.compile,
         )
     seconds = time.perf_counter() - started
     print(f"took {seconds:.1f} s (estimate {estimate.seconds:.1f} s, ratio {seconds / max(estimate.seconds, 1e-9):.2f})",
