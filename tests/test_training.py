@@ -369,3 +369,36 @@ def test_train_steps_takes_exactly_the_budget_in_fits_batch_order(digits):
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(first.parameters(), second.parameters()))
     with pytest.raises(InputError, match="steps must be a positive integer"):
         explainer.train_steps(first, x, y, steps=0)
+
+
+# ------------------------------------------------------------------ one path: training → inspection
+def test_a_trained_model_goes_straight_into_the_inspection_calls(digits):
+    model = build_model("cnn", digits, seed=0)
+    run = fit(model, digits, epochs=3, seed=0)
+    clf = run.classifier
+    assert isinstance(clf, explainer.Classifier) and clf.module is model
+    assert clf.labels == digits.class_names and clf.input_size == (8, 8) and clf.in_chans == 1
+    assert model.training, "wrapping must not switch the trained model to eval mode"
+    x = digits.x_test[:4]
+    bare = explainer.layer_activations(run.model, x, layers="conv1")  # the bare module works too
+    wrapped = explainer.layer_activations(clf, x, layers="conv1")
+    assert torch.equal(bare.layers["conv1"].maps, wrapped.layers["conv1"].maps)
+    e = explainer.explain(run.model, x, "saliency")
+    assert e.attributions.shape[0] == 4
+    ablated = explainer.ablate(run.model, x, layer="conv2", channels=[0, 1], top_k=3)
+    assert len(ablated.top_after[0]) == 3
+    assert explainer.model_anatomy(run.model).total_params == run.parameters
+    # fit also takes the Classifier and keeps it
+    again = fit(clf, digits, epochs=1, seed=0)
+    assert again.classifier is clf
+
+
+def test_a_module_explainer_did_not_train_says_how_to_wrap_it(digits):
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    with pytest.raises(InputError, match=r"from_module\(net, input_size=\(H, W\), in_chans=1\)"):
+        explainer.layer_activations(net, digits.x_test[:2])
+    with pytest.raises(InputError, match=r"in_chans=1"):
+        explainer.Classifier.from_module(build_cnn((1, 8, 8), 10), input_size=8, in_chans=3)
+    inferred = explainer.Classifier.from_module(build_cnn((1, 8, 8), 10), input_size=8)
+    assert inferred.in_chans == 1 and inferred.num_classes == 10
+    assert len(repr(inferred)) < 200

@@ -42,6 +42,7 @@ from explainer.attribution.registry import (
     register_method,
 )
 from explainer.errors import ExplainerError, InputError
+from explainer.models.coerce import as_classifier
 from explainer.models.layers import LayerInfo, describe_layer, find_cam_layer
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ def explain(
     work estimated to take longer; None = no limit. ``params`` override the method's defaults
     (its :class:`Param` schema: ``get_method(method).params``).
     """
+    classifier = as_classifier(classifier, caller="explain")
     spec = get_method(method)
     resolved = spec.resolve(params)
     _check_options(spec, layer, internal_batch_size, memory_budget_mb)

@@ -25,6 +25,7 @@ from explainer._plumbing import (
 from explainer.errors import InputError
 from explainer.models import Prediction
 from explainer.models.anatomy import layer_units
+from explainer.models.coerce import as_classifier
 from explainer.models.layers import feature_layers
 
 if TYPE_CHECKING:
@@ -221,6 +222,7 @@ def layer_activations(
     for ``images`` with forward hooks, in eval mode; hooks and ``training`` flags are restored afterwards
     (also on error)."""
     started = time.perf_counter()
+    classifier = as_classifier(classifier, caller="layer_activations")
     names = [layers] if isinstance(layers, str) else list(layers) if layers is not None else default_layers(classifier)
     if not names:
         raise InputError("No layers given; pass layer names (see classifier.layer_names()) or None for defaults.")

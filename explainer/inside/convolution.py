@@ -15,6 +15,7 @@ from explainer._plumbing import JsonResult, headline, legacy_positional
 from explainer.errors import InputError
 from explainer.inside.activations import capture
 from explainer.models import Classifier
+from explainer.models.coerce import as_classifier
 
 if TYPE_CHECKING:
     from explainer.models import ImageBatch
@@ -152,6 +153,8 @@ def _conv_and_input(
         with torch.inference_mode():
             x = capture(classifier, classifier.preprocess(images), [layer], layer_inputs=True)[layer]
         return module, layer, x, classifier.name
+    if isinstance(classifier, nn.Module) and not isinstance(classifier, nn.Conv2d):
+        return _conv_and_input(as_classifier(classifier, caller="conv_step"), images, layer)
     if isinstance(classifier, nn.Conv2d):
         if not isinstance(images, torch.Tensor):
             raise InputError("With an nn.Conv2d, pass its input as a tensor (C, H, W) or (N, C, H, W).")

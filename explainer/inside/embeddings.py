@@ -15,6 +15,7 @@ from explainer.data.datasets import Dataset
 from explainer.errors import InputError
 from explainer.inside.activations import capture, forward_hooks
 from explainer.models import Classifier
+from explainer.models.coerce import as_classifier
 from explainer.models.layers import feature_layers
 
 METHODS = ("pca", "tsne")
@@ -184,15 +185,7 @@ def embed_dataset(
 
 def _as_classifier(classifier: Classifier | nn.Module, dataset: Dataset) -> Classifier:
     """The classifier itself, or a bare module wrapped for the dataset's images (no normalization)."""
-    if isinstance(classifier, Classifier):
-        wrapped = classifier
-    elif isinstance(classifier, nn.Module):
-        channels, height, width = dataset.input_shape
-        wrapped = Classifier.from_module(
-            classifier, labels=dataset.class_names, input_size=(height, width), in_chans=channels
-        )
-    else:
-        raise InputError(f"Expected a Classifier or an nn.Module, got {type(classifier).__name__}.")
+    wrapped = as_classifier(classifier, dataset=dataset, caller="embed_dataset")
     if dataset.input_shape[0] != wrapped.in_chans:
         raise InputError(
             f"{dataset.name} images have {dataset.input_shape[0]} channel(s) but {wrapped.name} expects "

@@ -26,6 +26,7 @@ from explainer._plumbing import top_k as top_k_predictions
 from explainer.errors import InputError
 from explainer.inside.activations import first_tensor, forward_hooks
 from explainer.models import Prediction
+from explainer.models.coerce import as_classifier
 from explainer.models.layers import feature_layers, find_cam_layer
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ def ablate(
     model runs in eval mode; its hooks and ``training`` flags are as they were afterwards.
     """
     started = time.perf_counter()
+    classifier = as_classifier(classifier, caller="ablate")
     if mode not in ("zero", "mean"):
         raise InputError(f"mode must be 'zero' or 'mean', got {mode!r}.")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -248,6 +250,7 @@ def cam_channel_importance(
     for the target class (default: each image's prediction). Runs in eval mode; gradients go to the
     layer's output only, so the model's ``.grad`` stays as it was."""
     started = time.perf_counter()
+    classifier = as_classifier(classifier, caller="cam_channel_importance")
     layer = find_cam_layer(classifier).name if layer is None else layer
     classifier.get_layer(layer)
     features = feature_layers(classifier)

@@ -11,6 +11,7 @@ from torch import nn
 from explainer._plumbing import isolated_rng, legacy_positional
 from explainer.data.datasets import Dataset, load_dataset
 from explainer.errors import InputError, ModelLoadError
+from explainer.models.coerce import remember_dataset
 
 #: Activation name → module class. ``linear`` is the identity (no non-linearity).
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -131,15 +132,19 @@ def build_model(
     architecture name (``pretrained=False``); ``spec`` goes to the builder (cnn/mlp only).
     ``seed`` fixes the initial weights: the layers are initialised inside
     :func:`explainer._plumbing.isolated_rng`, so the same seed gives the same weights and the
-    caller's global random state is left as it was.
+    caller's global random state is left as it was. The inspection calls (``layer_activations``,
+    ``explain`` …) take the returned module as it is: it is remembered as built for ``dataset``.
     """
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     with isolated_rng(seed):
         if arch == "mlp":
-            return build_mlp(data.input_shape, data.num_classes, **spec)
-        if arch == "cnn":
-            return build_cnn(data.input_shape, data.num_classes, **spec)
-        return _timm_model(arch, data, spec)
+            model = build_mlp(data.input_shape, data.num_classes, **spec)
+        elif arch == "cnn":
+            model = build_cnn(data.input_shape, data.num_classes, **spec)
+        else:
+            model = _timm_model(arch, data, spec)
+    remember_dataset(model, data)  # the inspection calls then take the bare module (models.coerce)
+    return model
 
 
 def _conv_stack(

@@ -107,6 +107,16 @@ class PlaygroundRun:
     snapshots: dict[int, np.ndarray]
 
     @property
+    def status(self) -> str:
+        """How training ended: ``"completed"``, ``"diverged"`` … (the same as ``training.status``)."""
+        return self.training.status
+
+    @property
+    def message(self) -> str:
+        """How training ended, in words (the same as ``training.message``)."""
+        return self.training.message
+
+    @property
     def train_loss(self) -> list[float]:
         return [epoch.train_loss for epoch in self.training.history]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
@@ -27,6 +27,8 @@ from explainer.data.datasets import Dataset
 from explainer.errors import InputError
 from explainer.hardware import describe_device, matmul_peak_gflops, resolve_device
 from explainer.learn.flops import FlopCount, count_flops
+from explainer.models.classifier import Classifier
+from explainer.models.coerce import for_dataset, remember_dataset
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -102,6 +104,9 @@ class TrainingRun:
     model_name: str = ""  # the model's class name (e.g. "Sequential", "ResNet")
     #: With ``fit(..., keep_checkpoints=True)``: the model's ``state_dict`` (CPU copies) after each epoch.
     checkpoints: list[dict[str, torch.Tensor]] = field(default_factory=list, repr=False)
+    #: The trained model as a :class:`~explainer.Classifier` for the dataset's images (None for 2-D point sets):
+    #: what ``layer_activations``, ``explain``, ``ablate``, ``evaluate`` … take.
+    classifier: Classifier | None = field(default=None, repr=False)
 
     @property
     def seconds(self) -> float:
@@ -388,7 +393,7 @@ _FIT_ORDER = ("epochs", "lr", "optimizer", "batch_size", "target_accuracy", "l1"
 
 @legacy_positional(*_FIT_ORDER)
 def fit(
-    model: nn.Module,
+    model: nn.Module | Classifier,
     dataset: Dataset,
     *,
     epochs: int = 20,
@@ -418,7 +423,11 @@ def fit(
     generators and :func:`explainer._plumbing.isolated_rng`: the caller's global RNG is left as it was.
     The model is left in train mode, as a training loop leaves it. ``keep_checkpoints=True`` keeps a CPU
     copy of the weights after every epoch in ``run.checkpoints`` (for training-data attribution).
+    ``model`` may be a :class:`~explainer.Classifier` (its module is trained on inputs normalized as it
+    normalizes them); ``run.classifier`` is the trained model ready for the inspection calls.
     """
+    wrapped = model if isinstance(model, Classifier) else None
+    model, dataset = _module_and_data(model, dataset)
     _check_options(epochs, lr, optimizer, batch_size, target_accuracy, l1, l2, telemetry, stats_every)
     target_device = resolve_device(device) if device is not None else _model_device(model)
     model.to(target_device)
@@ -453,7 +462,33 @@ def fit(
             "loss": "cross_entropy",
         },
         model_name=type(model).__name__, checkpoints=checkpoints,
+        classifier=_trained_classifier(model, dataset, wrapped),
     )
+
+
+def _module_and_data(model: nn.Module | Classifier, dataset: Dataset) -> tuple[nn.Module, Dataset]:
+    """The module to train and the data as it sees them (a Classifier's normalization applied)."""
+    if not isinstance(model, Classifier):
+        if not isinstance(model, nn.Module):
+            raise InputError(f"fit trains a torch nn.Module or an explainer.Classifier, got {type(model).__name__}.")
+        return model, dataset
+    if isinstance(dataset, Dataset) and dataset.is_image:
+        if dataset.input_shape[0] != model.in_chans:
+            raise InputError(f"{dataset.name} images have {dataset.input_shape[0]} channel(s) but {model.name} "
+                             f"takes {model.in_chans}; build a model for this dataset: build_model('cnn', dataset).")
+        if any(m != 0 for m in model.mean) or any(s != 1 for s in model.std):
+            dataset = replace(dataset, x_train=model.normalize(dataset.x_train), x_test=model.normalize(dataset.x_test))
+    return model.module, dataset
+
+
+def _trained_classifier(module: nn.Module, dataset: Dataset, wrapped: Classifier | None) -> Classifier | None:
+    """The Classifier the caller gave, or the trained module wrapped for the dataset's images."""
+    if wrapped is not None:
+        return wrapped
+    if not dataset.is_image:
+        return None
+    remember_dataset(module, dataset)
+    return for_dataset(module, dataset)
 
 
 def _model_device(model: nn.Module) -> torch.device:

@@ -14,6 +14,7 @@ from torch import nn
 
 from explainer._plumbing import JsonResult, deprecated_alias, eval_mode, hook_guard, legacy_positional
 from explainer.errors import InputError
+from explainer.models.coerce import as_classifier
 
 if TYPE_CHECKING:
     from explainer.models import Classifier
@@ -110,6 +111,7 @@ def model_anatomy(classifier: Classifier, *, depth: int = 1) -> Anatomy:
     total (parameters held directly by a container get a row of their own).
     """
     started = time.perf_counter()
+    classifier = as_classifier(classifier, caller="model_anatomy")
     module = classifier.module
     units = layer_units(module, depth)
     sample = torch.zeros(1, classifier.in_chans, *classifier.input_size, device=classifier.device)

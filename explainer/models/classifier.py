@@ -75,22 +75,38 @@ class Classifier:
         input_size: int | tuple[int, int] = 224,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
-        in_chans: int = 3,
+        in_chans: int | None = None,
         name: str = "custom",
     ) -> Classifier:
         """Wrap your own ``nn.Module``. Without ``labels``, classes are named ``class 0`` ...
 
-        ``mean``/``std`` default to no normalization (0 and 1 per channel).
+        ``in_chans`` defaults to what the module's first convolution takes (3 without one); a value that
+        the first convolution does not take fails at once. ``mean``/``std`` default to no normalization
+        (0 and 1 per channel).
         """
         if not isinstance(module, nn.Module):
             raise InputError(f"from_module needs a torch.nn.Module, got {type(module).__name__}.")
         size = _size_pair(input_size)
+        expected = _first_conv_channels(module)
+        if in_chans is None:
+            in_chans = len(mean) if mean is not None else expected or 3
+        elif expected is not None and expected != in_chans:
+            raise InputError(
+                f"The module's first convolution takes {expected} channel(s), not in_chans={in_chans}: "
+                f"Classifier.from_module(net, input_size={size}, in_chans={expected})."
+            )
         mean = tuple(mean) if mean is not None else (0.0,) * in_chans
         std = tuple(std) if std is not None else (1.0,) * in_chans
         if labels is None:
             num_classes = _count_outputs(module, len(mean), size)
             labels = [f"class {i}" for i in range(num_classes)]
         return cls(module=module, labels=list(labels), input_size=size, mean=mean, std=std, name=name)
+
+    def __repr__(self) -> str:
+        parameters = sum(p.numel() for p in self.module.parameters())
+        return (f"Classifier({self.name!r}, {type(self.module).__name__}, {parameters:,} parameters, "
+                f"{self.num_classes} classes, input {self.in_chans}×{self.input_size[0]}×{self.input_size[1]}, "
+                f"source={self.source!r}, device={self.device.type!r})")
 
     # ------------------------------------------------------------------- properties
     @property
@@ -262,6 +278,14 @@ def _resize_crop_tensor(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Te
     resized = F.interpolate(tensor, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
     top, left = (new_h - height) // 2, (new_w - width) // 2
     return resized[..., top : top + height, left : left + width].clamp(0, 1)
+
+
+def _first_conv_channels(module: nn.Module) -> int | None:
+    """Input channels of the module's first convolution (None without one)."""
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d):
+            return int(sub.in_channels)
+    return None
 
 
 def _count_outputs(module: nn.Module, in_chans: int, size: tuple[int, int]) -> int:
