@@ -11,7 +11,7 @@ Run it with ``explainer dashboard`` or ``streamlit run dashboards/app.py``.
 from __future__ import annotations
 
 import streamlit as st
-from common import model_picker
+from model_choice import model_picker, start_warm_up
 
 st.set_page_config(page_title="explainer – open up neural networks", page_icon=":material/neurology:", layout="wide")
 
@@ -32,6 +32,7 @@ pages = {
         st.Page("views/report.py", title="Report", icon=":material/description:"),
     ],
 }
+start_warm_up()  # the bundled model loads in the background while the first page paints
 navigation = st.navigation(pages)
 picked = model_picker()  # one model picker for the whole app, above the page list
 st.sidebar.caption(picked.note)

@@ -13,7 +13,9 @@ max_images=6) -> Evaluation | None``
 * ``images`` – ``{name: image}`` to evaluate live (default: the bundled sample photos);
 * ``lock`` – held while the evaluation runs (for a model shared between sessions);
 * ``default_methods`` – preselected methods (default Grad-CAM, Integrated Gradients, saliency);
-* ``max_images`` – the most images a live run may use (small N: this runs on the page's CPU).
+* ``max_images`` – the most images a live run may use (small N: this runs on the page's CPU);
+* ``cache_key`` – names the classifier and images (e.g. a model key and a content hash): the pixels are then
+  prepared once per key and session instead of on every rerun.
 
 The learner picks methods, metrics and how many images, sees the estimate (one timed image) before
 anything runs, then runs it live with a progress bar and the time left – or opens a results file
@@ -51,6 +53,8 @@ DEFAULT_METHODS = ("gradcam", "integrated_gradients", "saliency")
 #: Metrics offered for photos (no masks there); ROAD is slow at 224 px on a CPU, so it is opt-in.
 LIVE_METRICS = ("deletion_morf", "deletion_lerf", "insertion", "randomization", "sparseness")
 MAX_RESULTS_MB = 50
+#: Session-state key of the pixels prepared for the live evaluation (see ``cache_key``).
+TRUST_DATA = "trust_data"
 
 
 def render_trust_section(
@@ -61,6 +65,7 @@ def render_trust_section(
     lock: threading.Lock | None = None,
     default_methods: tuple[str, ...] | None = None,
     max_images: int = 6,
+    cache_key: str | None = None,
 ) -> Evaluation | None:
     """Render the section (see the module docstring for the arguments); returns the Evaluation shown."""
     st.subheader("Which map can I trust?")
@@ -70,7 +75,8 @@ def render_trust_section(
         "does not beat the edge or brightness control on a metric is marked ✗."
     )
     source = st.radio("Results", ["Evaluate live", "Open a results file"], horizontal=True, key=f"{key}_source")
-    result = _live(classifier, key, images, lock, default_methods, max_images) if source == "Evaluate live" \
+    result = _live(classifier, key, images, lock, default_methods, max_images, cache_key) \
+        if source == "Evaluate live" \
         else _open(key)
     if result is not None:
         _show(result, key)
@@ -94,7 +100,7 @@ def _choices(key: str, images: dict[str, Any], default_methods: tuple[str, ...] 
 
 
 def _live(classifier: explainer.Classifier, key: str, images: dict[str, Any] | None, lock: threading.Lock | None,
-          default_methods: tuple[str, ...] | None, max_images: int) -> Evaluation | None:
+          default_methods: tuple[str, ...] | None, max_images: int, cache_key: str | None) -> Evaluation | None:
     photos = images if images is not None else explainer.sample_images()
     choice = _choices(key, photos, default_methods, max_images)
     if not choice["methods"] or not choice["metrics"]:
@@ -104,7 +110,7 @@ def _live(classifier: explainer.Classifier, key: str, images: dict[str, Any] | N
     settings_key = repr(sorted(choice.items()))
     guard = lock if lock is not None else contextlib.nullcontext()
     with shows_errors():
-        data = load_evaluation_data(batch, classifier, choice["limit"])
+        data = _evaluation_data(batch, classifier, choice["limit"], None if cache_key is None else f"{key}|{cache_key}")
         if st.session_state.get(f"{key}_estimated") != settings_key:
             if st.button("Estimate the time", key=f"{key}_estimate"):
                 settings = Settings(
@@ -135,6 +141,18 @@ def _live(classifier: explainer.Classifier, key: str, images: dict[str, Any] | N
         if st.session_state.get(f"{key}_shown") == settings_key:
             return st.session_state.get(f"{key}_result")
     return None
+
+
+def _evaluation_data(batch: list, classifier: explainer.Classifier, limit: int, cache_key: str | None) -> Any:
+    """The images as pixels for ``classifier``: once per ``cache_key`` and limit in this session (None: every time)."""
+    if cache_key is None:
+        return load_evaluation_data(batch, classifier, limit)
+    memo = st.session_state.setdefault(TRUST_DATA, {})
+    slot = f"{cache_key}|{limit}"
+    if slot not in memo:
+        memo.clear()  # one input at a time: the previous photo's pixels go
+        memo[slot] = load_evaluation_data(batch, classifier, limit)
+    return memo[slot]
 
 
 def _open(key: str) -> Evaluation | None:

@@ -1,28 +1,30 @@
-"""Home: what a neural network is (the bundled model's anatomy) and the three myths."""
+"""Home: what a neural network is (the bundled model's anatomy) and the three myths.
+
+The anatomy comes from the shipped file ``results/home_anatomy.json`` (the library's own output,
+rewritten by ``dashboards/home_anatomy.py`` and checked against the library by the tests), so this
+page paints without importing torch; the bundled model meanwhile loads in the background.
+"""
 
 from __future__ import annotations
 
-import streamlit as st
-from common import BUNDLED_KEY, anatomy_of, bundled_classifier, model_lock
+from importlib import metadata
 
-import explainer
-from explainer.models.anatomy import Anatomy
-from explainer.plots.inside import anatomy_figure
+import home_anatomy
+import streamlit as st
 
 #: The same table in a notebook (run by tests/test_dashboard_snippets.py, like every snippet a page shows).
-NOTEBOOK_SNIPPET = f"""import explainer
+NOTEBOOK_SNIPPET = """import explainer
 
 model = explainer.load_model()          # the bundled EfficientNet-Lite0, offline
-facts = explainer.{anatomy_of.__name__}(model)
+facts = explainer.model_anatomy(model)
 print(facts.total_params, facts.depth)
 facts.table                             # one row per layer: shapes, parameters, share"""
 
 
-@st.cache_data(show_spinner=False)
-def bundled_anatomy(key: str = BUNDLED_KEY) -> Anatomy:
-    """The bundled model's anatomy (one forward pass; the same for every learner)."""
-    with model_lock():
-        return anatomy_of(bundled_classifier(key))
+@st.cache_resource(show_spinner=False)
+def shipped_anatomy(version: str) -> dict:
+    """The shipped anatomy of the bundled model (read once per server and package version)."""
+    return home_anatomy.read()
 
 
 st.title("Open up a neural network")
@@ -34,19 +36,21 @@ st.markdown(
     "EfficientNet-Lite0, trained on the 1,000 ImageNet classes, bundled so it works offline."
 )
 
-facts = bundled_anatomy()
-input_row = facts.table.iloc[0]
-output_row = facts.table[facts.table["role"] == "output"].iloc[-1]
-hidden = facts.table[facts.table["role"] == "hidden"]
+version = metadata.version("explainer")
+facts = shipped_anatomy(version)
+table = facts["table"]
+input_row = table[0]
+output_row = [row for row in table if row["role"] == "output"][-1]
+hidden = [row for row in table if row["role"] == "hidden"]
 cols = st.columns(4)
 cols[0].metric("Input", input_row["output_shape"], help="channels × height × width of one image")
-cols[1].metric("Hidden layers shown", len(hidden), help=f"top-level blocks (depth {facts.depth})")
+cols[1].metric("Hidden layers shown", len(hidden), help=f"top-level blocks (depth {facts['depth']})")
 cols[2].metric("Output", output_row["output_shape"], help="one score per ImageNet class")
-cols[3].metric("Parameters", f"{facts.total_params / 1e6:.2f} M", help=f"{facts.total_params:,} learned numbers")
-st.plotly_chart(anatomy_figure(facts), width="stretch", key="home_anatomy")
+cols[3].metric("Parameters", f"{facts['total_params'] / 1e6:.2f} M", help=f"{facts['total_params']:,} learned numbers")
+st.plotly_chart(facts["figure"], width="stretch", key="home_anatomy")
 with st.expander("Every layer as a table"):
     st.dataframe(
-        facts.table,
+        table,
         column_config={
             "param_share": st.column_config.ProgressColumn("share of parameters", format="percent",
                                                            min_value=0.0, max_value=1.0),
@@ -55,7 +59,8 @@ with st.expander("Every layer as a table"):
         },
         hide_index=True,
     )
-st.caption(f"Measured with one forward pass in {facts.seconds * 1000:.0f} ms on {facts.device}. The same table "
+st.caption(f"Measured with one forward pass in {facts['seconds'] * 1000:.0f} ms on {facts['device']} "
+           f"(`{facts['command']}`, explainer {facts['explainer']}, torch {facts['torch']}). The same table "
            "in a notebook:")
 st.code(NOTEBOOK_SNIPPET, language="python")
 
@@ -81,5 +86,5 @@ for column, (myth, answer, page, label) in zip(st.columns(3), myths):
         st.page_link(page, label=label, icon=":material/arrow_forward:")
 st.markdown(
     f"Also try the **Playground** (train tiny networks on 2-D points and watch every neuron) and "
-    f"**Your model** (explain your own checkpoint). explainer {explainer.__version__}."
+    f"**Your model** (explain your own checkpoint). explainer {version}."
 )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import streamlit as st
-from common import BUNDLED_KEY, anatomy_of, bundled_classifier, model_lock, report_sections, slug
+from common import BUNDLED_KEY, bundled_classifier, model_lock, report_sections, slug
 
+import explainer
 from explainer.models.anatomy import Anatomy
 from explainer.plots.inside import anatomy_figure
 from explainer.report import ReportSection, build_report, environment
@@ -14,7 +15,7 @@ from explainer.report import ReportSection, build_report, environment
 def example_anatomy(key: str = BUNDLED_KEY) -> Anatomy:
     """The bundled model's anatomy (the example section before the learner has produced any)."""
     with model_lock():
-        return anatomy_of(bundled_classifier(key))
+        return explainer.model_anatomy(bundled_classifier(key))
 
 st.title("Report")
 st.markdown(

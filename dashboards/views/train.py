@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import streamlit as st
+import torch
 from common import (
     add_learner_model,
-    anatomy_of,
     dataset,
     learner_models,
     offer_report,
     request_model,
-    sample_grid,
     shows_errors,
     url_choice,
     url_option,
@@ -18,10 +17,12 @@ from common import (
     write_url,
 )
 from sections.experiment import render_experiment_section
+from training_queue import training_turn
 
 import explainer
 from explainer.learn.architectures import ACTIVATIONS
 from explainer.learn.training import OPTIMIZERS
+from explainer.plots.datasets import sample_grid
 from explainer.plots.inside import anatomy_figure
 from explainer.plots.training import gradient_norms, learning_step_figure, training_curves, update_ratios
 from explainer.report import ReportSection
@@ -62,7 +63,7 @@ def untrained_anatomy(name: str, arch: str, spec_key: str, _spec: dict) -> expla
     """The anatomy of the network these settings build, before any training (seed 0, same for everyone)."""
     data = dataset(name)
     model = explainer.build_model(arch, data, seed=0, **_spec)
-    return anatomy_of(explainer.Classifier.from_module(
+    return explainer.model_anatomy(explainer.Classifier.from_module(
         model, labels=data.class_names, input_size=(data.input_shape[1], data.input_shape[2]), in_chans=data.input_shape[0],
         name=f"{arch.upper()} for {name}"))
 
@@ -98,10 +99,10 @@ def settings_panel() -> dict:
     return {**values, "limit": limit}
 
 
-def train(settings: dict, data: explainer.Dataset, spec: dict) -> None:
-    """Train live (one progress update per epoch) and keep the model in this learner's picker."""
-    epochs, arch = settings["epochs"], settings["arch"]
-    model = explainer.build_model(arch, data, seed=0, **spec)
+def _train_now(settings: dict, data: explainer.Dataset, spec: dict) -> tuple[explainer.TrainingRun, torch.nn.Module]:
+    """Build and fit the network live: one progress update per epoch."""
+    epochs = settings["epochs"]
+    model = explainer.build_model(settings["arch"], data, seed=0, **spec)
     progress = st.progress(0.0, text="Starting…")
     board = st.empty()
 
@@ -118,6 +119,14 @@ def train(settings: dict, data: explainer.Dataset, spec: dict) -> None:
                         callback=on_epoch, device="cpu")
     progress.empty()
     board.empty()
+    return run, model
+
+
+def train(settings: dict, data: explainer.Dataset, spec: dict) -> None:
+    """Train live (one progress update per epoch) and keep the model in this learner's picker."""
+    arch = settings["arch"]
+    with training_turn(st.empty()):
+        run, model = _train_now(settings, data, spec)
     number = 1 + sum(1 for held in learner_models().values() if held["entry"].kind == "trained")
     classifier = explainer.Classifier.from_module(
         model, labels=data.class_names, input_size=(data.input_shape[1], data.input_shape[2]), in_chans=data.input_shape[0],

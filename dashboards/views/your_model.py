@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 from common import (
     add_learner_model,
-    anatomy_of,
     classifier_of,
     content_key,
     input_key,
@@ -91,7 +90,7 @@ if LOADED_KEY in st.session_state:
 st.markdown(f"Loaded now: **{entry.label}** – {entry.note}. Pick another in the sidebar, train one on "
             "*Train on your laptop*, or upload your own below.")
 
-facts = remember(entry, "anatomy", "", lambda: anatomy_of(classifier))
+facts = remember(entry, "anatomy", "", lambda: explainer.model_anatomy(classifier))
 cols = st.columns(4)
 cols[0].metric("Classes", f"{classifier.num_classes:,}")
 cols[1].metric("Input", f"{classifier.in_chans} × {classifier.input_size[0]} × {classifier.input_size[1]}")
