@@ -5,7 +5,9 @@ explainer app and for a peer: a one-chart Streamlit app started the same way in 
 Rerun = time from choosing a method on *Not a black box* until the new map is drawn and the
 script is idle, with the shared model cached: adding Input × Gradient (a new explanation, fast
 method) and removing it again (everything cached). Its peer is ``explain()`` of the same method
-called directly in this process. Targets (2 cores): cold start ≤ 10 s, rerun ≤ 1 s.
+called directly in this process. Targets (issue 22): cold start ≤ 1.3× the peer's; cached rerun
+(remove) ≤ 0.3 s; one-method rerun (add) ≤ 0.3 s + ``explain()``'s own time. The load average is
+printed beside the figures (the machine may be shared).
 
     .venv/bin/python benchmarks/dashboard.py [--repeats 3] [--threads N] [--json]
 
@@ -128,6 +130,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads everywhere (default: all cores)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}
     from playwright.sync_api import sync_playwright
 
@@ -153,9 +156,17 @@ def main() -> None:
         "repeats": args.repeats,
         "threads": args.threads or os.cpu_count(),
         "cpu_cores": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "raw": {"cold_start": ours, "peer_cold_start": peers, **rerun, "explain_direct": direct},
     }
     result["cold_start_ratio_vs_peer"] = result["cold_start_first_chart_s"] / result["peer_cold_start_first_chart_s"]
+    result["add_method_over_explain_s"] = result["rerun_add_method_drawn_s"] - result["explain_direct_s"]
+    result["targets_met"] = {
+        "cold_start_ratio <= 1.3": result["cold_start_ratio_vs_peer"] <= 1.3,
+        "cached_rerun_drawn <= 0.3 s": result["rerun_remove_method_drawn_s"] <= 0.3,
+        "one_method_rerun_drawn <= 0.3 s + explain()": result["add_method_over_explain_s"] <= 0.3,
+    }
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
@@ -164,12 +175,15 @@ def main() -> None:
           f"(median of {args.repeats})")
     print(f"cold start, process → first chart drawn:  {result['cold_start_first_chart_s']:.2f} s "
           f"(peer one-chart app {result['peer_cold_start_first_chart_s']:.2f} s, "
-          f"ratio {result['cold_start_ratio_vs_peer']:.1f}×; target ≤ 10 s)")
+          f"ratio {result['cold_start_ratio_vs_peer']:.2f}×; target ≤ 1.3×)")
     print(f"rerun, add Input × Gradient:    map drawn {result['rerun_add_method_drawn_s']:.2f} s, script idle "
-          f"{result['rerun_add_method_idle_s']:.2f} s (explain() alone {result['explain_direct_s']:.3f} s; "
-          "target ≤ 1 s)")
+          f"{result['rerun_add_method_idle_s']:.2f} s (explain() alone {result['explain_direct_s']:.3f} s, so "
+          f"{result['add_method_over_explain_s']:.2f} s on top; target ≤ 0.3 s on top)")
     print(f"rerun, remove it (all cached):  map drawn {result['rerun_remove_method_drawn_s']:.2f} s, script idle "
-          f"{result['rerun_remove_method_idle_s']:.2f} s")
+          f"{result['rerun_remove_method_idle_s']:.2f} s (target ≤ 0.3 s)")
+    print(f"load average before {load_before[0]:.1f}, after {result['load_average_after'][0]:.1f} on "
+          f"{os.cpu_count()} cores; targets met: "
+          + ", ".join(f"{name} {'yes' if met else 'NO'}" for name, met in result["targets_met"].items()))
 
 
 if __name__ == "__main__":

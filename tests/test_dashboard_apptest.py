@@ -98,6 +98,19 @@ def test_home_shows_the_anatomy_of_the_bundled_model(app: AppTest, bundled_class
     assert app.selectbox(key="model_choice").value == "bundled:efficientnet_lite0"  # the one picker, in the sidebar
 
 
+def test_the_shipped_home_anatomy_is_what_the_library_computes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The home page paints from results/home_anatomy.json: it must equal the library's anatomy and figure now."""
+    monkeypatch.syspath_prepend(str(DASHBOARDS))
+    import home_anatomy
+
+    shipped, now = home_anatomy.read(), home_anatomy.compute()
+    assert shipped["command"] == home_anatomy.COMMAND, "rerun the command in results/home_anatomy.json"
+    for field in ("model_name", "total_params", "depth", "table"):
+        assert shipped[field] == now[field], f"{field} drifted: rerun {home_anatomy.COMMAND}"
+    assert shipped["figure"]["data"] == now["figure"]["data"], f"the figure drifted: rerun {home_anatomy.COMMAND}"
+    assert title_of(shipped["figure"]) == title_of(now["figure"])
+
+
 # ------------------------------------------------------------------------------- black box
 def test_black_box_on_the_bundled_model_matches_the_library(app: AppTest, bundled_classifier, photos) -> None:
     at = open_page(app, "black_box")
