@@ -16,6 +16,7 @@ from explainer.data.datasets import Dataset, load_dataset
 from explainer.data.images import load_image, sample_images
 from explainer.errors import DatasetError, ExplainerError, InputError, ModelLoadError
 from explainer.evidence.evaluate import Evaluation, evaluate
+from explainer.evidence.planted import PlantedReport, Reliance, planted_benchmark, shortcut_reliance
 from explainer.evidence.faithfulness import (
     FaithfulnessReport,
     MaskShare,
@@ -31,6 +32,7 @@ from explainer.inside.features import FeatureVisualization, TopActivating, top_a
 from explainer.inside.intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
 from explainer.learn.architectures import build_cnn, build_mlp, build_model
 from explainer.learn.flops import FlopCount, count_flops
+from explainer.learn.influence import DataAttribution, MislabelSearch, data_attribution, find_mislabeled
 from explainer.learn.playground import PlaygroundConfig, PlaygroundFrame, PlaygroundRun, train_playground
 from explainer.learn.sweep import SweepEstimate, SweepResults, TrainingTask, estimate_sweep, open_sweep, sweep
 from explainer.learn.training import (
@@ -77,6 +79,8 @@ __all__ = [
     "CostEstimate",
     "count_flops",
     "Dataset",
+    "data_attribution",
+    "DataAttribution",
     "DatasetError",
     "describe_device",
     "embed_dataset",
@@ -94,6 +98,7 @@ __all__ = [
     "Explanation",
     "FaithfulnessReport",
     "FeatureVisualization",
+    "find_mislabeled",
     "fit",
     "FlopCount",
     "InputError",
@@ -115,14 +120,19 @@ __all__ = [
     "MethodSpec",
     "model_anatomy",
     "ModelLoadError",
+    "MislabelSearch",
     "open_results",
+    "planted_benchmark",
+    "PlantedReport",
     "register_strategy",
+    "Reliance",
     "resume_results",
     "PlaygroundConfig",
     "PlaygroundFrame",
     "PlaygroundRun",
     "Prediction",
     "sample_images",
+    "shortcut_reliance",
     "StepStats",
     "sweep",
     "SweepEstimate",
