@@ -16,7 +16,6 @@ from explainer.data.datasets import Dataset, load_dataset
 from explainer.data.images import load_image, sample_images
 from explainer.errors import DatasetError, ExplainerError, InputError, ModelLoadError
 from explainer.evidence.evaluate import Evaluation, evaluate
-from explainer.evidence.planted import PlantedReport, Reliance, planted_benchmark, shortcut_reliance
 from explainer.evidence.faithfulness import (
     FaithfulnessReport,
     MaskShare,
@@ -24,6 +23,7 @@ from explainer.evidence.faithfulness import (
     mask_share,
     method_agreement,
 )
+from explainer.evidence.planted import PlantedReport, Reliance, planted_benchmark, shortcut_reliance
 from explainer.hardware import describe_device, matmul_peak_gflops
 from explainer.inside.activations import Activations, LayerActivation, layer_activations
 from explainer.inside.convolution import ConvStep, conv_step
