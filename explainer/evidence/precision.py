@@ -15,6 +15,10 @@ only, no gradients – so they may run at a lower precision or compiled. ``preci
   (or the copy cannot run, e.g. a ``.view`` that needs contiguous inputs) it falls back to ``"fp32"``
   and :attr:`Precision.reason` says why.
 
+The check's batch is made of the first :data:`CHECK_IMAGES` images to be scored, each as it is, as
+the blurred insertion canvas and with a random half of its pixels deleted (zero baseline): perturbed
+images are where lower precision drifts most.
+
 ``compile=True`` runs the copy through ``torch.compile`` (batches padded to the first batch's size, so
 one compilation serves every pass). Compiling costs tens of seconds once per process and model; see
 ``docs/performance.md`` for when it is repaid. The user's module is never changed: copies are private
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from explainer._plumbing import eval_mode
+from explainer._plumbing import baseline, eval_mode, seeded_generator
 from explainer.errors import InputError
 
 if TYPE_CHECKING:
@@ -43,8 +47,8 @@ if TYPE_CHECKING:
 PRECISIONS = ("fp32", "bf16", "auto")
 #: Largest absolute difference of a softmax probability from float32 that ``"auto"`` accepts.
 AUTO_TOLERANCE = 0.01
-#: Images in the one-batch check of ``"auto"``.
-CHECK_IMAGES = 8
+#: Images in the one-batch check of ``"auto"`` (each also blurred and half deleted: 3 samples per image).
+CHECK_IMAGES = 4
 #: CPU flags (``/proc/cpuinfo``) that mean native bf16 arithmetic.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 #: Private copies kept (each is one copy of a model's weights).
@@ -126,8 +130,8 @@ def resolve_precision(
 ) -> Precision:
     """The :class:`Precision` for ``classifier`` on its device; ``"auto"`` runs its one-batch check on ``probe``.
 
-    ``probe``: normalized model inputs ``(N, C, H, W)`` (the first :data:`CHECK_IMAGES` are used); ``"auto"``
-    needs it.
+    ``probe``: normalized model inputs ``(N, C, H, W)`` of the images to be scored (the first
+    :data:`CHECK_IMAGES`, see :func:`check_batch`); ``"auto"`` needs it.
     """
     check_precision(precision, compile)
     device = classifier.device
@@ -143,7 +147,7 @@ def resolve_precision(
         raise InputError(f"tolerance must be a non-negative number, got {tolerance!r}.")
     dtype = "bf16" if native else "fp32"
     candidate = Precision("auto", dtype, True, compile, str(device), native, why, tolerance=tolerance)
-    batch = probe[:CHECK_IMAGES].detach().to(device)
+    batch = check_batch(probe.detach().to(device))
     with eval_mode(classifier.module), torch.inference_mode():
         reference = classifier.module(batch).float().softmax(dim=1)
     try:
@@ -160,6 +164,15 @@ def resolve_precision(
     return Precision("auto", "fp32", False, False, str(device), native,
                      f"{why}; {layout} probabilities differ from fp32 by {difference:.2g} > tolerance "
                      f"{tolerance:g}, so fp32", difference, tolerance)
+
+
+def check_batch(inputs: torch.Tensor) -> torch.Tensor:
+    """The auto check's samples: the first :data:`CHECK_IMAGES` inputs as they are, blurred, and half deleted."""
+    images = inputs[:CHECK_IMAGES]
+    generator = seeded_generator(0)
+    deleted = torch.rand(images.shape[0], 1, *images.shape[-2:], generator=generator) < 0.5
+    halves = images.masked_fill(deleted.to(images.device), 0.0)  # zero baseline: 0 in normalized input space
+    return torch.cat([images, baseline(images, "blur"), halves])
 
 
 class FastForward:
