@@ -576,16 +576,35 @@ def planted_benchmark(
     finally:
         if bar is not None:
             bar.close()
+    return _report(rows, resolved, chosen, time.perf_counter() - started, estimate.seconds)
+
+
+def _report(rows: Sequence[Mapping[str, Any]], settings: PlantedSettings, seeds: list[int], seconds: float,
+            estimated: float | None) -> PlantedReport:
     timeline_rows, timeline_frame = _timeline_scores(rows)
-    scores = _reliance_scores(rows, resolved) + _pixel_scores(rows) + _data_scores(rows) + timeline_rows
+    scores = _reliance_scores(rows, settings) + _pixel_scores(rows) + _data_scores(rows) + timeline_rows
     skipped: dict[str, str] = {}
     for row in rows:
         skipped.update(row.get("skipped") or {})
     not_run = {kind: f"{module} is not in this version" for kind, module in OPTIONAL_KINDS.items()
                if importlib.util.find_spec(module) is None}
-    not_run.update({kind: "its scoring is not wired into the benchmark yet" for kind, module in OPTIONAL_KINDS.items()
+    not_run.update({kind: "its scoring is not wired into the benchmark yet" for kind in OPTIONAL_KINDS
                     if kind not in not_run})
     reliance = [{"seed": r["seed"], **r["reliance"]} for r in _by_seed(rows, "reliance")]
-    return PlantedReport(scores=scores, reliance=reliance, timeline=timeline_frame, rows=list(rows),
-                         settings=json_ready(asdict(resolved)), seeds=chosen, skipped=skipped, not_run=not_run,
-                         seconds=time.perf_counter() - started, estimated_seconds=estimate.seconds)
+    return PlantedReport(scores=scores, reliance=reliance, timeline=timeline_frame, rows=[dict(r) for r in rows],
+                         settings=json_ready(asdict(settings)), seeds=seeds, skipped=skipped, not_run=not_run,
+                         seconds=seconds, estimated_seconds=estimated)
+
+
+def open_planted(source: str | Path | bytes) -> PlantedReport:
+    """The report card of a finished (or partial) planted results file, without running anything."""
+    from explainer.run import read_results
+
+    config, rows = read_results(source)
+    if config.get("benchmark") != "planted":
+        raise InputError(f"{source if not isinstance(source, bytes) else 'the upload'} is not a planted results file; "
+                         "write one with `explainer planted --out results/planted.jsonl`.")
+    settings = _settings_from({k: v for k, v in config.items() if k != "benchmark"})
+    seeds = sorted({int(r["seed"]) for r in rows})
+    seconds = float(sum(r.get("seconds", 0.0) + r.get("train_seconds", 0.0) for r in rows))
+    return _report(rows, settings, seeds, seconds, None)
