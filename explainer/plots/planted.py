@@ -32,7 +32,7 @@ def _rows(report: Any) -> list[Mapping[str, Any]]:
     rows = report.to_dict()["rows"] if hasattr(report, "to_dict") else report
     if not isinstance(rows, Sequence) or not rows:
         raise InputError("planted_report_figure needs a PlantedReport or its rows (report.to_dict()['rows']).")
-    return rows
+    return list(rows)
 
 
 def _number(value: Any) -> float:
