@@ -23,6 +23,7 @@ pages = {
         st.Page("views/black_box.py", title="Not a black box", icon=":material/visibility:"),
         st.Page("views/train.py", title="Train on your laptop", icon=":material/laptop:"),
         st.Page("views/small_data.py", title="Small data is enough (sometimes)", icon=":material/dataset:"),
+        st.Page("views/planted.py", title="Which explanations find the truth?", icon=":material/fact_check:"),
     ],
     "Try it": [
         st.Page("views/playground.py", title="Playground", icon=":material/tune:"),
