@@ -118,6 +118,9 @@ def _tracin(module: nn.Module, x: torch.Tensor, y: torch.Tensor, checkpoints: Se
     from torch.utils.data import DataLoader, TensorDataset
 
     private = copy.deepcopy(module).eval()
+    chosen = list(layers) if layers else gradient_layers(module)
+    for name, parameter in private.named_parameters():  # no weight gradients outside the chosen layers
+        parameter.requires_grad_(name.rpartition(".")[0] in chosen)
     device = next((p.device for p in private.parameters()), torch.device("cpu"))
     states = list(checkpoints)
 
@@ -127,7 +130,7 @@ def _tracin(module: nn.Module, x: torch.Tensor, y: torch.Tensor, checkpoints: Se
 
     loader = DataLoader(TensorDataset(x.to(device), y.to(device)), batch_size=batch_size, shuffle=False)
     return TracInCP(private, loader, list(range(len(states))), checkpoints_load_func=load,
-                    layers=list(layers) if layers else gradient_layers(module), loss_fn=nn.CrossEntropyLoss(reduction="sum"),
+                    layers=chosen, loss_fn=nn.CrossEntropyLoss(reduction="sum"),
                     batch_size=batch_size, sample_wise_grads_per_batch=True), device
 
 
