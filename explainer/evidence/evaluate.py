@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -40,10 +41,19 @@ from explainer.errors import InputError
 from explainer.evidence import metrics as M
 from explainer.evidence.controls import CONTROLS, control_maps, is_control
 from explainer.evidence.precision import CHECK_IMAGES, Precision, fast_forward, resolve_precision
-from explainer.stats import Interval, difference_words, mean_interval, paired_difference
+from explainer.stats import (
+    MIN_SAMPLES,
+    Best,
+    Comparison,
+    Interval,
+    adjust,
+    against_top,
+    compare,
+    decide_best,
+    enough,
+    mean_interval,
+)
 
-#: Controls a method is expected to beat on a metric; failing to is flagged.
-FLAG_CONTROLS = ("control:edges", "control:brightness")
 #: Metrics computed by default (mask metrics only where the data have masks).
 DEFAULT_METRICS = tuple(M.METRICS)
 #: Data names besides load_dataset's: the bundled sample photos.
@@ -152,6 +162,8 @@ class Settings:
     batch_size: int | None
     memory_budget_mb: float | None
     precision: Precision | None = None  # how the perturbed forwards run (None: the module in fp32)
+    insertion_blur: str = "rise"  # the insertion canvas (metrics.INSERTION_BLURS)
+    randomization_copies: int = M.RANDOMIZATION_COPIES  # independently randomized copies (seeds differ)
 
 
 def unit_seed(seed: int, image: int) -> int:
@@ -174,22 +186,35 @@ def make_worker(model: Any, data: Any, limit: int | None, settings: Settings, de
 
         classifier = copy.deepcopy(model).to(device)
     loaded = data if isinstance(data, EvaluationData) else load_evaluation_data(data, classifier, limit)
-    cascade: list[M.CascadeStep] | None = None
+    cascades: list[list[M.CascadeStep]] = []
     forward = fast_forward(classifier, settings.precision) if settings.precision else None
 
     def work(unit: Mapping[str, Any]) -> dict[str, Any]:
-        nonlocal cascade
-        if "randomization" in settings.metrics and cascade is None:
-            cascade = M.randomized_cascade(classifier, settings.randomization_steps, settings.seed)
-        return score_image(classifier, loaded, int(unit["image"]), settings, cascade or [], forward)
+        if "randomization" in settings.metrics and not cascades:
+            cascades.extend(randomized_copies(classifier, settings))
+        return score_image(classifier, loaded, int(unit["image"]), settings, cascades, forward)
 
     return work
 
 
+def randomized_copies(classifier: Any, settings: Settings) -> list[list[M.CascadeStep]]:
+    """``settings.randomization_copies`` cascades of independently randomized copies (seeds ``seed * 1000 + k``)."""
+    copies = settings.randomization_copies
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 2:
+        raise InputError(f"randomization_copies must be an integer ≥ 2 (the null compares two copies; use ≥ 3 so "
+                         f"intervals carry re-initialisation variance), got {copies!r}.")
+    return [M.randomized_cascade(classifier, settings.randomization_steps, settings.seed * 1000 + k)
+            for k in range(copies)]
+
+
 def score_image(classifier: Any, data: EvaluationData, index: int, settings: Settings,
-                cascade: Sequence[M.CascadeStep], forward: Callable[[torch.Tensor], torch.Tensor] | None = None
-                ) -> dict[str, Any]:
-    """One row: every method and control of image ``index`` scored by the protocol."""
+                cascades: Sequence[Sequence[M.CascadeStep]],
+                forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
+    """One row: every method and control of image ``index`` scored by the protocol.
+
+    Randomization: image ``index`` uses copy ``index % copies``; its null is the same method's map on that
+    copy against the map on copy ``(index + 1) % copies`` (both fully randomized).
+    """
     from explainer.attribution.explanation import explain
 
     if not 0 <= index < len(data.pixels):
@@ -198,32 +223,38 @@ def score_image(classifier: Any, data: EvaluationData, index: int, settings: Set
     inputs = classifier.normalize(pixels).to(classifier.device)
     target = _target(classifier, inputs, data, index, settings.targets)
     seed = unit_seed(settings.seed, index)
-    maps, per_method = [], {}
+    maps, positive, per_method = [], [], {}
     for name in settings.methods:
         if is_control(name):
             maps.append(control_maps(name, pixels, [seed]))
+            positive.append(maps[-1])
             continue
 
         def explain_on(model: Any, _name: str = name) -> torch.Tensor:
-            explanation = explain(model, pixels, _name, [target], budget_seconds=None,
-                                  memory_budget_mb=settings.memory_budget_mb, **dict(settings.params.get(_name, {})))
-            return explanation.heatmap(absolute=True)
+            return explain(model, pixels, _name, [target], budget_seconds=None,
+                           memory_budget_mb=settings.memory_budget_mb,
+                           **dict(settings.params.get(_name, {}))).heatmap(absolute=True)
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # empty-map warnings: the metrics say so per image
-            maps.append(explain_on(classifier))
+            explanation = explain(classifier, pixels, name, [target], budget_seconds=None,
+                                  memory_budget_mb=settings.memory_budget_mb, **dict(settings.params.get(name, {})))
+        maps.append(explanation.heatmap(absolute=True))
+        # the pointing game looks for the maximum of the positive evidence (signed maps: the positive part)
+        positive.append(explanation.heatmap().clamp_min(0) if explanation.spec.signed else maps[-1])
         per_method[name] = explain_on
     relevance = torch.stack(maps)  # (M, 1, H, W)
     curves = [c for c in M.CURVES if c in settings.metrics]
     fractions, values = (M.perturbation_curves(
         classifier, inputs, relevance, [target], curves=curves, steps=settings.steps, baseline=settings.baseline,
         road_noise=settings.road_noise, tie_seeds=[seed], batch_size=settings.batch_size,
-        memory_budget_mb=settings.memory_budget_mb, forward=forward,
+        memory_budget_mb=settings.memory_budget_mb, forward=forward, insertion_blur=settings.insertion_blur,
     ) if curves else (np.zeros(0), {}))
     scores: dict[str, dict[str, float | None]] = {}
     reasons: dict[str, dict[str, str]] = {}
     row_curves: dict[str, dict[str, list[float]]] = {}
-    cascades: dict[str, list[dict[str, Any]]] = {}
+    cascade_rows: dict[str, list[dict[str, Any]]] = {}
+    nulls: dict[str, float] = {}
     for m, name in enumerate(settings.methods):
         score: dict[str, float | None] = {}
         why: dict[str, str | None] = {}
@@ -240,11 +271,17 @@ def score_image(classifier: Any, data: EvaluationData, index: int, settings: Set
                 value, reason = M.mask_share_values(heat, mask)
                 score["mask_share"], why["mask_share"] = float(value[0]), reason[0]
             if "pointing_game" in settings.metrics:
-                score["pointing_game"] = float(M.pointing_game(heat, mask)[0])
+                score["pointing_game"] = float(M.pointing_game(positive[m], mask)[0])
         if "randomization" in settings.metrics:
-            steps = _cascade(name, heat, pixels, cascade, per_method.get(name))
-            cascades[name] = steps
-            score["randomization"], why["randomization"] = steps[-1]["similarity"], steps[-1]["reason"]
+            rerun = per_method.get(name)
+            if rerun is None:
+                score["randomization"], why["randomization"] = None, CONTROL_RANDOMIZATION
+            else:
+                copy = index % len(cascades)
+                steps, last = _cascade(heat, pixels, cascades[copy], rerun)
+                cascade_rows[name] = steps
+                score["randomization"], why["randomization"] = steps[-1]["similarity"], steps[-1]["reason"]
+                nulls[name] = _null(last, pixels, cascades[(copy + 1) % len(cascades)][-1], rerun)
         scores[name] = score
         reasons[name] = {k: v for k, v in why.items() if v}
     return json_ready({
@@ -255,7 +292,8 @@ def score_image(classifier: Any, data: EvaluationData, index: int, settings: Set
         "scores": scores,
         "reasons": reasons,
         "curves": row_curves,
-        "randomization": cascades,
+        "randomization": cascade_rows,
+        "randomization_null": nulls,
     })
 
 
@@ -272,18 +310,34 @@ def _target(classifier: Any, inputs: torch.Tensor, data: EvaluationData, index: 
         return int(classifier.module(inputs).argmax(dim=1)[0])
 
 
-def _cascade(name: str, heat: torch.Tensor, pixels: torch.Tensor, cascade: Sequence[M.CascadeStep],
-             explain_on: Callable[[Any], torch.Tensor] | None) -> list[dict[str, Any]]:
-    """Similarity to the map on each randomized copy; a control ignores the model, so its map stays."""
+#: A control's reason for no randomization score: its map does not depend on the weights.
+CONTROL_RANDOMIZATION = "not applicable: a control's map does not depend on the weights"
+#: The name the randomization null takes in comparisons.
+NULL = "null:two randomized copies"
+
+
+def _cascade(heat: torch.Tensor, pixels: torch.Tensor, cascade: Sequence[M.CascadeStep],
+             explain_on: Callable[[Any], torch.Tensor]) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """Similarity to the map on each step of one randomized copy, and the map after the last step."""
     steps = []
     masks = M.foreground_mask(pixels)
+    again = heat
     for step in cascade:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            again = heat if explain_on is None else explain_on(step.classifier)
+            again = explain_on(step.classifier)
         value, reason = M.map_similarity(heat[0], again[0], masks[0])
         steps.append({"step": step.name, "similarity": float(value), "reason": reason})
-    return steps
+    return steps, again
+
+
+def _null(randomized: torch.Tensor, pixels: torch.Tensor, other: M.CascadeStep,
+          explain_on: Callable[[Any], torch.Tensor]) -> float:
+    """The null of the randomization metric: similarity of the maps on two independently randomized copies."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = explain_on(other.classifier)
+    return float(M.map_similarity(randomized[0], again[0], M.foreground_mask(pixels)[0])[0])
 
 
 # ------------------------------------------------------------------------------ the result
@@ -334,27 +388,46 @@ class Evaluation:
         return [k for k in self.metrics if any(np.isfinite(self.scores(m, k)).any() for m in self.methods)]
 
     def interval(self, method: str, metric: str) -> Interval:
-        """Mean of ``metric`` for ``method`` over images with its 95 % bootstrap interval."""
+        """Mean of ``metric`` for ``method`` over images with its Student-t 95 % interval (``Interval.method``)."""
         key = f"i:{method}:{metric}"
         if key not in self._cache:
             values = self.scores(method, metric)
-            self._cache[key] = (mean_interval(values, seed=self.config.get("seed", 0)) if np.isfinite(values).any()
+            self._cache[key] = (mean_interval(values) if np.isfinite(values).any()
                                 else Interval(math.nan, math.nan, math.nan, 0))
         return self._cache[key]
 
-    def difference(self, a: str, b: str, metric: str) -> Interval:
-        """Paired difference ``a - b`` of ``metric`` over images, with its 95 % bootstrap interval."""
-        key = f"d:{a}:{b}:{metric}"
+    def null_scores(self, method: str) -> np.ndarray:
+        """Per-image randomization null of ``method``: its maps on two independently randomized copies."""
+        values = [row.get("randomization_null", {}).get(method) for row in self.rows]
+        return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+    def comparison(self, a: str, b: str, metric: str) -> Comparison:
+        """Paired comparison ``a - b`` of ``metric`` over the images where both have a value (unadjusted).
+
+        ``b`` may be :data:`NULL`: ``a``'s randomization null. Cached: a verdict asks for each pair once.
+        """
+        key = f"c:{a}:{b}:{metric}"
         if key not in self._cache:
-            first, second = self.scores(a, metric), self.scores(b, metric)
+            first = self.scores(a, metric)
+            second = self.null_scores(a) if b == NULL else self.scores(b, metric)
             both = np.isfinite(first) & np.isfinite(second)
-            self._cache[key] = (paired_difference(first[both], second[both], seed=self.config.get("seed", 0))
-                                if both.any() else Interval(math.nan, math.nan, math.nan, 0))
+            self._cache[key] = compare(a, first[both], b, second[both],
+                                       higher_is_better=M.METRICS[metric].higher_is_better)
         return self._cache[key]
 
+    def difference(self, a: str, b: str, metric: str) -> Interval:
+        """Paired difference ``a - b`` of ``metric`` over images, with its Student-t 95 % interval."""
+        return self.comparison(a, b, metric).difference
+
+    @property
+    def enough(self) -> bool:
+        """True when there are enough images to name a winner (:func:`explainer.stats.enough`)."""
+        return enough(self.n)
+
     def summary(self) -> pd.DataFrame:
-        """One row per method (controls included) × metric: mean, ci_low, ci_high, n, and which way is better."""
-        return pd.DataFrame(self._summary_rows(), columns=["method", "metric", "mean", "ci_low", "ci_high", "n", "better"])
+        """One row per method (controls included) × metric: mean, ci_low, ci_high, n, interval method, better."""
+        return pd.DataFrame(self._summary_rows(),
+                            columns=["method", "metric", "mean", "ci_low", "ci_high", "n", "interval", "better"])
 
     def _summary_rows(self) -> list[dict[str, Any]]:
         out = []
@@ -365,90 +438,146 @@ class Evaluation:
                     continue
                 d = interval.to_dict()
                 out.append({"method": method, "metric": metric, "mean": d["mean"], "ci_low": d["ci_low"],
-                            "ci_high": d["ci_high"], "n": interval.n, "better": M.METRICS[metric].better})
+                            "ci_high": d["ci_high"], "n": interval.n, "interval": interval.method,
+                            "better": M.METRICS[metric].better})
         return out
 
-    def _pair(self, a: str, b: str, metric: str) -> dict[str, Any]:
-        interval = self.difference(a, b, metric)
-        higher = M.METRICS[metric].higher_is_better
-        winner = None
-        if interval.excludes(0.0):
-            winner = a if (interval.mean > 0) == higher else b
-        d = interval.to_dict()
-        return {"metric": metric, "a": a, "b": b, "difference": d["mean"], "ci_low": d["ci_low"],
-                "ci_high": d["ci_high"], "n": interval.n, "better": M.METRICS[metric].better, "winner": winner,
-                "words": difference_words(a, b, interval, higher_is_better=higher)}
+    def _family(self) -> dict[tuple[str, str, str, str], Comparison]:
+        """The one family the verdict rests on, Holm-adjusted together.
+
+        Members, keyed ``(role, metric, a, b)``: per metric the top method against every other method
+        (``"best"``), and per faithfulness metric every method against every control – or, for
+        randomization, against its null (``"control"``).
+        """
+        if "family" not in self._cache:
+            keys: list[tuple[str, str, str, str]] = []
+            for metric in self._metrics_present():
+                ranked = [m for m in self.compared if self.interval(m, metric).n]
+                if len(ranked) > 1:
+                    spec = M.METRICS[metric]
+                    top, _ = against_top({m: self.scores(m, metric) for m in ranked},
+                                         higher_is_better=spec.higher_is_better)
+                    keys += [("best", metric, top, other) for other in ranked if other != top
+                             and self.comparison(top, other, metric).n]
+                if not M.METRICS[metric].flaggable:
+                    continue
+                references = self.controls if M.METRICS[metric].controls_apply else [NULL]
+                for method in self.compared:
+                    keys += [("control", metric, method, ref) for ref in references
+                             if self.comparison(method, ref, metric).n]
+            adjusted = adjust([self.comparison(a, b, metric) for _, metric, a, b in keys])
+            self._cache["family"] = dict(zip(keys, adjusted))
+        return self._cache["family"]
+
+    def best(self, metric: str) -> Best | None:
+        """The best method on ``metric``: it must beat every other after Holm over the verdict's family."""
+        members = [(key, c) for key, c in self._family().items() if key[0] == "best" and key[1] == metric]
+        if not members:
+            return None
+        return decide_best(members[0][0][2], [c for _, c in members])
+
+    def _pair(self, a: str, b: str, metric: str, comparison: Comparison | None = None) -> dict[str, Any]:
+        chosen = comparison or self.comparison(a, b, metric)
+        return {"metric": metric, **chosen.to_dict(), "better": M.METRICS[metric].better, "words": chosen.words()}
 
     def comparisons(self) -> list[dict[str, Any]]:
-        """Every pair of methods (not controls) on every metric: paired difference ``a - b`` and its interval."""
-        out = []
-        methods = self.compared
-        for metric in self._metrics_present():
-            for i, a in enumerate(methods):
-                for b in methods[i + 1:]:
-                    if self.difference(a, b, metric).n:
-                        out.append(self._pair(a, b, metric))
-        return out
+        """Every pair of methods (not controls) on every metric, Holm-adjusted over all of these pairs.
+
+        Raw (``p_value``) and adjusted (``p_adjusted``) p-values; ``winner`` only with ≥ MIN_SAMPLES images.
+        """
+        if "pairs" not in self._cache:
+            keys = []
+            methods = self.compared
+            for metric in self._metrics_present():
+                for i, a in enumerate(methods):
+                    keys += [(metric, a, b) for b in methods[i + 1:] if self.comparison(a, b, metric).n]
+            adjusted = adjust([self.comparison(a, b, metric) for metric, a, b in keys])
+            self._cache["pairs"] = [self._pair(a, b, metric, c) for (metric, a, b), c in zip(keys, adjusted)]
+        return self._cache["pairs"]
+
+    def controls_table(self) -> list[dict[str, Any]]:
+        """Every method against every control (randomization: against its null), adjusted in the verdict's family."""
+        return [{**self._pair(a, b, metric, c), "beats": c.winner == a}
+                for (role, metric, a, b), c in self._family().items() if role == "control"]
 
     def flags(self) -> list[dict[str, Any]]:
-        """Where a method does not beat the edge or brightness control (the difference's interval does not
-        exclude zero in the method's favour)."""
+        """Where, with enough images, a method is not shown to beat a control (random, edges, brightness, centre)
+        after Holm's adjustment – ``"loses": True`` where the control is shown better – and where its
+        randomization similarity is shown above its null (the map survives re-initialisation)."""
+        if not self.enough:
+            return []
         out = []
-        for metric in self._metrics_present():
-            if not M.METRICS[metric].flaggable:
+        for (role, metric, method, reference), c in self._family().items():
+            if role != "control":
                 continue
-            for method in self.compared:
-                for control in FLAG_CONTROLS:
-                    if control not in self.methods or self.difference(method, control, metric).n == 0:
-                        continue
-                    pair = self._pair(method, control, metric)
-                    if pair["winner"] != method:
-                        out.append({"method": method, "metric": metric, "control": control,
-                                    "difference": pair["difference"], "ci_low": pair["ci_low"],
-                                    "ci_high": pair["ci_high"], "n": pair["n"], "better": pair["better"],
-                                    "words": f"{method} does not beat {control} on {metric}: {pair['words']}"})
+            if reference == NULL:
+                if c.winner != reference:
+                    continue
+                words = (f"{method} fails randomization on {metric}: its similarity to the randomized model's map "
+                         f"is above the null (two randomized copies): {c.words()}")
+            elif c.winner == method:
+                continue
+            else:
+                verb = "loses to" if c.winner == reference else "does not beat"
+                words = f"{method} {verb} {reference} on {metric}: {c.words()}"
+            out.append({"method": method, "metric": metric, "control": reference, "loses": c.winner == reference,
+                        **{k: v for k, v in c.to_dict().items() if k not in ("a", "b")},
+                        "better": M.METRICS[metric].better, "words": words})
         return out
 
     def flagged(self, method: str, metric: str) -> bool:
-        """True when ``method`` fails to beat the edge or brightness control on ``metric``."""
+        """True when ``method`` is flagged on ``metric`` (see :meth:`flags`)."""
         return any(f["method"] == method and f["metric"] == metric for f in self.flags())
 
     def verdict(self) -> str:
-        """Plain words: per metric the best method where its lead is clear, what cannot be told apart, flags."""
+        """Plain words: per metric the best method where it beats every other after Holm's adjustment, what
+        cannot be told apart, the controls, and – below MIN_SAMPLES images – why no winner is named."""
         if not self.rows:
             return "No images were evaluated."
-        lines = [f"{self.n} image(s), {len(self.compared)} method(s), {len(self.controls)} control(s); "
-                 "95 % bootstrap intervals over images."]
-        if self.n < 2:
-            lines.append("One image: no verdict – add images.")
+        family = self._family()
+        lines = [f"{self.n} image(s), {len(self.compared)} method(s), {len(self.controls)} control(s); Student-t "
+                 f"95 % intervals over images; paired t-tests, Holm-adjusted over the {len(family)} comparisons "
+                 "this verdict rests on."]
+        if not self.enough:
+            lines.append(f"Too few images to name a winner or clear a control: {self.n} of the {MIN_SAMPLES} needed "
+                         f"– run ≥ {MIN_SAMPLES} images.")
         for metric in self._metrics_present():
             spec = M.METRICS[metric]
-            ranked = sorted(self.compared, key=lambda m: self.interval(m, metric).mean, reverse=spec.higher_is_better)
-            if not ranked:
-                continue
             head = f"{metric} ({spec.better} is better): "
-            if len(ranked) == 1:
-                lines.append(head + f"{ranked[0]} {self.interval(ranked[0], metric).mean:.3g}.")
+            best = self.best(metric)
+            if best is None:
+                present = [m for m in self.compared if self.interval(m, metric).n]
+                if present:
+                    lines.append(head + f"{present[0]} {self.interval(present[0], metric).mean:.3g}.")
                 continue
-            best, second = ranked[0], ranked[1]
-            pair = self._pair(best, second, metric)
-            if pair["winner"] == best:
-                lines.append(head + f"{best} is best; " + pair["words"])
-            else:
-                lines.append(head + "no clear winner; " + pair["words"])
-        flags = self.flags()
-        for flag in flags:
+            lines.append(head + best.words())
+            if metric == "randomization":
+                nulls = [f"{m} {self.comparison(m, NULL, metric).difference.mean:+.3g}" for m in self.compared
+                         if self.comparison(m, NULL, metric).n]
+                if nulls:
+                    lines.append(f"randomization against the null (similarity minus the similarity of two randomized "
+                                 f"copies' maps): {', '.join(nulls)}; controls: not applicable (their maps do not "
+                                 "depend on the weights).")
+        for flag in self.flags():
             lines.append("Flag: " + flag["words"])
-        if self.controls and not flags:
-            lines.append("Every method beats the edge and brightness controls on every metric.")
+        table = self.controls_table()
+        if self.enough and table and all(row["beats"] for row in table):
+            lines.append(f"Every method beats every control on every metric ({len(table)} tests, each passing after "
+                         "Holm's adjustment).")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"summary", "comparisons", "flags", "verdict", "config"}`` as in the CLI's ``--json``."""
+        """``{"summary", "comparisons", "controls", "best", "flags", "enough", "min_samples", "verdict", "config"}``."""
         return json_ready({
             "summary": self._summary_rows(),
             "comparisons": self.comparisons(),
+            "controls": self.controls_table(),
+            "best": {metric: best.to_dict() for metric in self._metrics_present()
+                     if (best := self.best(metric)) is not None},
             "flags": self.flags(),
+            "enough": self.enough,
+            "min_samples": MIN_SAMPLES,
+            "family": len(self._family()),
             "verdict": self.verdict(),
             "config": self.config,
         })
@@ -572,10 +701,13 @@ def evaluate(
     backend: str = "local",
     address: str | None = None,
     seed: int = 0,
-    progress: ProgressCallback | None = None,
+    progress: bool | ProgressCallback = True,
     estimate: bool = False,
     precision: str = "fp32",
     compile: bool = False,
+    budget_seconds: float | None = None,
+    insertion_blur: str = "rise",
+    randomization_copies: int = M.RANDOMIZATION_COPIES,
 ) -> Evaluation:
     """Score ``methods`` (and the controls) on every image of ``data`` with the one protocol.
 
@@ -586,8 +718,12 @@ def evaluate(
     metrics where the data have masks). ``targets``: None (each image's predicted class), ``"labels"``
     or one per image. ``params``: method → parameters. ``out``: a results file (JSON lines; a rerun with
     the same settings resumes). ``backend``: ``"local"`` or ``"ray"`` (``address`` of an existing cluster,
-    default ``"auto"``). ``progress(done, total, seconds_left)``. ``estimate=True`` times the first image
-    before the run and stores the prediction in ``Evaluation.estimate_seconds``. ``precision`` (``"fp32"``,
+    default ``"auto"``). ``progress``: the estimate, then a tqdm bar on stderr (True, the default), silence
+    (False) or ``callback(done, total, seconds_left)``. ``estimate=True`` (implied by a shown progress or a
+    budget) times the first image before the run and stores the prediction in ``Evaluation.estimate_seconds``;
+    ``budget_seconds`` refuses (InputError with what to shrink) a run estimated above it.
+    ``insertion_blur``: ``"rise"`` (default) or ``"sigma20"``; ``randomization_copies``: independently
+    randomized copies of the model (≥ 3 by default, so intervals carry re-initialisation variance). ``precision`` (``"fp32"``,
     ``"bf16"``, ``"auto"``) and ``compile``: how the perturbed forwards of the curves run
     (:mod:`explainer.evidence.precision`; recorded in ``config["precision"]``).
     """
@@ -607,26 +743,68 @@ def evaluate(
         batch_size=batch_size, memory_budget_mb=memory_budget_mb,
         precision=resolve_precision(model, precision, compile=compile,
                                     probe=model.normalize(loaded.pixels[:CHECK_IMAGES])),
+        insertion_blur=insertion_blur, randomization_copies=randomization_copies,
     )
+    if insertion_blur not in M.INSERTION_BLURS:
+        raise InputError(f"insertion_blur={insertion_blur!r} is not known; choose one of: {', '.join(M.INSERTION_BLURS)}.")
+    if "randomization" in settings.metrics and (isinstance(randomization_copies, bool)
+                                                or not isinstance(randomization_copies, int) or randomization_copies < 2):
+        raise InputError(f"randomization_copies must be an integer ≥ 2 (3 or more recommended), got {randomization_copies!r}.")
+    _check_budget(budget_seconds)
     M.step_counts(4, steps)  # validates steps
     if targets not in (None, "labels") and not isinstance(targets, (list, tuple)):
         raise InputError(f"targets must be None (predicted), 'labels' or one per image, got {targets!r}.")
     config = _config(model, classifier, data, loaded, settings, limit)
-    predicted = estimate_evaluation(model, loaded, settings).seconds if estimate else None
+    predicted = None
+    if estimate or progress is not False or budget_seconds is not None:
+        forecast = estimate_evaluation(model, loaded, settings)
+        predicted = forecast.seconds
+        if budget_seconds is not None and forecast.seconds > budget_seconds:
+            raise InputError(f"This evaluation is estimated at {forecast.text()} – over the time budget of "
+                             f"{budget_seconds:g} s. Use fewer images (limit=), fewer methods or metrics (leaving out "
+                             "randomization saves the most), fewer steps or randomization_steps, or pass "
+                             "budget_seconds=None (no limit; --budget 0 on the command line) or a larger budget.")
+        if progress is not False:
+            print(f"estimate: {forecast.text()}", file=sys.stderr)
     worker_data = data if isinstance(data, str) else loaded
     worker_model = classifier if isinstance(classifier, str) else model
     factory = functools.partial(make_worker, worker_model, worker_data, limit, settings, device)
     units = [{"image": i} for i in range(len(loaded.pixels))]
     started = time.perf_counter()
     resources = {"num_cpus": 1, "num_gpus": 1 if model.device.type == "cuda" else 0}
-    rows = run_units(units, factory, out=out, config=config, backend=backend, address=address,
-                     resources=resources if backend == "ray" else None, progress=_progress(progress, started))
+    bar = None
+    if progress is True:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(units), desc="evaluate", unit="image", file=sys.stderr)
+    try:
+        rows = run_units(units, factory, out=out, config=config, backend=backend, address=address,
+                         resources=resources if backend == "ray" else None,
+                         progress=_progress(progress if callable(progress) else bar, started))
+    finally:
+        if bar is not None:
+            bar.close()
     return Evaluation(rows, list(names), list(settings.metrics), config, time.perf_counter() - started, predicted)
 
 
-def _progress(callback: ProgressCallback | None, started: float) -> Callable[[int, int, Any], None] | None:
-    if callback is None:
+def _check_budget(budget_seconds: float | None) -> None:
+    if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(budget_seconds, (int, float))
+                                       or not budget_seconds > 0):
+        raise InputError(f"budget_seconds must be a positive number of seconds or None (no limit), got {budget_seconds!r}.")
+
+
+def _progress(callback: Any, started: float) -> Callable[[int, int, Any], None] | None:
+    """The runner's progress hook: a tqdm bar (moved to ``done``), a callback, or None."""
+    if callback is None or callback is False:
         return None
+    if not callable(callback):  # a tqdm bar
+        bar = callback
+
+        def advance(done: int, total: int, _row: Any) -> None:
+            bar.n = done
+            bar.refresh()
+
+        return advance
     first: list[int] = []
 
     def report(done: int, total: int, _row: Any) -> None:
@@ -657,8 +835,11 @@ def _config(model: Any, source: Any, data: Any, loaded: EvaluationData, settings
         "targets": settings.targets if settings.targets is None or isinstance(settings.targets, str) else list(settings.targets),
         "seed": settings.seed,
         "precision": settings.precision.to_dict() if settings.precision else None,
+        "insertion_blur": settings.insertion_blur,
+        "randomization_copies": settings.randomization_copies,
         "protocol": M.protocol_description(settings.steps, settings.baseline, settings.road_noise,
-                                           settings.randomization_steps),
+                                           settings.randomization_steps, settings.insertion_blur,
+                                           settings.randomization_copies),
     })
 
 

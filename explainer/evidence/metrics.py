@@ -12,12 +12,17 @@ channels of a pixel together – is perturbed; the score is the softmax probabil
 class; the metric is the area under the curve by the trapezoid rule over [0, 1]):
 
 * ``deletion_morf`` – most relevant pixels first become the *baseline* (default ``"zero"``: zeros
-  in the normalized input space, the data mean colour; ``"black"``, ``"white"``, ``"blur"`` as in
+  in the normalized input space, i.e. the model's normalisation mean – the data mean colour only where
+  the model normalises by the data mean (ImageNet models by ImageNet's mean; a model wrapped with
+  mean 0, std 1 gets black); ``"black"``, ``"white"``, ``"blur"`` as in
   :func:`explainer._plumbing.baseline`). Lower is better.
 * ``deletion_lerf`` – least relevant pixels first become the baseline. Higher is better.
-* ``insertion`` – the canvas starts *blurred* (Gaussian blur, sigma 1/20 of the shorter side, as in
-  Petsiuk et al. 2018) and the most relevant pixels first get their original values back. Higher is
-  better. It is a curve of its own: with the zero baseline it is not LeRF read backwards (it would be
+* ``insertion`` – the canvas starts *blurred* and the most relevant pixels first get their original
+  values back. Higher is better. The default blur is RISE's (Petsiuk et al. 2018, their code:
+  ``gkern(klen=11, nsig=5)``): an 11 × 11 Gaussian kernel with sigma 5 px, in pixels of the model input
+  as RISE applies it at 224 px (on images under 11 px the kernel is cut to the largest odd size that fits);
+  ``insertion_blur="sigma20"`` is the earlier, much stronger blur (sigma 1/20 of the shorter side and
+  a kernel of ± 3 sigma: 11.2 px and 69 px at 224). It is a curve of its own: with the zero baseline it is not LeRF read backwards (it would be
   if the canvas were the deletion baseline, which is why the canvas is the blur).
 * ``road_morf`` – ROAD (Rong et al. 2022): the most relevant pixels first are removed and *imputed*
   from their neighbours by noisy linear imputation, so the curve measures lost information rather than
@@ -30,6 +35,8 @@ class; the metric is the area under the curve by the trapezoid rule over [0, 1])
   ridge of ``1e-4`` towards zero that keeps the system solvable when a region has no known pixel
   (fully removed: the data mean); then Gaussian noise of std ``road_noise`` (default 0.01, in
   normalized input units) is added to the imputed pixels only. Lower is better.
+* ``road_lerf`` – ROAD in its other order (Rong et al. report both): the least relevant pixels first are
+  removed and imputed the same way. Higher is better.
 
 *Cascading randomization* (Adebayo et al. 2018), ``randomization``: copies of the model are
 re-initialized from the output down in cumulative steps over the top-level blocks (seeded; the user's
@@ -48,8 +55,12 @@ explains *this* model must change. The similarity is always defined:
 *Localisation* on data with ground-truth masks (``known_answer``): ``mask_share`` – the share of the
 relevance mass inside the mask (an empty map scores the mask's area share, what an evenly spread map
 scores, reason ``"empty map"``); ``pointing_game`` – the share of the map's maximal pixels (within a
-relative 1e-6 of the maximum) that lie inside the mask: 1 or 0 for a unique maximum, the area share
-for a flat map. Higher is better for both.
+*Pointing game* (Zhang et al. 2018), ``pointing_game``: a hit when the maximum of the positive evidence lies
+within 15 px of the mask (Zhang et al.'s tolerance at 224 px; scaled with the shorter side,
+``15 · min(H, W) / 224`` px, so 0.54 px on 8 px digits and 2.1 px on 32 px known-answer images – there only
+the mask itself counts); with several maximal pixels (within a relative 1e-6) the score is the share of them
+that hit (the expected hit of a random pick); a map without positive evidence scores the share of all
+pixels within the tolerance. Higher is better for both.
 
 *Sparseness* (Chalasani et al. 2020): the Gini index of the relevance values, 0 for an evenly spread
 map, near 1 when few pixels hold all of it; an empty map scores 0 with reason ``"empty map"``.
@@ -82,7 +93,15 @@ if TYPE_CHECKING:
     from explainer.models import Classifier
 
 #: The perturbation curves, in the order they are computed.
-CURVES = ("deletion_morf", "deletion_lerf", "insertion", "road_morf")
+CURVES = ("deletion_morf", "deletion_lerf", "insertion", "road_morf", "road_lerf")
+#: Curves that remove the least relevant pixels first.
+LERF_CURVES = ("deletion_lerf", "road_lerf")
+#: Insertion canvases: RISE's blur (default) and the earlier sigma = 1/20 of the side.
+INSERTION_BLURS = ("rise", "sigma20")
+#: RISE's blur kernel (Petsiuk et al. 2018, their code: ``gkern(klen=11, nsig=5)`` at 224 px).
+RISE_KERNEL, RISE_SIGMA = 11, 5.0
+#: Zhang et al.'s pointing-game tolerance in pixels at 224 px (scaled with the shorter side).
+POINTING_TOLERANCE, POINTING_SIDE = 15.0, 224
 #: Default number of steps of a curve (``steps + 1`` points).
 DEFAULT_STEPS = 20
 #: Most points on a curve: 1,000 steps already resolve 0.1 % of the pixels; more only costs forward passes.
@@ -99,6 +118,8 @@ ROAD_TOLERANCE = 1e-3
 ROAD_MAX_ITERATIONS = 200
 #: Default cascade length of the randomization check.
 RANDOMIZATION_STEPS = 4
+#: Independently randomized copies (different seeds) of the model the randomization metric uses.
+RANDOMIZATION_COPIES = 3
 
 
 @dataclass(frozen=True)
@@ -110,7 +131,8 @@ class MetricSpec:
     better: str  # "lower" or "higher"
     description: str
     needs_masks: bool = False
-    flaggable: bool = True  # a method should beat the edge and brightness controls on it
+    flaggable: bool = True  # a method should beat every control (or, where controls_apply is False, the null)
+    controls_apply: bool = True  # False: a control's map does not depend on what the metric changes
 
     @property
     def higher_is_better(self) -> bool:
@@ -128,12 +150,15 @@ METRICS: dict[str, MetricSpec] = {
                    "target probability while the most relevant pixels are restored on a blurred canvas"),
         MetricSpec("road_morf", "ROAD deletion, most relevant first (AUC)", "lower",
                    "deletion with removed pixels imputed from their neighbours (noisy linear imputation)"),
+        MetricSpec("road_lerf", "ROAD deletion, least relevant first (AUC)", "higher",
+                   "ROAD with the least relevant pixels removed (and imputed) first"),
         MetricSpec("randomization", "Similarity after model randomization", "lower",
-                   "Spearman of the map with the fully randomized model's map (0 when it vanished)"),
+                   "Spearman of the map with the fully randomized model's map (0 when it vanished); judged "
+                   "against the null: two independently randomized copies' maps", controls_apply=False),
         MetricSpec("mask_share", "Share of relevance inside the mask", "higher",
                    "relevance mass on the pixels that decide the class", needs_masks=True),
         MetricSpec("pointing_game", "Pointing game", "higher",
-                   "share of the map's maximal pixels inside the mask", needs_masks=True),
+                   "hit when the map's maximum lies within 15 px (at 224 px) of the mask", needs_masks=True),
         MetricSpec("sparseness", "Sparseness (Gini)", "higher",
                    "Gini index of the relevance values: how concentrated the map is", flaggable=False),
     )
@@ -210,6 +235,7 @@ def perturbation_curves(
     batch_size: int | None = None,
     memory_budget_mb: float | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    insertion_blur: str = "rise",
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Target-probability curves of the protocol for ``M`` maps of each of ``N`` images.
 
@@ -237,7 +263,7 @@ def perturbation_curves(
     counts = step_counts(height * width, steps)
     fills = {
         "deletion": reference_image(inputs, baseline_name(baseline), mean=classifier.mean, std=classifier.std),
-        "canvas": reference_image(inputs, "blur"),
+        "canvas": insertion_canvas(inputs, insertion_blur),
     }
     maps = relevance.shape[0]
     jobs = torch.cartesian_prod(
@@ -272,7 +298,7 @@ def _perturbed(
     device = inputs.device
     rank = ranks[map_index.to(device), image.to(device)]  # (B, P)
     count = counts[step].to(device).view(-1, 1)
-    is_lerf = torch.tensor([curves[int(c)] == "deletion_lerf" for c in curve], device=device).view(-1, 1)
+    is_lerf = torch.tensor([curves[int(c)] in LERF_CURVES for c in curve], device=device).view(-1, 1)
     # LeRF removes the pixels at the end of the MoRF order first
     removed = torch.where(is_lerf, rank >= rank.shape[1] - count, rank < count).view(-1, 1, height, width)
     original = inputs[image.to(device)]
@@ -284,11 +310,26 @@ def _perturbed(
         if name == "insertion":
             index = rows.to(device)
             batch[index] = torch.where(removed[index], original[index], fills["canvas"][image[rows].to(device)])
-        elif name == "road_morf":
+        elif name in ("road_morf", "road_lerf"):
             index = rows.to(device)
             noise_seeds = [seeds[int(image[r])] * 1_000_003 + int(map_index[r]) * 1009 + int(step[r]) for r in rows]
             batch[index] = noisy_linear_impute(original[index], removed[index], road_noise, noise_seeds)
     return batch
+
+
+def insertion_canvas(inputs: torch.Tensor, kind: str = "rise") -> torch.Tensor:
+    """The blurred canvas insertion starts from: RISE's 11 × 11, sigma 5 kernel (``"rise"``) or ``"sigma20"``."""
+    if kind not in INSERTION_BLURS:
+        raise InputError(f"insertion_blur={kind!r} is not known; choose one of: {', '.join(INSERTION_BLURS)}.")
+    if kind == "sigma20":
+        return reference_image(inputs, "blur")
+    from torchvision.transforms.functional import gaussian_blur
+
+    side = min(int(s) for s in inputs.shape[-2:])
+    kernel = min(RISE_KERNEL, 2 * (side - 1) + 1)  # reflect padding needs kernel // 2 < side
+    if kernel < 3:
+        return inputs.detach().clone()
+    return gaussian_blur(inputs.detach(), [kernel, kernel], [RISE_SIGMA, RISE_SIGMA])
 
 
 # --------------------------------------------------------------------------------- ROAD
@@ -539,13 +580,27 @@ def mask_share_values(relevance: torch.Tensor, masks: torch.Tensor) -> tuple[np.
     return share.numpy(), ["empty map" if float(t) <= 0 else None for t in total]
 
 
-def pointing_game(relevance: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
-    """Per image: share of the map's maximal pixels (within 1e-6 of the maximum) inside the mask."""
+def pointing_tolerance(height: int, width: int) -> float:
+    """The pointing game's tolerance in pixels: Zhang et al.'s 15 px at 224 px, scaled with the shorter side."""
+    return POINTING_TOLERANCE * min(height, width) / POINTING_SIDE
+
+
+def pointing_game(relevance: torch.Tensor, masks: torch.Tensor, tolerance: float | None = None) -> np.ndarray:
+    """Per image: 1 when the maximum of the positive evidence lies within ``tolerance`` px of the mask, else 0.
+
+    ``tolerance`` defaults to :func:`pointing_tolerance`; tied maxima (within a relative 1e-6) score the
+    share of them that hit; a map with no positive value scores the share of all pixels that would hit.
+    """
+    from scipy.ndimage import distance_transform_edt
+
     heat, masks = aligned_masks(relevance, masks)
-    flat = heat.flatten(1)
-    top = flat >= flat.max(dim=1, keepdim=True).values * (1 - 1e-6)
-    top = top | (flat == flat.max(dim=1, keepdim=True).values)
-    return ((top & masks.flatten(1)).sum(1).double() / top.sum(1).double()).numpy()
+    radius = pointing_tolerance(*heat.shape[-2:]) if tolerance is None else float(tolerance)
+    near = torch.stack([torch.from_numpy(distance_transform_edt(~m.numpy()) <= radius) if m.any()
+                        else torch.zeros(m.shape, dtype=torch.bool) for m in masks]).flatten(1)
+    flat = heat.clamp_min(0).flatten(1)
+    peak = flat.max(dim=1, keepdim=True).values
+    top = (flat >= peak * (1 - 1e-6)) | (flat == peak)
+    return ((top & near).sum(1).double() / top.sum(1).double()).numpy()
 
 
 def aligned_masks(relevance: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -574,15 +629,24 @@ def gini(relevance: torch.Tensor) -> tuple[np.ndarray, list[str | None]]:
     return index.numpy(), ["empty map" if float(t) <= 0 else None for t in total]
 
 
-def protocol_description(steps: int, baseline: str, road_noise: float, randomization_steps: int) -> dict[str, Any]:
+def protocol_description(steps: int, baseline: str, road_noise: float, randomization_steps: int,
+                         insertion_blur: str = "rise", randomization_copies: int = RANDOMIZATION_COPIES
+                         ) -> dict[str, Any]:
     """The protocol's settings as a JSON-ready dict (stored with every result)."""
+    canvas = ("RISE: 11 x 11 kernel, sigma 5 px" if insertion_blur == "rise"
+              else "sigma 1/20 of the shorter side")
     return {
         "relevance": "|attribution| summed over channels; ties in a seeded random order per image",
         "score": "softmax probability of the target class; AUC by the trapezoid rule",
         "steps": steps,
         "baseline": baseline_name(baseline),
-        "insertion": "most relevant first restored on a blurred canvas (sigma 1/20 of the shorter side)",
-        "road": f"noisy linear imputation from 8 neighbours (1/6, 1/12), noise std {road_noise}",
+        "insertion": f"most relevant first restored on a blurred canvas ({canvas})",
+        "insertion_blur": insertion_blur,
+        "road": f"noisy linear imputation from 8 neighbours (1/6, 1/12), noise std {road_noise}; MoRF and LeRF",
+        "pointing_game": f"hit when the positive maximum is within {POINTING_TOLERANCE:g} px of the mask at "
+                         f"{POINTING_SIDE} px (scaled with the shorter side)",
         "randomization": f"Spearman of |maps| over foreground pixels after {randomization_steps} cumulative "
-                         "re-initialization steps; vanished randomized map = 0, both constant = 1",
+                         f"re-initialization steps; {randomization_copies} randomized copies (seeds differ), "
+                         "image i on copy i mod copies; null = the same method's maps on two different copies; "
+                         "vanished randomized map = 0, both constant = 1; not applicable to controls",
     }
