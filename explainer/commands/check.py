@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             report = check_faithfulness(
                 classifier, explanation, steps=args.steps, random_seeds=args.seeds,
                 baseline=args.baseline, randomization=not args.no_randomization, precision=args.precision,
-                compile=args.compile,
+                compile=args.compile, progress=True, budget_seconds=args.budget,
             )
             return [_row(report, explanation, i, path, method) for i, path in enumerate(names)]
 

@@ -8,19 +8,17 @@ import time
 from typing import Any
 
 from explainer.cli import print_json
-from explainer.commands._options import add_json_option, add_method_options, method_params
+from explainer.commands._options import add_budget_option, add_json_option, add_method_options, method_params
 from explainer.errors import InputError
 from explainer.evidence.controls import CONTROLS
-from explainer.evidence.evaluate import (
-    SAMPLE_PHOTOS,
-    TRAIN_PREFIX,
-    Settings,
-    estimate_evaluation,
-    evaluate,
-    load_evaluation_data,
-    trained_classifier,
+from explainer.evidence.evaluate import SAMPLE_PHOTOS, TRAIN_PREFIX, evaluate, load_evaluation_data, trained_classifier
+from explainer.evidence.metrics import (
+    DEFAULT_STEPS,
+    INSERTION_BLURS,
+    METRICS,
+    RANDOMIZATION_COPIES,
+    RANDOMIZATION_STEPS,
 )
-from explainer.evidence.metrics import DEFAULT_STEPS, METRICS, RANDOMIZATION_STEPS, ROAD_NOISE, baseline_name
 from explainer.evidence.precision import CHECK_IMAGES, PRECISIONS, resolve_precision
 
 
@@ -36,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser(
         "evaluate", help="score attribution methods and controls over a dataset, with confidence intervals",
-        description="Score methods and control maps on every image by one protocol; mean and 95 %% bootstrap "
-                    "interval per method × metric, paired comparisons, flags where a method does not beat the "
-                    "edge or brightness control, and a verdict.",
+        description="Score methods and control maps on every image by one protocol; mean and Student-t 95 %% "
+                    "interval per method × metric, paired t-tests Holm-adjusted over the family the verdict rests "
+                    "on, flags where a method does not beat a control (random, edges, brightness, centre), and a "
+                    "verdict that names a winner only from 5 images on.",
     )
     parser.add_argument("data", nargs="+", metavar="DATA",
                         help=f"image files, or one dataset name: digits, known_answer, imagefolder:PATH, "
@@ -49,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--arch", default=None, help="architecture of a checkpoint file given as --model")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the model's device)")
     add_method_options(parser, default=["gradcam"], budget=False)
+    add_budget_option(parser, default=None, what="an evaluation")
     parser.add_argument("--metric", nargs="+", default=None, choices=list(METRICS), metavar="METRIC",
                         help=f"metrics (default: all that apply): {', '.join(METRICS)}")
     parser.add_argument("--no-controls", action="store_true", help=f"leave out the controls ({', '.join(CONTROLS)})")
@@ -59,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", default="zero", help="what deleted pixels become: zero, black, white, blur")
     parser.add_argument("--randomization-steps", type=int, default=RANDOMIZATION_STEPS,
                         help=f"cascade steps of the randomization check (default {RANDOMIZATION_STEPS})")
+    parser.add_argument("--insertion-blur", default="rise", choices=INSERTION_BLURS,
+                        help="insertion canvas: rise (11 x 11 kernel, sigma 5 px; default) or sigma20 (1/20 of the side)")
+    parser.add_argument("--randomization-copies", type=int, default=RANDOMIZATION_COPIES,
+                        help=f"independently randomized copies of the model (default {RANDOMIZATION_COPIES})")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     add_precision_options(parser)
     parser.add_argument("--out", default=None, metavar="FILE", help="results file (JSON lines); a rerun resumes")
@@ -90,8 +94,6 @@ def _model(args: argparse.Namespace, data: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the exit status."""
-    from tqdm import tqdm
-
     methods, params = method_params(args)
     data = _data(args)
     classifier = _model(args, data)
@@ -99,34 +101,22 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_evaluation_data(data, classifier, args.limit)
     chosen = resolve_precision(classifier, args.precision, compile=args.compile,
                                probe=classifier.normalize(loaded.pixels[:CHECK_IMAGES]))
-    settings = Settings(
-        methods=tuple(methods) + (() if args.no_controls else tuple(CONTROLS)), params=params,
-        metrics=tuple(args.metric or [m for m in METRICS if loaded.masks is not None or not METRICS[m].needs_masks]),
-        steps=args.steps, baseline=baseline_name(args.baseline), road_noise=ROAD_NOISE,
-        randomization_steps=args.randomization_steps, seed=args.seed, targets=targets, batch_size=None,
-        memory_budget_mb=None, precision=chosen,
-    )
     print(f"perturbed forwards: {chosen.text()}", file=sys.stderr)
-    estimate = estimate_evaluation(classifier, loaded, settings)
-    print(f"estimate: {estimate.text()}", file=sys.stderr)
     started = time.perf_counter()
-    with tqdm(total=len(loaded.pixels), desc="evaluate", unit="image", file=sys.stderr) as bar:
-
-        def progress(done: int, total: int, seconds_left: float | None) -> None:
-            bar.n = done
-            bar.refresh()
-
-        result = evaluate(
-            classifier, data, methods=methods, params=params, metrics=args.metric, controls=not args.no_controls,
-            limit=args.limit, targets=targets, steps=args.steps, baseline=args.baseline,
-            randomization_steps=args.randomization_steps, device=args.device, out=args.out, backend=args.backend,
-            address=args.address, seed=args.seed, progress=progress, precision=args.precision, compile=args.compile,
-        )
+    result = evaluate(  # prints the estimate, then a progress bar (stderr); refuses a run over --budget
+        classifier, data, methods=methods, params=params, metrics=args.metric, controls=not args.no_controls,
+        limit=args.limit, targets=targets, steps=args.steps, baseline=args.baseline,
+        randomization_steps=args.randomization_steps, device=args.device, out=args.out, backend=args.backend,
+        address=args.address, seed=args.seed, progress=True, precision=args.precision, compile=args.compile,
+        budget_seconds=args.budget, insertion_blur=args.insertion_blur,
+        randomization_copies=args.randomization_copies,
+    )
     seconds = time.perf_counter() - started
-    print(f"took {seconds:.1f} s (estimate {estimate.seconds:.1f} s, ratio {seconds / max(estimate.seconds, 1e-9):.2f})",
+    estimate = result.estimate_seconds or 0.0
+    print(f"took {seconds:.1f} s (estimate {estimate:.1f} s, ratio {seconds / max(estimate, 1e-9):.2f})",
           file=sys.stderr)
     payload = result.to_dict()
-    payload["config"] = {**payload["config"], "seconds": round(seconds, 2), "estimate_seconds": round(estimate.seconds, 2)}
+    payload["config"] = {**payload["config"], "seconds": round(seconds, 2), "estimate_seconds": round(estimate, 2)}
     if args.json:
         print_json(payload)
         return 0
@@ -136,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_table(payload: dict[str, Any]) -> None:
     flagged = {(f["method"], f["metric"]) for f in payload["flags"]}
-    print(f"{'metric':<15} {'method':<24} {'mean':>8} {'95 % CI':>19} {'n':>5}  better")
+    print(f"{'metric':<15} {'method':<24} {'mean':>8} {'95 % CI (t)':>19} {'n':>5}  better")
     for row in payload["summary"]:
         low, high = row["ci_low"], row["ci_high"]
         interval = "n/a" if low is None else f"{low:.3f} – {high:.3f}"

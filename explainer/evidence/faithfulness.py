@@ -14,6 +14,7 @@ Also here: agreement between methods and the share of attribution mass inside a 
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from explainer._plumbing import eval_mode
 from explainer.attribution.explanation import Explanation, explain
 from explainer.errors import InputError
 from explainer.evidence.controls import random_map
@@ -95,6 +97,7 @@ class FaithfulnessReport:
     insertion: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (N, S + 1) on the blurred canvas
     random_insertion: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # (seeds, N, S + 1)
     road: np.ndarray | None = None  # (N, S + 1) ROAD deletion, most relevant first (when asked for)
+    road_lerf: np.ndarray | None = None  # (N, S + 1) ROAD deletion, least relevant first (with road)
 
     # ------------------------------------------------------------------- curves
 
@@ -118,6 +121,8 @@ class FaithfulnessReport:
         }
         if self.road is not None:
             aucs["road_deletion"] = area_under_curve(self.fractions, self.road)
+        if self.road_lerf is not None:
+            aucs["road_lerf_deletion"] = area_under_curve(self.fractions, self.road_lerf)
         return aucs
 
     @property
@@ -170,6 +175,7 @@ class FaithfulnessReport:
             "fractions": self.fractions.tolist(),
             "curves": {
                 **({"road_deletion": self.road.tolist()} if self.road is not None else {}),
+                **({"road_lerf_deletion": self.road_lerf.tolist()} if self.road_lerf is not None else {}),
                 "morf_deletion": self.morf.tolist(),
                 "lerf_deletion": self.lerf.tolist(),
                 "insertion": self.insertion.tolist(),
@@ -331,6 +337,9 @@ def check_faithfulness(
     seed: int = 0,
     precision: str = "fp32",
     compile: bool = False,
+    insertion_blur: str = "rise",
+    progress: bool = True,
+    budget_seconds: float | None = None,
 ) -> FaithfulnessReport:
     """Measure how faithful ``explanation`` is to ``classifier`` on the images it carries.
 
@@ -338,12 +347,16 @@ def check_faithfulness(
     one image with the same ``seed`` the same numbers): relevance = ``|attribution|`` summed over channels;
     ``steps + 1`` fractions of pixels; deleted pixels become ``baseline`` (``"zero"``, ``"black"``,
     ``"white"`` or ``"blur"``); insertion restores the most relevant pixels on a blurred canvas;
-    ``random_seeds`` random maps as the reference; ``road=True`` adds ROAD deletion. With
+    ``random_seeds`` random maps as the reference; ``road=True`` adds ROAD in both orders (MoRF and LeRF);
+    ``insertion_blur``: ``"rise"`` (RISE's 11 × 11, sigma 5 kernel; default) or ``"sigma20"``. With
     ``randomization``, seeded copies of the model are re-initialized from the output down in
     ``randomization_steps`` cumulative steps and the same method, parameters and targets are explained on
     each; the similarity with the original map is always defined (a vanished map scores 0). The caller's
     model is never modified. ``precision`` (``"fp32"``, ``"bf16"``, ``"auto"``) and ``compile``: how the
     curves' perturbed forwards run (:mod:`explainer.evidence.precision`; recorded in ``protocol["precision"]``).
+
+    ``progress``: the estimate, then a bar over the stages (curves, each randomization step) on stderr;
+    False is silent. ``budget_seconds``: refuse (InputError with what to shrink) a check estimated above it.
 
     The old call ``check_faithfulness(classifier, images, explanation)`` still works (with a
     DeprecationWarning): the images are the explanation's own.
@@ -367,15 +380,25 @@ def check_faithfulness(
     # random reference maps: the random control, with the seed of evaluate() first
     random_maps = [random_map(explanation.pixels, [unit_seed(seed + 7919 * r, i) for i in range(count)])
                    for r in range(random_seeds)]
-    curves = [c for c in CURVES if road or c != "road_morf"]
+    curves = [c for c in CURVES if road or not c.startswith("road")]
     chosen = resolve_precision(classifier, precision, compile=compile, probe=inputs[:CHECK_IMAGES])
-    fractions, values = perturbation_curves(
-        classifier, inputs, torch.stack([relevance, *random_maps]), targets, curves=curves, steps=steps,
-        baseline=baseline, tie_seeds=image_seeds, batch_size=batch_size, forward=fast_forward(classifier, chosen),
-    )
-    cascade = _randomization(classifier, explanation, randomization_steps, seed) if randomization else []
+    forward = fast_forward(classifier, chosen)
+    bar = _announce(classifier, explanation, inputs, forward, len(curves) * (1 + random_seeds) * (steps + 1),
+                    randomization_steps if randomization else 0, progress, budget_seconds)
+    try:
+        fractions, values = perturbation_curves(
+            classifier, inputs, torch.stack([relevance, *random_maps]), targets, curves=curves, steps=steps,
+            baseline=baseline, tie_seeds=image_seeds, batch_size=batch_size, forward=forward,
+            insertion_blur=insertion_blur,
+        )
+        if bar is not None:
+            bar.update(1)
+        cascade = _randomization(classifier, explanation, randomization_steps, seed, bar) if randomization else []
+    finally:
+        if bar is not None:
+            bar.close()
     protocol = {
-        **protocol_description(steps, baseline, 0.01, len(cascade)),
+        **protocol_description(steps, baseline, 0.01, len(cascade), insertion_blur, 1),
         "random_seeds": random_seeds,
         "seed": seed,
         "randomization_steps": len(cascade),
@@ -397,6 +420,7 @@ def check_faithfulness(
         insertion=values["insertion"][0],
         random_insertion=values["insertion"][1:],
         road=values["road_morf"][0] if road else None,
+        road_lerf=values["road_lerf"][0] if road else None,
     )
 
 
@@ -420,8 +444,38 @@ def _check_options(
             raise InputError(f"{name} must be an integer from 1 to {most}, got {value!r}.")
 
 
+def _announce(classifier: Classifier, explanation: Explanation, inputs: torch.Tensor, forward: Any, perturbed: int,
+              randomization_steps: int, progress: bool, budget_seconds: float | None) -> Any:
+    """Estimate the check (perturbed forwards timed on one batch + the explanation's seconds per
+    randomization step), refuse it over ``budget_seconds``, print it and return a stage bar (or None)."""
+    if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(budget_seconds, (int, float))
+                                       or not budget_seconds > 0):
+        raise InputError(f"budget_seconds must be a positive number of seconds or None (no limit), got {budget_seconds!r}.")
+    if progress is False and budget_seconds is None:
+        return None
+    probe = inputs[:1].expand(min(8, perturbed), *inputs.shape[1:])
+    with eval_mode(classifier.module), torch.inference_mode():
+        forward(probe)  # warm-up
+        started = time.perf_counter()
+        forward(probe)
+        per_sample = (time.perf_counter() - started) / probe.shape[0]
+    seconds = per_sample * perturbed * inputs.shape[0] + explanation.seconds * randomization_steps
+    text = (f"≈ {seconds:.1f} s for {inputs.shape[0]} image(s) ({perturbed} perturbed forwards per image, "
+            f"{randomization_steps} randomization step(s) at {explanation.seconds:.2g} s each)")
+    if budget_seconds is not None and seconds > budget_seconds:
+        raise InputError(f"This check is estimated at {text} – over the time budget of {budget_seconds:g} s. Use "
+                         "fewer steps or random_seeds, randomization=False or fewer randomization_steps, fewer images, "
+                         "or pass budget_seconds=None (no limit) or a larger budget.")
+    if progress is False:
+        return None
+    from tqdm import tqdm
+
+    print(f"estimate: {text}", file=sys.stderr)
+    return tqdm(total=1 + randomization_steps, desc="check_faithfulness", unit="stage", file=sys.stderr)
+
+
 def _randomization(
-    classifier: Classifier, explanation: Explanation, num_steps: int, seed: int
+    classifier: Classifier, explanation: Explanation, num_steps: int, seed: int, bar: Any = None
 ) -> list[RandomizationStep]:
     """The cascade of :func:`explainer.evidence.metrics.randomized_cascade`, scored by ``map_similarity``."""
     original = explanation.heatmap(absolute=True)
@@ -438,4 +492,6 @@ def _randomization(
             ).heatmap(absolute=True)
         pairs = [map_similarity(original[i], again[i], masks[i]) for i in range(original.shape[0])]
         steps.append(RandomizationStep(step.name, step.layers, np.array([p[0] for p in pairs]), [p[1] for p in pairs]))
+        if bar is not None:
+            bar.update(1)
     return steps
