@@ -402,6 +402,8 @@ class PlantedReport:
 
     def verdict(self) -> str:
         """In words: the measured reliance, then which explanations noticed it and which failed."""
+        from explainer.evidence.controls import is_control
+
         parts = []
         for row in self.scores:
             if row["kind"] == "reliance":
@@ -409,8 +411,8 @@ class PlantedReport:
                              f"(95 % CI {row['ci_low']:.0%} to {row['ci_high']:.0%}, {row['n']} seeds).")
         for kind, what in (("pixels", "put more attribution on the shortcut when the network uses it than the "
                                       "random control does"),
-                           ("timeline", "follow the reliance over epochs better than the random control")):
-            rows = [r for r in self.scores if r["kind"] == kind and r["baseline"]]
+                           ("timeline", "follow the reliance over epochs (Pearson r above 0)")):
+            rows = [r for r in self.scores if r["kind"] == kind and r["baseline"] and not is_control(r["method"])]
             if rows:
                 good = [r["method"] for r in rows if r["beats_baseline"]]
                 bad = [r["method"] for r in rows if not r["beats_baseline"]]
