@@ -7,13 +7,19 @@
    baseline); Quantus flips the same number of values per step (all channels of a pixel, as ours).
    Both give the target-class softmax probability; images per second and the peak resident memory of
    this process after our run (it includes the model and Python). Target: ≥ 10× Quantus, ≤ 2 GiB.
+   Ours runs once per ``--precisions`` entry (``fp32``, ``bf16``, ``auto``; ``--compile`` adds compiled
+   runs and their compile seconds), each against its *forward-pass floor*: the measured time of the same
+   number of plain forwards (``images × (steps + 1)``) through the same forward at the same precision and
+   batch size – what is left is the cost of making the perturbed inputs. Targets on an AMX/AVX-512-BF16
+   CPU: fp32 ≤ 1.1× its floor; bf16 ≥ 1.8× Quantus with curves within 0.01.
 2. The whole ``explainer.evaluate`` on the digits CNN (60 test images, saliency + integrated gradients
    + the 4 controls, every metric) locally and on a real 2-worker Ray cluster started inside a private
    network namespace (``unshare -n``, loopback only): seconds and the overhead ratio; the rows are
    checked equal.
 
 Usage: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/evaluate.py [--images 6] [--threads 1]
-[--device cpu|cuda] [--repeats 2] [--no-quantus] [--no-ray] [--json]``. Quantus 0.6 calls ``numpy.trapz`` (gone in
+[--device cpu|cuda] [--repeats 2] [--precisions fp32 bf16 auto] [--compile] [--batch N] [--no-quantus]
+[--no-ray] [--json]``. Quantus 0.6 calls ``numpy.trapz`` (gone in
 numpy 2), so it is aliased to ``numpy.trapezoid`` here.
 """
 
@@ -34,7 +40,8 @@ import numpy as np
 import torch
 
 import explainer
-from explainer.evidence.metrics import perturbation_curves
+from explainer.evidence.metrics import forward_batch_size, perturbation_curves
+from explainer.evidence.precision import FastForward, fast_forward, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
 #: Quantus needs features_in_step to divide H × W (50,176) and flips C × H × W values in steps of it: 1,792
@@ -54,18 +61,37 @@ def _maps(model: explainer.Classifier, count: int) -> tuple[torch.Tensor, torch.
     return explanation.inputs, explanation.heatmap(absolute=True), list(explanation.targets)
 
 
-def ours(model: explainer.Classifier, inputs: torch.Tensor, relevance: torch.Tensor, targets: list[int]) -> dict:
-    """MoRF deletion curves for every image in one call (warm-up on one image first)."""
-    perturbation_curves(model, inputs[:1], relevance[:1], targets[:1], curves=["deletion_morf"], steps=STEPS)
-    _sync(model.device)
+def ours(model: explainer.Classifier, inputs: torch.Tensor, relevance: torch.Tensor, targets: list[int],
+         forward: FastForward | None = None, batch: int | None = None) -> dict:
+    """MoRF deletion curves for every image in one call (warm-up on one image first: it compiles)."""
     started = time.perf_counter()
-    _, curves = perturbation_curves(model, inputs, relevance, targets, curves=["deletion_morf"], steps=STEPS)
+    perturbation_curves(model, inputs[:1], relevance[:1], targets[:1], curves=["deletion_morf"], steps=STEPS,
+                        forward=forward, batch_size=batch)
+    _sync(model.device)
+    warm_up = time.perf_counter() - started
+    started = time.perf_counter()
+    _, curves = perturbation_curves(model, inputs, relevance, targets, curves=["deletion_morf"], steps=STEPS,
+                                    forward=forward, batch_size=batch)
     _sync(model.device)
     seconds = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated(model.device) if model.device.type == "cuda" else None
-    return {"seconds": seconds, "images_per_second": len(targets) / seconds,
+    return {"seconds": seconds, "images_per_second": len(targets) / seconds, "warm_up_seconds": warm_up,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "peak_cuda_gib": None if peak is None else peak / 2**30, "curves": curves["deletion_morf"]}
+
+
+def forward_floor(model: explainer.Classifier, inputs: torch.Tensor, forward: FastForward, batch: int) -> float:
+    """Seconds of ``images × (STEPS + 1)`` plain forwards through ``forward`` in passes of ``batch`` (as the curves)."""
+    total = len(inputs) * (STEPS + 1)
+    sizes = [batch] * (total // batch) + ([total % batch] if total % batch else [])
+    samples = inputs.to(model.device).repeat((batch + len(inputs) - 1) // len(inputs), 1, 1, 1)[:batch]
+    forward(samples)  # warm-up
+    _sync(model.device)
+    started = time.perf_counter()
+    for size in sizes:
+        forward(samples[:size])
+    _sync(model.device)
+    return time.perf_counter() - started
 
 
 def quantus_pixel_flipping(model: explainer.Classifier, inputs: torch.Tensor, relevance: torch.Tensor,
@@ -148,42 +174,77 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats, best of each (default 2)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16", "auto"),
+                        help="precisions of our perturbed forwards (default fp32 bf16)")
+    parser.add_argument("--compile", action="store_true", help="also run each precision compiled (compiling takes long)")
+    parser.add_argument("--batch", type=int, default=None, help="samples per forward pass (default: the memory budget's)")
     parser.add_argument("--no-quantus", action="store_true", help="skip Quantus")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray comparison")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
     model = explainer.load_model(device=args.device)
     inputs, relevance, targets = _maps(model, args.images)
+    batch = args.batch or forward_batch_size(model, tuple(inputs.shape[1:]))
     report: dict = {"device": str(model.device), "threads": args.threads, "images": args.images, "steps": STEPS,
-                    "model": model.name, "size": list(inputs.shape[-2:])}
+                    "model": model.name, "size": list(inputs.shape[-2:]), "batch": batch, "repeats": args.repeats,
+                    "load_average_before": load_before}
+    forwards = {}
+    for precision in args.precisions:
+        for compiled in (False, True) if args.compile else (False,):
+            setting = resolve_precision(model, precision, compile=compiled, probe=inputs)
+            forwards[precision + (" compiled" if compiled else "")] = (setting, fast_forward(model, setting))
     # interleaved repeats, best of each: the machine is shared, so load changes between runs
-    runs = []
+    runs: dict[str, list[dict]] = {label: [] for label in forwards}
+    theirs_runs = []
     for _ in range(args.repeats):
-        runs.append(ours(model, inputs, relevance, targets))
+        for label, (_setting, forward) in forwards.items():
+            run = ours(model, inputs, relevance, targets, forward, batch)
+            run["floor_seconds"] = forward_floor(model, inputs, forward, batch)
+            runs[label].append(run)
         if not args.no_quantus:
-            runs.append(quantus_pixel_flipping(model, inputs, relevance, targets))
-    mine = min(runs[:: 1 if args.no_quantus else 2], key=lambda r: r["seconds"])
-    report["explainer"] = {k: v for k, v in mine.items() if k != "curves"}
-    report["repeats"] = args.repeats
-    if not args.no_quantus:
-        theirs = min(runs[1::2], key=lambda r: r["seconds"])
+            theirs_runs.append(quantus_pixel_flipping(model, inputs, relevance, targets))
+    theirs = min(theirs_runs, key=lambda r: r["seconds"]) if theirs_runs else None
+    if theirs is not None:
         report["quantus"] = {k: v for k, v in theirs.items() if k != "curves"}
-        report["speedup"] = mine["images_per_second"] / theirs["images_per_second"]
-        # Quantus' curve starts after the first step; ours at the untouched image
-        report["max_curve_difference"] = float(np.abs(mine["curves"][:, 1:] - theirs["curves"]).max())
+    best = {label: min(done, key=lambda r: r["seconds"]) for label, done in runs.items()}
+    reference = best.get("fp32")
+    report["explainer"] = {}
+    for label, mine in best.items():
+        floor = min(r["floor_seconds"] for r in runs[label])
+        entry = {k: v for k, v in mine.items() if k not in ("curves", "floor_seconds")}
+        entry.update({"setting": forwards[label][0].text(), "floor_seconds": floor, "over_floor": mine["seconds"] / floor,
+                      "warm_up_seconds": runs[label][0]["warm_up_seconds"]})  # the first one compiles
+        if reference is not None:
+            entry["max_difference_from_fp32"] = float(np.abs(mine["curves"] - reference["curves"]).max())
+        if theirs is not None:
+            entry["speedup_over_quantus"] = mine["images_per_second"] / theirs["images_per_second"]
+            # Quantus' curve starts after the first step; ours at the untouched image
+            entry["max_curve_difference_from_quantus"] = float(np.abs(mine["curves"][:, 1:] - theirs["curves"]).max())
+        report["explainer"][label] = entry
+    report["load_average_after"] = os.getloadavg()
     if not args.no_ray:
         report["ray"] = ray_vs_local(args.ray_images)
     if args.json:
         print(json.dumps(report, indent=2))
         return
     print(f"MoRF deletion, {args.images} images at {report['size'][0]} px, {STEPS} steps, {report['device']}, "
-          f"{args.threads} thread(s):")
-    print(f"  explainer  {mine['images_per_second']:.3f} images/s  ({mine['seconds']:.1f} s), "
-          f"peak RSS {mine['peak_rss_gib']:.2f} GiB")
-    if "quantus" in report:
-        print(f"  Quantus    {report['quantus']['images_per_second']:.3f} images/s  ({report['quantus']['seconds']:.1f} s)"
-              f"  → {report['speedup']:.1f}× ; largest curve difference {report['max_curve_difference']:.3g}")
+          f"{args.threads} thread(s), batch {batch}; load average {load_before[0]:.2f} before, "
+          f"{report['load_average_after'][0]:.2f} after:")
+    for label, entry in report["explainer"].items():
+        line = (f"  explainer {label:<14} {entry['images_per_second']:.3f} images/s ({entry['seconds']:.1f} s); "
+                f"floor {entry['floor_seconds']:.1f} s → {entry['over_floor']:.2f}× the floor")
+        if "speedup_over_quantus" in entry:
+            line += (f"; {entry['speedup_over_quantus']:.2f}× Quantus, curves within "
+                     f"{entry['max_curve_difference_from_quantus']:.3g} of Quantus'")
+        if "max_difference_from_fp32" in entry and label != "fp32":
+            line += f", {entry['max_difference_from_fp32']:.3g} of our fp32"
+        if label.endswith("compiled"):
+            line += f"; first call (compiles) {entry['warm_up_seconds']:.1f} s"
+        print(line + f"\n      {entry['setting']}")
+    if theirs is not None:
+        print(f"  Quantus                  {theirs['images_per_second']:.3f} images/s  ({theirs['seconds']:.1f} s)")
     if "ray" in report:
         print(f"  Ray vs local: {json.dumps(report['ray'])}")
 

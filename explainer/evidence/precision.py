@@ -156,7 +156,9 @@ def resolve_precision(
         candidate = Precision("auto", dtype, True, compile, str(device), native, why, tolerance=tolerance)
         layout = f"{dtype} channels_last{' compiled' if compile else ''}"
         try:
-            difference = float((fast_forward(classifier, candidate)(batch) - reference).abs().max())
+            # checked uncompiled (compiling reorders sums only): the first real pass sets the compiled batch size
+            check = fast_forward(classifier, dataclasses.replace(candidate, compiled=False))
+            difference = float((check(batch) - reference).abs().max())
         except RuntimeError as error:  # e.g. a .view() that needs contiguous inputs
             notes.append(f"the {layout} copy failed ({str(error).splitlines()[0]})")
             continue
