@@ -146,7 +146,7 @@ def resolve_precision(
                          "as asked" if native else f"as asked, though {why}")
     if probe is None:
         raise InputError("precision='auto' needs a probe batch of model inputs for its one-batch check.")
-    if not tolerance >= 0:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise InputError(f"tolerance must be a non-negative number, got {tolerance!r}.")
     batch = check_batch(probe.detach().to(device))
     with eval_mode(classifier.module), torch.inference_mode():
