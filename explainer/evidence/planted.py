@@ -521,8 +521,7 @@ def _progress(progress: bool | ProgressCallback, total: int) -> tuple[Callable[[
         fresh = done - first[0]
         left = (time.perf_counter() - started) / fresh * (count - done) if fresh > 0 else None
         if bar is not None:
-            bar.n = done
-            bar.refresh()
+            bar.update(done - bar.n)  # tqdm's own rate limit: resumed rows do not print a line each
         elif callable(progress):
             progress(done, count, left)
 
