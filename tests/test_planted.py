@@ -117,6 +117,12 @@ print(json.dumps(report.to_dict()["rows"]))
 """
 
 
+@pytest.fixture(scope="module")
+def tiny_reference() -> list[dict]:
+    """The report rows of an uninterrupted local run of the tiny settings at 2 seeds."""
+    return json.loads(json.dumps(planted_benchmark(seeds=2, settings=TINY, progress=False).to_dict()["rows"]))
+
+
 def _tiny_json() -> str:
     return json.dumps(asdict(TINY))
 
@@ -131,7 +137,7 @@ def _same(a: list[dict], b: list[dict]) -> None:
                 assert x[key] == y[key], (x, y, key)
 
 
-def test_a_killed_run_resumes(tmp_path):
+def test_a_killed_run_resumes(tmp_path, tiny_reference):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(_SCRIPT))
     out = tmp_path / "rows.jsonl"
@@ -153,18 +159,15 @@ def test_a_killed_run_resumes(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     after = out.read_text().splitlines()
     assert after[: len(before)] == before and len(after) == 7  # kept rows untouched, each unit once
-    reference = planted_benchmark(seeds=2, settings=TINY, progress=False).to_dict()["rows"]
-    _same(json.loads(rerun.stdout.strip().splitlines()[-1]), json.loads(json.dumps(reference)))
+    _same(json.loads(rerun.stdout.strip().splitlines()[-1]), tiny_reference)
 
 
-def test_ray_backend_rows_equal_local_rows(private_ray_cluster, tmp_path):  # noqa: F811
+def test_ray_backend_rows_equal_local_rows(private_ray_cluster, tmp_path, tiny_reference):  # noqa: F811
     script = tmp_path / "run_ray.py"
     script.write_text(textwrap.dedent(_SCRIPT))
     result = private_ray_cluster.run(script, _tiny_json(), "2", "-", "ray", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    remote = json.loads(result.stdout.strip().splitlines()[-1])
-    local = json.loads(json.dumps(planted_benchmark(seeds=2, settings=TINY, progress=False).to_dict()["rows"]))
-    _same(remote, local)
+    _same(json.loads(result.stdout.strip().splitlines()[-1]), tiny_reference)
 
 
 @pytest.mark.slow
