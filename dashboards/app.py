@@ -33,8 +33,8 @@ pages = {
         st.Page("views/report.py", title="Report", icon=":material/description:"),
     ],
 }
-start_warm_up()  # the bundled model loads in the background while the first page paints
 navigation = st.navigation(pages)
 picked = model_picker()  # one model picker for the whole app, above the page list
 st.sidebar.caption(picked.note)
 navigation.run()
+start_warm_up()  # after the first page is sent: the bundled model loads in the background

@@ -37,6 +37,9 @@ PHOTOS = "photos"
 #: timm names tried when looking for cached hub weights (besides every ``timm/...`` repo in the cache).
 KNOWN_TIMM = ("resnet18", "convnext_atto", "vit_tiny_patch16_224", "mobilenetv3_small_100", "resnet50")
 KNOWN_TORCHVISION = ("resnet18", "mobilenet_v3_small", "resnet50", "efficientnet_b0")
+#: Seconds after the first page was sent before the bundled model starts loading (sooner when a page needs it):
+#: the browser fetches the page's JavaScript from this server meanwhile.
+WARM_UP_DELAY = 2.0
 
 
 @dataclass
@@ -62,10 +65,32 @@ def _load_bundled() -> explainer.Classifier:
     return explainer.load_model(BUNDLED_NAME, device="cpu")
 
 
+class WarmUp:
+    """The bundled model, loading in a background thread: after :data:`WARM_UP_DELAY` s or when first needed.
+
+    Importing torch holds Python's GIL for long stretches (loading its extension modules); started at
+    once it would stall the server thread that sends the first page and its JavaScript.
+    """
+
+    def __init__(self) -> None:
+        self.now = threading.Event()
+        self.future: Future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explainer-warm-up").submit(
+            self._run)
+
+    def _run(self) -> explainer.Classifier:
+        self.now.wait(WARM_UP_DELAY)
+        return _load_bundled()
+
+    def result(self) -> explainer.Classifier:
+        """The bundled classifier (starting the load now if it is still waiting; blocks until loaded)."""
+        self.now.set()
+        return self.future.result()
+
+
 @st.cache_resource(show_spinner=False)
-def _warm_up() -> Future:
-    """Once per server: import the library and load the bundled model in a background thread."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="explainer-warm-up").submit(_load_bundled)
+def _warm_up() -> WarmUp:
+    """Once per server: the background load of the bundled model."""
+    return WarmUp()
 
 
 def start_warm_up() -> None:
@@ -75,7 +100,7 @@ def start_warm_up() -> None:
 
 def warmed_up() -> bool:
     """True once the library is imported and the bundled model loaded."""
-    return _warm_up().done()
+    return _warm_up().future.done()
 
 
 @st.cache_resource(show_spinner="Loading the model (offline, once per server)…")
@@ -91,7 +116,7 @@ def shared_classifier(key: str = BUNDLED_KEY) -> explainer.Classifier:
     if key != BUNDLED_KEY:
         return _hub_classifier(key)
     warm = _warm_up()
-    if not warm.done():
+    if not warm.future.done():
         with st.spinner("Loading the model (offline, once per server)…"):
             return warm.result()
     return warm.result()

@@ -86,7 +86,7 @@ def _grid(task: TrainingTask | PlaygroundConfig, key: str) -> tuple[dict[str, li
         text = column.text_input(f"{name} values", defaults[name], key=f"{key}_values_{name}")
         grid[name] = parse_setting(name, text)
     seeds = int(columns[-1].number_input("Seeds", 1, 10, 3, key=f"{key}_seeds",
-                                         help="3 or more give intervals and a verdict; 1 gives no verdict"))
+                                         help="2 or more give intervals; 5 or more (stats.MIN_SAMPLES) can name a winner"))
     return (check_grid(task, grid) if grid else {}), seeds
 
 
