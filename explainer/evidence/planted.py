@@ -42,10 +42,16 @@ from explainer.errors import InputError
 
 KINDS = ("reliance", "pixels", "data")
 OPTIONAL_KINDS = {"patching": "explainer.inside.patching", "concepts": "explainer.inside.concepts"}
+#: The optional kinds the benchmark scores when their module is there.
+SCORED_OPTIONAL = ("patching",)
 QUICK_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "gradcam")
 CONTROLS = ("control:random", "control:edges", "control:brightness", "control:centre")
 BASELINE_CONTROL = "control:random"
 NO_RELATION = "no relation (r = 0)"
+#: A site picked at random: its expected shortcut share is the shortcut's area share for both networks.
+RANDOM_SITE = "random site (difference 0)"
+#: The layer whose positions are patched (the planted CNN's second convolution, a 16×16 grid).
+PATCH_LAYER = "conv2"
 #: Methods left out of the full report by default: they need a transformer (rollout) or cost far more than
 #: the rest at 32 px for the same question (LIME and KernelSHAP: hundreds of samples per image).
 SKIPPED_BY_DEFAULT = ("attention_rollout", "lime", "kernel_shap")
@@ -150,7 +156,7 @@ class _Worker:
             started = time.perf_counter()
             trained_before = sum(t for *_, t in self._nets.values())
             handlers = {"reliance": self._reliance, "pixels": self._pixels, "data": self._data_kind,
-                        "timeline": self._timeline}
+                        "patching": self._patching, "timeline": self._timeline}
             row = handlers[kind](seed)
             train_seconds = sum(t for *_, t in self._nets.values()) - trained_before
         return {**row, "seconds": time.perf_counter() - started - train_seconds, "train_seconds": train_seconds}
@@ -230,6 +236,29 @@ class _Worker:
         for entry in scores.values():
             entry["score"] = entry["shortcut_share_uses"] - entry["shortcut_share_ignores"]
         return {"pixels": scores, "skipped": skipped}
+
+    def _patching(self, seed: int) -> dict[str, Any]:
+        """Position patching at ``conv2``: clean = a test image whose shortcut shows its class, corrupted = one of the
+        other class (object, shortcut and distractor all differ); the share of restoration on the shortcut."""
+        from explainer.inside.patching import patch
+
+        out: dict[str, float] = {}
+        for name, (run, data) in self._pair(seed).items():
+            truth = data.truth
+            agrees = ((data.x_test != truth.x_test_flipped).any(1, keepdim=True) & truth.shortcut_masks_test).flatten(1).any(1)
+            per_class = max(1, self.settings.images // 4)
+            chosen = [torch.nonzero(agrees & (data.y_test == c)).ravel()[:per_class] for c in (0, 1)]
+            count = min(len(chosen[0]), len(chosen[1]))
+            clean = torch.cat([data.x_test[chosen[0][:count]], data.x_test[chosen[1][:count]]])
+            corrupted = torch.cat([data.x_test[chosen[1][:count]], data.x_test[chosen[0][:count]]])
+            result = patch(self._classifier(run.model, data, seed), clean, corrupted, layers=PATCH_LAYER,
+                           granularity="position", progress=False)
+            site_map = np.clip(np.nan_to_num(result.site_map()), 0.0, None)
+            grid = torch.nn.functional.adaptive_max_pool2d(truth.shortcut_masks_test[0].float(), site_map.shape)[0]
+            total = float(site_map.sum())
+            out[f"shortcut_share_{name}"] = float(site_map[grid.numpy() > 0].sum()) / total if total > 0 else 0.0
+        out["score"] = out["shortcut_share_uses"] - out["shortcut_share_ignores"]
+        return {"patching": out}
 
     def _data_kind(self, seed: int) -> dict[str, Any]:
         from explainer.learn.influence import find_mislabeled
@@ -337,6 +366,18 @@ def _data_scores(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return scored
 
 
+def _patching_scores(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    found = _by_seed(rows, "patching")
+    if not found:
+        return []
+    values = {"position_patching": [r["patching"]["score"] for r in found], RANDOM_SITE: [0.0] * len(found)}
+    scored = _scored_against("patching", values, {"position_patching": RANDOM_SITE}, "shortcut_share_difference",
+                             layer=PATCH_LAYER)
+    for part in ("shortcut_share_uses", "shortcut_share_ignores"):
+        scored[0][part] = float(np.mean([r["patching"][part] for r in found]))
+    return scored
+
+
 def _timeline_scores(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     found = _by_seed(rows, "timeline")
     if not found:
@@ -411,6 +452,8 @@ class PlantedReport:
                              f"(95 % CI {row['ci_low']:.0%} to {row['ci_high']:.0%}, {row['n']} seeds).")
         for kind, what in (("pixels", "put more attribution on the shortcut when the network uses it than the "
                                       "random control does"),
+                           ("patching", "restore the logit more at the shortcut's positions when the network uses "
+                                        "it than when it does not"),
                            ("timeline", "follow the reliance over epochs (Pearson r above 0)")):
             rows = [r for r in self.scores if r["kind"] == kind and r["baseline"] and not is_control(r["method"])]
             if rows:
@@ -474,6 +517,11 @@ def estimate_planted(settings: PlantedSettings, seeds: Sequence[int], *, timelin
 
 
 # --------------------------------------------------------------------------------------------- entry
+def available_optional_kinds() -> list[str]:
+    """The optional kinds (patching) whose module is in this installation."""
+    return [kind for kind in SCORED_OPTIONAL if importlib.util.find_spec(OPTIONAL_KINDS[kind]) is not None]
+
+
 def _seeds(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, bool):
         raise InputError(f"seeds must be a count or a list of seeds, got {seeds!r}.")
@@ -563,7 +611,7 @@ def planted_benchmark(
     if progress is not False:
         print(f"planted: estimated {estimate.seconds:.0f} s for {len(chosen)} seed(s) "
               f"({', '.join(f'{k} {v:.0f} s' for k, v in estimate.parts.items())})", file=sys.stderr)
-    kinds = [*KINDS, *(["timeline"] if timeline else [])]
+    kinds = [*KINDS, *available_optional_kinds(), *(["timeline"] if timeline else [])]
     units = [{"seed": seed, "kind": kind} for seed in chosen for kind in kinds]
     config = {"benchmark": "planted", **json_ready(asdict(resolved))}
     from explainer.run import run_units
@@ -583,14 +631,15 @@ def planted_benchmark(
 def _report(rows: Sequence[Mapping[str, Any]], settings: PlantedSettings, seeds: list[int], seconds: float,
             estimated: float | None) -> PlantedReport:
     timeline_rows, timeline_frame = _timeline_scores(rows)
-    scores = _reliance_scores(rows, settings) + _pixel_scores(rows) + _data_scores(rows) + timeline_rows
+    scores = (_reliance_scores(rows, settings) + _pixel_scores(rows) + _patching_scores(rows) + _data_scores(rows)
+              + timeline_rows)
     skipped: dict[str, str] = {}
     for row in rows:
         skipped.update(row.get("skipped") or {})
     not_run = {kind: f"{module} is not in this version" for kind, module in OPTIONAL_KINDS.items()
                if importlib.util.find_spec(module) is None}
     not_run.update({kind: "its scoring is not wired into the benchmark yet" for kind in OPTIONAL_KINDS
-                    if kind not in not_run})
+                    if kind not in not_run and kind not in SCORED_OPTIONAL})
     reliance = [{"seed": r["seed"], **r["reliance"]} for r in _by_seed(rows, "reliance")]
     return PlantedReport(scores=scores, reliance=reliance, timeline=timeline_frame, rows=[dict(r) for r in rows],
                          settings=json_ready(asdict(settings)), seeds=seeds, skipped=skipped, not_run=not_run,
