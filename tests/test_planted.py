@@ -19,7 +19,14 @@ from ray_cluster import private_ray_cluster  # noqa: F401 - the session's Ray cl
 import explainer
 from explainer import stats
 from explainer.errors import InputError
-from explainer.evidence.planted import PlantedSettings, open_planted, planted_benchmark, shortcut_reliance
+from explainer.evidence.planted import (
+    RANDOM_SITE,
+    PlantedSettings,
+    available_optional_kinds,
+    open_planted,
+    planted_benchmark,
+    shortcut_reliance,
+)
 from explainer.learn.influence import find_mislabeled
 
 SEEDS = range(5)
@@ -90,7 +97,10 @@ def test_benchmark_report_rows_and_results_file(tmp_path):
     report = planted_benchmark(seeds=2, settings=TINY, out=out, timeline=True, progress=False)
     rows = report.to_dict()["rows"]
     kinds = {row["kind"] for row in rows}
-    assert {"reliance", "pixels", "data", "timeline"} <= kinds
+    assert {"reliance", "pixels", "data", "timeline", *available_optional_kinds()} <= kinds
+    if "patching" in kinds:
+        patched = next(r for r in rows if r["method"] == "position_patching")
+        assert 0.0 <= patched["shortcut_share_uses"] <= 1.0 and patched["baseline"] == RANDOM_SITE
     for row in rows:
         assert {"kind", "method", "score", "ci_low", "ci_high", "n", "baseline", "beats_baseline"} <= set(row)
         assert row["n"] == 2
