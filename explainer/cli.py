@@ -14,16 +14,19 @@ points of the group ``explainer.plugins`` are imported before the command line i
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import importlib.metadata
-import json
 import os
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
-from typing import Any
 
+from explainer.commands._json import print_json
 from explainer.errors import ExplainerError, InputError
+
+__all__ = ["build_parser", "main", "print_json"]
 
 #: Environment variable naming modules to import first (comma-separated): where user methods register.
 PLUGINS_ENV = "EXPLAINER_PLUGINS"
@@ -74,70 +77,95 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_json(payload: Any) -> None:
-    """Write ``payload`` as indented, strictly valid JSON to stdout.
-
-    JSON has no NaN or Infinity: a non-finite number becomes ``null`` and the object holding
-    it gains ``"null_reasons": {"key": "not finite (nan)"}``, so a reader knows why it is empty.
-    numpy/torch values, paths and dataclasses are converted by ``_plumbing.json_ready``.
-    """
-    from explainer._plumbing import json_ready
-
-    text = json.dumps(json_ready(_explain_nulls(payload)), indent=2, default=str, allow_nan=False)
-    sys.stdout.write(text + "\n")
-
-
-def _explain_nulls(obj: Any) -> Any:
-    """Replace non-finite numbers by None, recording why in the enclosing dict's ``null_reasons``."""
-    import math
-
-    import numpy as np
-
-    def reason(value: Any) -> str | None:
-        if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
-            return f"not finite ({float(value)})"
-        if isinstance(value, (list, tuple)) and any(reason(item) for item in value):
-            return "holds non-finite values (null)"
-        return None
-
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)) and getattr(obj, "ndim", None):
-        obj = obj.tolist()  # numpy arrays and tensors
-    if isinstance(obj, dict):
-        cleaned = {key: _explain_nulls(value) for key, value in obj.items()}
-        reasons = {str(key): why for key, value in obj.items() if (why := reason(_plain(value)))}
-        if reasons:
-            cleaned["null_reasons"] = {**cleaned.get("null_reasons", {}), **reasons}
-        return cleaned
-    if isinstance(obj, (list, tuple)):
-        return [_explain_nulls(item) for item in obj]
-    if reason(obj):
-        return None
-    return obj
-
-
-def _plain(value: Any) -> Any:
-    return value.tolist() if hasattr(value, "tolist") and not isinstance(value, (str, bytes)) else value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; errors go to stderr with exit status 2 (also when called in-process)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `explainer methods --json | head -5`: the reader left; no traceback
+        _silence_stdout()
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         load_plugins()
     except ExplainerError as exc:
         print(f"explainer: error: {exc}", file=sys.stderr)
         return 2
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            _unknown_arguments(subcommand_parser(parser, args.command), unknown)
     except SystemExit as exc:  # argparse: --help (0) or a usage error, already printed on stderr (2)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return status
     except ExplainerError as exc:
-        print(f"explainer {args.command}: error: {exc}", file=sys.stderr)
+        message = cli_syntax(str(exc), subcommand_parser(parser, args.command))
+        print(f"explainer {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"explainer {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def subcommand_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    raise KeyError(command)
+
+
+def _unknown_arguments(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """Fail with the subcommand's usage and, for a misspelled flag, the closest real one."""
+    flags = [option for action in parser._actions for option in action.option_strings
+             if option.startswith("--") and action.help != argparse.SUPPRESS]
+    hints = []
+    for item in unknown:
+        name = item.split("=", 1)[0]
+        if name.startswith("-"):
+            close = difflib.get_close_matches(name, flags, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{name}: did you mean {close[0]}?")
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else "")
+                 + f". `{parser.prog} --help` lists the options.")
+
+
+#: Python keyword arguments whose command-line flag is not simply ``--name-with-dashes``.
+PYTHON_TO_FLAG = {"budget_seconds": "--budget", "methods": "--method", "metrics": "--metric", "source": "--model"}
+
+
+def cli_syntax(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library message rewritten for the command line: ``device='cpu'`` → ``--device cpu``, where the
+    subcommand has that flag; ``pretrained=False`` → ``--random-weights``; ``load_model('x', arch=…)`` →
+    ``--model x --arch …``."""
+    flags = {option for action in parser._actions for option in action.option_strings}
+    message = re.sub(r"load_model\((['\"])([^'\"]*)\1(?:,\s*arch=(['\"]?)([^'\")]*)\3)?\)",
+                     lambda m: f"--model {m.group(2)}" + (f" --arch {m.group(4)}" if m.group(4) else ""), message)
+    if "--random-weights" in flags:
+        message = message.replace("pretrained=False", "--random-weights")
+
+    def flag(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        option = PYTHON_TO_FLAG.get(name, "--" + name.replace("_", "-"))
+        if option not in flags or value in ("None", "True", "False"):
+            return match.group(0)
+        return f"{option} {value.strip(chr(39) + chr(34))}"
+
+    return re.sub(r"(?<![\w.-])([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[\w.:/-]+)", flag, message)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # in-process callers (tests) without a real stdout
+        pass
 
 
 if __name__ == "__main__":

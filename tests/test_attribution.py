@@ -513,7 +513,7 @@ def test_cli_explain_json(tmp_path, photos, capsys):
     image = tmp_path / "cat.png"
     photos["cat"].save(image)
     out = tmp_path / "figures"
-    code = cli_main(["explain", str(image), "--method", "gradcam", "--method", "saliency", "--out", str(out),
+    code = cli_main(["explain", str(image), "--method", "gradcam", "--method", "saliency", "--out-dir", str(out),
                      "--no-png", "--json"])
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
@@ -529,5 +529,5 @@ def test_cli_explain_json(tmp_path, photos, capsys):
 def test_cli_explain_errors(tmp_path, photos, capsys):
     image = tmp_path / "cat.png"
     photos["cat"].save(image)
-    assert cli_main(["explain", str(image), "--method", "gradcamm", "--out", str(tmp_path), "--no-png"]) == 2
+    assert cli_main(["explain", str(image), "--method", "gradcamm", "--out-dir", str(tmp_path), "--no-png"]) == 2
     assert "Did you mean 'gradcam'" in capsys.readouterr().err

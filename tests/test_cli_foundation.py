@@ -33,7 +33,7 @@ def _console_script() -> str:
 
 def test_predict_json_through_the_console_script(photo_files: dict[str, Path]) -> None:
     result = subprocess.run(
-        [_console_script(), "predict", str(photo_files["cat"]), str(photo_files["coffee"]), "--top", "3", "--json"],
+        [_console_script(), "predict", str(photo_files["cat"]), str(photo_files["coffee"]), "--top-k", "3", "--json"],
         capture_output=True, text=True, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
@@ -47,7 +47,7 @@ def test_predict_json_through_the_console_script(photo_files: dict[str, Path]) -
 
 
 def test_predict_text_output(photo_files: dict[str, Path], capsys) -> None:
-    assert main(["predict", str(photo_files["coffee"]), "--top", "1"]) == 0
+    assert main(["predict", str(photo_files["coffee"]), "--top-k", "1"]) == 0
     out = capsys.readouterr().out
     assert "espresso" in out and "%" in out
 
@@ -63,7 +63,8 @@ def test_bad_image_goes_to_stderr_with_exit_2(tmp_path, capsys) -> None:
 
 def test_offline_hub_model_error(photo_files: dict[str, Path], capsys) -> None:
     assert main(["predict", str(photo_files["cat"]), "--model", "resnet18"]) == 2
-    assert "pretrained=False" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--random-weights" in err and "pretrained=False" not in err  # CLI syntax, not Python keywords
 
 
 def test_models_json(capsys) -> None:

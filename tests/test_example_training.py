@@ -25,5 +25,7 @@ def test_train_on_a_laptop_notebook_runs(monkeypatch):
     assert "diverged" in text and "far too high" in text
     linear, tanh = (float(v) for v in re.findall(r"(?:linear|tanh) *: test accuracy ([\d.]+)%", text))
     assert linear < 70 <= 90 <= tanh
+    assert "ablating 4 of conv2's channels" in text and "integrated gradients: (4, 1, 8, 8)" in text
+    assert "deletion_morf (lower is better)" in text  # the evaluation's verdict on the trained network
     figures = run.figures
     assert len(figures) == 4  # training curves, update ratios, learning step, decision boundary

@@ -375,7 +375,7 @@ def test_cli_anatomy_and_ablate(tmp_path, photos, capsys):
     assert payload["total_params"] == sum(row["params"] for row in payload["layers"]) == 11_689_512
     image = tmp_path / "cat.png"
     photos["cat"].save(image)
-    assert main(["ablate", str(image), "--device", "cpu", "--top", "10", "--random-draws", "2", "--json"]) == 0
+    assert main(["ablate", str(image), "--device", "cpu", "--ablate", "10", "--random-draws", "2", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["layer"] == "bn2" and len(payload["channels"]) == 10 and payload["target"] == "Egyptian cat"
     assert payload["drop"] > 0.1 > max(payload["random_channel_drops"])

@@ -1,4 +1,5 @@
-"""The CLI vocabulary every subcommand shares: --model/--arch/--device, --method/--param, --budget, --json.
+"""The CLI vocabulary every subcommand shares: --model/--arch/--random-weights/--device, --method/--param,
+--budget, --top-k, --out FILE / --out-dir DIR, --json (``tests/test_vocabulary.py`` holds every command to it).
 
 Use these instead of declaring the flags again (``evaluate``, ``sweep`` and every
 other subcommand)::
@@ -36,22 +37,87 @@ from explainer.attribution.registry import get_method, list_methods
 from explainer.errors import InputError
 
 
-def add_model_options(parser: argparse.ArgumentParser, *, default: str | None = None, pretrained: bool = False) -> None:
-    """``--model SOURCE`` (default: the bundled model), ``--arch NAME`` (a checkpoint's architecture), ``--device``.
-
-    ``pretrained=True`` adds ``--random-weights`` (timm/torchvision models without pretrained weights).
-    """
+def add_model_options(parser: argparse.ArgumentParser, *, default: str | None = None) -> None:
+    """``--model SOURCE`` (default: the bundled model), ``--arch NAME`` (a checkpoint's architecture),
+    ``--random-weights`` (timm/torchvision models without pretrained weights) and ``--device``."""
     from explainer.models import BUNDLED_MODEL
 
     default = default or BUNDLED_MODEL
     parser.add_argument("--model", default=default,
                         help=f"model source: bundled name, timm/torchvision name or checkpoint file (default: {default})")
     parser.add_argument("--arch", default=None,
-                        help="architecture name of a checkpoint file given as --model (when the file does not say)")
-    if pretrained:
-        parser.add_argument("--random-weights", action="store_true",
-                            help="timm/torchvision models without pretrained weights")
+                        help="architecture of a checkpoint file given as --model (when the file does not say), "
+                             "e.g. resnet18 (timm) or torchvision:resnet18")
+    add_random_weights_option(parser)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the model's device, cuda when available)")
+
+
+def add_random_weights_option(parser: argparse.ArgumentParser) -> None:
+    """``--random-weights``: the architecture without its pretrained weights (wherever a model is loaded)."""
+    parser.add_argument("--random-weights", action="store_true",
+                        help="timm/torchvision models with random weights instead of the pretrained ones")
+
+
+def add_top_k_option(parser: argparse.ArgumentParser, *, default: int = 5, old_name: bool = True) -> None:
+    """``--top-k K``: how many predictions to show (Python: ``top_k``); ``--top`` is its old, hidden name
+    (``old_name=False`` where ``--top`` meant something else)."""
+    parser.add_argument("--top-k", type=positive_int("--top-k"), default=default, metavar="K",
+                        help=f"how many predicted classes to show (default {default})")
+    if old_name:
+        add_old_flag(parser, "--top", "--top-k", type=positive_int("--top"), dest="top_k")
+
+
+def add_out_option(parser: argparse.ArgumentParser, kind: str, *, default: str | None = None, help: str = "") -> None:
+    """``--out FILE`` for one output file or ``--out-dir DIR`` for a folder (``kind`` = ``"file"`` | ``"dir"``)."""
+    if kind == "file":
+        parser.add_argument("--out", default=default, metavar="FILE", help=help or "write the results to FILE")
+    elif kind == "dir":
+        shown = f" (default: {default})" if default else ""
+        parser.add_argument("--out-dir", default=default, metavar="DIR", help=(help or "folder for the files") + shown)
+        add_old_flag(parser, "--out", "--out-dir", dest="out_dir")
+    else:
+        raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}")
+
+
+def add_budget_option(parser: argparse.ArgumentParser, *, default: float | None = DEFAULT_BUDGET_SECONDS,
+                      what: str = "work") -> None:
+    """``--budget SECONDS``: refuse ``what`` estimated to take longer (0 = no limit; Python: ``budget_seconds``)."""
+    shown = f"default {default:g}" if default else "default: no limit"
+    parser.add_argument("--budget", type=_budget, default=default, metavar="SECONDS",
+                        help=f"refuse {what} estimated to take longer ({shown}; 0 = no limit)")
+
+
+def add_old_flag(parser: argparse.ArgumentParser, old: str, new: str, *, dest: str, **options: Any) -> None:
+    """A hidden, deprecated spelling ``old`` of ``new``: it still works for one release and says so on stderr."""
+    parser.add_argument(old, dest=dest, action=_OldFlag, new=new, help=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                        **options)
+
+
+class _OldFlag(argparse.Action):
+    """Store the value like the new flag does, with a one-line deprecation note on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        warn_deprecated(str(option_string), self.new)
+        setattr(namespace, self.dest, values)
+
+
+def positive_int(flag: str) -> Any:
+    """An argparse type: a whole number ≥ 1, with errors naming ``flag``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be at least 1, got {text!r}")
+        return value
+
+    return parse
 
 
 def model_from_args(args: argparse.Namespace) -> Any:
@@ -89,10 +155,7 @@ def add_method_options(
              "integrated_gradients.n_steps=16 (to one); checked against the method's schema",
     )
     if budget:
-        parser.add_argument(
-            "--budget", type=_budget, default=DEFAULT_BUDGET_SECONDS, metavar="SECONDS",
-            help=f"refuse an attribution estimated to take longer (default {DEFAULT_BUDGET_SECONDS:g}; 0 = no limit)",
-        )
+        add_budget_option(parser, what="an attribution")
     parser.set_defaults(default_methods=default)
 
 

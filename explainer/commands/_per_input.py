@@ -95,7 +95,7 @@ def finish(
     print_text: Callable[[list[dict[str, Any]]], None],
 ) -> int:
     """Print good and failed rows in input order; failed inputs also on stderr; the exit status."""
-    from explainer.cli import print_json
+    from explainer.commands._json import print_json
 
     ordered = [dict(row) for row in sorted(rows, key=lambda row: row.get("_position", 0))]
     for row in ordered:
@@ -118,15 +118,15 @@ def check_out_folder(path: str | Path) -> Path:
     """Create ``path`` (a folder) and check that a file can be written there, before any work starts."""
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise InputError(f"--out {folder} is a file, not a folder; choose a folder for the figures.")
+        raise InputError(f"--out-dir {folder} is a file, not a folder; choose a folder for the figures.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".explainer-write-test-"):
             pass
     except OSError as exc:
         raise InputError(
-            f"Cannot write to --out {folder} ({exc.strerror or exc}); choose a folder you can write to."
+            f"Cannot write to --out-dir {folder} ({exc.strerror or exc}); choose a folder you can write to."
         ) from None
     if not os.access(folder, os.W_OK):
-        raise InputError(f"Cannot write to --out {folder}; choose a folder you can write to.")
+        raise InputError(f"Cannot write to --out-dir {folder}; choose a folder you can write to.")
     return folder

@@ -17,6 +17,7 @@ from explainer.commands._options import (
     add_json_option,
     add_method_options,
     add_model_options,
+    add_out_option,
     method_params,
     model_from_args,
 )
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layer", default=None, help="CAM layer for gradcam & co. (default: found automatically)")
     parser.add_argument("--absolute", action="store_true", help="draw |attribution| instead of signed maps")
     parser.add_argument("--no-png", action="store_true", help="write HTML figures only (PNG needs kaleido + Chromium)")
-    parser.add_argument("--out", default="explanations", metavar="DIR", help="folder for the figures (default: explanations)")
+    add_out_option(parser, "dir", default="explanations", help="folder for the figures")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the exit status (1 when some images failed: their rows carry the error)."""
     methods, params = method_params(args)
-    out = check_out_folder(args.out)  # before any work: a file or an unwritable path fails now, not after the run
+    out = check_out_folder(args.out_dir)  # before any work: a file or an unwritable path fails now, not after the run
     inputs = load_inputs(args.images)
     classifier = model_from_args(args) if inputs.images else None
     png = _PngWriter(enabled=not args.no_png)

@@ -7,8 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from explainer.cli import print_json
-from explainer.commands._options import add_json_option, add_model_options, model_from_args
+from explainer.commands._json import print_json
+from explainer.commands._options import (
+    add_json_option,
+    add_model_options,
+    add_old_flag,
+    add_top_k_option,
+    model_from_args,
+    positive_int,
+)
 from explainer.data.images import load_image
 from explainer.errors import InputError
 from explainer.inside.intervention import ablate, cam_channel_importance
@@ -16,7 +23,7 @@ from explainer.models.anatomy import model_anatomy
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_options(parser, pretrained=True)
+    add_model_options(parser)
     add_json_option(parser)
 
 
@@ -36,9 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _model_arguments(parser)
     parser.add_argument("--layer", default=None, help="layer to intervene on (default: the Grad-CAM layer)")
     parser.add_argument("--channels", default=None, metavar="C,C,...",
-                        help="channels to ablate (default: the --top channels the prediction relies on most)")
-    parser.add_argument("--top", type=int, default=10, metavar="K",
-                        help="how many most-important channels (default 10)")
+                        help="channels to ablate (default: the --ablate N channels the prediction relies on most)")
+    parser.add_argument("--ablate", type=int, default=10, metavar="N", dest="channels_to_ablate",
+                        help="how many of the most important channels to ablate (default 10)")
+    add_old_flag(parser, "--top", "--ablate (channels to ablate; --top-k is the predictions shown)",
+                 dest="channels_to_ablate", type=positive_int("--top"))
+    add_top_k_option(parser, old_name=False)
     parser.add_argument("--mode", choices=("zero", "mean"), default="zero", help="replace by zero or by the mean")
     parser.add_argument("--random-draws", type=int, default=3, metavar="N",
                         help="also ablate as many random channels N times, for comparison (default 3; 0 = off)")
@@ -71,8 +81,8 @@ def _parse_channels(text: str) -> list[int]:
 
 def run_ablate(args: argparse.Namespace) -> int:
     """Zero channels and print how the prediction moves."""
-    if args.top < 1:
-        raise InputError(f"--top must be at least 1 (how many channels to ablate), got {args.top}.")
+    if args.channels_to_ablate < 1:
+        raise InputError(f"--ablate must be at least 1 (how many channels to ablate), got {args.channels_to_ablate}.")
     if not 0 <= args.random_draws <= MAX_RANDOM_DRAWS:
         raise InputError(f"--random-draws must be from 0 to {MAX_RANDOM_DRAWS} (each draw is a forward pass), "
                          f"got {args.random_draws}.")
@@ -84,9 +94,9 @@ def run_ablate(args: argparse.Namespace) -> int:
         layer, channels, chosen_by = args.layer, _parse_channels(args.channels), "given"
     else:
         importance = cam_channel_importance(classifier, image, layer=args.layer)
-        layer, channels = importance.layer, importance.top(args.top, image=0)
-        chosen_by = f"top {args.top} by gradient × activation for the predicted class"
-    result = ablate(classifier, image, layer=layer, channels=channels, mode=args.mode)
+        layer, channels = importance.layer, importance.top(args.channels_to_ablate, image=0)
+        chosen_by = f"top {args.channels_to_ablate} by gradient × activation for the predicted class"
+    result = ablate(classifier, image, layer=layer, channels=channels, mode=args.mode, top_k=args.top_k)
     rng = np.random.default_rng(0)
     random_drops: list[float] = []
     for _ in range(max(args.random_draws, 0)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from explainer.attribution.registry import get_method, list_methods
-from explainer.cli import print_json
+from explainer.commands._json import print_json
 from explainer.commands._options import add_json_option
 
 

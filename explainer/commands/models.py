@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from explainer.cli import print_json
+from explainer.commands._json import print_json
 from explainer.models import list_model_sources
 
 

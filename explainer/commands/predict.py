@@ -6,9 +6,8 @@ import argparse
 import math
 from typing import Any
 
-from explainer.commands._options import add_json_option, add_model_options, model_from_args
+from explainer.commands._options import add_json_option, add_model_options, add_top_k_option, model_from_args
 from explainer.commands._per_input import finish, load_inputs, per_image
-from explainer.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,21 +15,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="classify images with a model")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     add_model_options(parser)
-    parser.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to show (default 5)")
+    add_top_k_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the exit status (1 when some images failed: their rows carry the error)."""
-    if args.top < 1:
-        raise InputError(f"--top must be at least 1, got {args.top}.")
     inputs = load_inputs(args.images)
     classifier = model_from_args(args) if inputs.images else None
 
     def work(names: list[str], images: list) -> list[dict[str, Any]]:
         assert classifier is not None
-        predictions = classifier.predict(images, top_k=args.top)
+        predictions = classifier.predict(images, top_k=args.top_k)
         rows: list[dict[str, Any]] = []
         for name, preds in zip(names, predictions):
             if not all(math.isfinite(p.probability) for p in preds):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from explainer.cli import print_json
+from explainer.commands._json import print_json
 from explainer.data.datasets import load_dataset
 from explainer.errors import InputError
 from explainer.hardware import resolve_device
