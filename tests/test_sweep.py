@@ -63,7 +63,7 @@ def test_divergent_rate_is_kept_as_diverged_and_sensible_rates_learn(lr_sweep):
     assert results.best["lr"] in (0.01, 0.03)
     assert (table["flops"] > 0).all() and (table["seconds"] > 0).all()
     verdict = results.verdict()
-    assert "Diverged" in verdict and "[lr=10]" in verdict and "Share of the spread in test accuracy: lr " in verdict
+    assert "Diverged" in verdict and "[lr=10]" in verdict and "Share of the spread in test accuracy (Type-II ANOVA, F-tests Holm-adjusted): lr " in verdict
     assert results.share_of_variance()["lr"] > 0.9
     mine = results.summary()
     mine["mean"] *= 100  # a caller's copy: the results' own numbers stay as they were
@@ -221,3 +221,54 @@ def test_experiment_section_runs_a_grid_live_and_opens_a_run():
     at.selectbox(key="ex_run").select_index(1).run()
     assert not at.exception and at.selectbox(key="ex_run").value == "lr=10.0, activation=relu, seed 0"
     assert len(at.get("plotly_chart")) == 5  # heatmap, bands, cost, the run's curves and gradient norms
+
+
+# ---------------------------------------------------------------- the verdict's statistics (issue 18)
+def _synthetic(rows: list[dict], grid: dict) -> explainer.learn.sweep.SweepResults:
+    """SweepResults over made-up runs: the summarising code alone (shares, best, verdict), no training."""
+    from explainer.learn.sweep import SweepResults
+
+    runs = [{**row, "final_loss": 0.1, "seconds": 1.0, "flops": 1, "status": "ok"} for row in rows]
+    return SweepResults(TASK, grid, sorted({row["seed"] for row in rows}), runs)
+
+
+def test_an_unbalanced_additive_grid_has_no_interaction_and_shares_within_one():
+    rng = np.random.default_rng(0)
+    grid = {"lr": [0.01, 0.1], "activation": ["relu", "tanh"]}
+    rows = []
+    for lr, act, count in [(0.01, "relu", 6), (0.1, "tanh", 6), (0.01, "tanh", 1), (0.1, "relu", 1)]:
+        for seed in range(count):
+            effect = 0.2 * (lr == 0.1) + 0.1 * (act == "tanh")  # purely additive
+            rows.append({"lr": lr, "activation": act, "seed": seed, "test_accuracy": 0.5 + effect + rng.normal(0, 0.01)})
+    results = _synthetic(rows, grid)
+    shares = results.variance_shares()
+    assert shares is not None and not shares.balanced
+    assert shares.shares["interaction"] < 0.01
+    assert sum(shares.shares.values()) + shares.residual == pytest.approx(1.0)
+    assert sum(results.share_of_variance().values()) <= 1.0 + 1e-9
+    assert "unbalanced" in results.verdict()
+
+
+def test_pure_noise_makes_no_setting_significant_in_nine_of_ten_grids():
+    grid = {"lr": [0.001, 0.01, 0.1], "activation": ["relu", "tanh", "sigmoid"]}
+    false_alarms = 0
+    trials = 60
+    for trial in range(trials):
+        rng = np.random.default_rng(1000 + trial)
+        rows = [{"lr": lr, "activation": act, "seed": seed, "test_accuracy": 0.9 + rng.normal(0, 0.02)}
+                for lr in grid["lr"] for act in grid["activation"] for seed in range(5)]
+        false_alarms += bool(_synthetic(rows, grid).variance_shares().significant())
+    assert false_alarms <= 0.1 * trials, false_alarms
+
+
+def test_three_seeds_name_no_winner_and_five_with_a_real_difference_do(capsys):
+    args = ["sweep", "--dataset", "digits", "--arch", "mlp", "--grid", "lr=0.03,10", "--epochs", "2", "--threads", "1",
+            "--json"]
+    assert main([*args, "--seeds", "3"]) == 0
+    few = json.loads(capsys.readouterr().out)
+    assert few["enough"] is False and few["best_of"]["winner"] is None
+    assert "too few to name a winner: run ≥ 5 seeds" in few["verdict"] and "3 of 3 seeds agree" in few["verdict"]
+    assert main([*args, "--seeds", "5"]) == 0
+    many = json.loads(capsys.readouterr().out)
+    assert many["enough"] is True and many["best_of"]["winner"] == "[lr=0.03]"
+    assert many["verdict"].startswith("Best: [lr=0.03]")

@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"space- or comma-separated, from: {', '.join(STRATEGIES)} (default: all of them)",
     )
     parser.add_argument(
-        "--steps", type=int, default=100, help="Adam steps of fine_tune, scratch and small_cnn (default 100)"
+        "--steps", type=int, default=100,
+        help="Adam steps of fine_tune, scratch and small_cnn (default 100; the search tries ×1 and ×0.5)"
     )
     parser.add_argument(
         "--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate of fine_tune and scratch (default {DEFAULT_LR:g})"
@@ -48,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="local", help="where runs go: local or ray (default local)")
     parser.add_argument("--address", default=None, help="Ray cluster address for --backend ray (default: auto)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                        help="refuse a study whose printed estimate exceeds SECONDS (with what to shrink)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
@@ -69,22 +72,13 @@ def parse_shots(values: list[str] | str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the exit status."""
-    from tqdm import tqdm
-
     shots = parse_shots(args.shots)
     strategies = split_words(args.strategies)
-    with tqdm(desc="transfer runs", unit="run", disable=None) as bar:
-
-        def progress(done: int, total: int, row: dict) -> None:
-            bar.total = total
-            bar.n = done
-            bar.set_postfix_str(f"{row['strategy']} {row['shots']}/class seed {row['seed']}: {row['accuracy']:.1%}")
-
-        results = compare_transfer(
-            args.dataset, args.model, shots=shots, seeds=args.seeds, strategies=strategies,
-            image_size=args.image_size, steps=args.steps, out=args.out, progress=progress, device=args.device,
-            lr=args.lr, backend=args.backend, address=args.address,
-        )
+    results = compare_transfer(
+        args.dataset, args.model, shots=shots, seeds=args.seeds, strategies=strategies,
+        image_size=args.image_size, steps=args.steps, out=args.out, progress=True, device=args.device,
+        lr=args.lr, backend=args.backend, address=args.address, budget_seconds=args.budget,
+    )
     if args.json:
         print_json(results.to_dict())
         return 0

@@ -21,6 +21,7 @@ import itertools
 import json
 import math
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -79,9 +80,6 @@ RESULT_FIELDS = (
     "test_accuracy", "final_loss", "seconds", "flops", "status", "test_loss", "epochs_run", "parameters",
     "flops_per_sample", "wall_seconds", "message", "curves", "grad_norm",
 )
-#: Fewer seeds give no verdict: a bootstrap over two seeds has only three possible means, so its
-#: "interval" is no interval at all.
-MIN_SEEDS_FOR_VERDICT = 3
 #: Weight initialisation draws from torch's global RNG (seeded inside isolated_rng): one thread at a time,
 #: so two sweeps in one process (two dashboard sessions) cannot interleave their seeds.
 _GLOBAL_RNG = threading.Lock()
@@ -266,7 +264,7 @@ def _check_applicable(task: Task, grid: dict[str, list]) -> None:
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise InputError(f"seeds must be at least 1, got {seeds}; 3 or more give intervals.")
+            raise InputError(f"seeds must be at least 1, got {seeds}; 2 or more give intervals, ≥ 5 a verdict.")
         return list(range(seeds))
     values: list[Any] = [] if isinstance(seeds, (bool, int)) else list(seeds)
     if not values or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in values) or len(set(values)) != len(values):
@@ -519,30 +517,48 @@ class SweepResults:
         common = [seed for seed in a if seed in b]
         return stats.paired_difference([a[s] for s in common], [b[s] for s in common])
 
+    def best_of(self) -> stats.Best:
+        """:attr:`best` against every other configuration, paired by seed (accuracy points), Holm over them
+        all (:func:`explainer.stats.decide_best`): a single winner only where it beats every other one."""
+        best = self.best
+        top = self._accuracies(best)
+        comparisons = []
+        for settings in self.configurations():
+            if settings != best:
+                other = self._accuracies(settings)
+                common = [seed for seed in self.seeds if seed in top and seed in other]
+                comparisons.append(stats.compare(
+                    _label(best), [100 * top[s] for s in common], _label(settings), [100 * other[s] for s in common],
+                    higher_is_better=True, over="seeds"))
+        return stats.decide_best(_label(best), stats.adjust(comparisons) if comparisons else [])
+
     @property
     def indistinguishable(self) -> list[dict]:
-        """Every other configuration not distinguishable from :attr:`best` (paired interval includes 0)."""
+        """Every other configuration :attr:`best` does not beat after Holm's adjustment (all of them with fewer
+        than ``stats.MIN_SAMPLES`` seeds)."""
         best = self.best
-        if len(self.seeds) < MIN_SEEDS_FOR_VERDICT:
-            return [settings for settings in self.configurations() if settings != best]
-        return [settings for settings in self.configurations()
-                if settings != best and not self.difference(best, settings).excludes(0.0)]
+        tied = set(self.best_of().tied)
+        return [settings for settings in self.configurations() if settings != best and _label(settings) in tied]
 
-    def share_of_variance(self) -> dict[str, float]:
-        """How much of the spread of test accuracy each setting explains (eta² of its main effect), plus
-        ``"interactions"`` (what the configurations explain beyond the main effects) and ``"seeds"`` (the
-        rest: seed noise within a configuration)."""
+    def variance_shares(self) -> stats.VarianceShares | None:
+        """Type-II ANOVA of test accuracy on the varied settings (:func:`explainer.stats.variance_shares`):
+        each setting's share, their interaction, the rest (seed noise), F-test p-values (Holm) and whether
+        the grid is balanced (every configuration with the same number of finished runs). None when nothing varies."""
         frame = self.table()
         varied = [name for name in self.settings if frame[name].nunique() > 1]
         if not varied:
+            return None
+        return stats.variance_shares(frame.astype({name: str for name in varied}), varied, "test_accuracy")
+
+    def share_of_variance(self) -> dict[str, float]:
+        """The shares of :meth:`variance_shares` as one dict: each setting, ``"interactions"`` and ``"seeds"``."""
+        shares = self.variance_shares()
+        if shares is None:
             return {}
-        frame = frame.astype({name: str for name in varied})
-        frame["_configuration"] = frame[varied].agg("|".join, axis=1)
-        shares = stats.share_of_variance(frame, [*varied, "_configuration"], "test_accuracy")
-        configurations = shares.pop("_configuration")
-        shares["interactions"] = max(0.0, configurations - sum(shares.values())) if len(varied) > 1 else 0.0
-        shares["seeds"] = max(0.0, 1.0 - configurations)
-        return shares
+        result = {name: value for name, value in shares.shares.items() if name != stats.INTERACTION}
+        result["interactions"] = shares.shares.get(stats.INTERACTION, 0.0)
+        result["seeds"] = shares.residual
+        return result
 
     def verdict(self) -> str:
         """What the grid shows, in plain words; no winner is named within seed noise."""
@@ -562,6 +578,9 @@ class SweepResults:
             "seeds": self.seeds,
             "task": _task_payload(self.task),
             "share_of_variance": self.share_of_variance(),
+            "variance": shares.to_dict() if (shares := self.variance_shares()) else None,
+            "best_of": self.best_of().to_dict() if self.runs else None,
+            "enough": stats.enough(len(self.seeds)),
             "estimate": self.estimate.to_dict() if self.estimate else None,
         })
 
@@ -580,38 +599,49 @@ def _verdict(results: SweepResults) -> str:
     row = summary[(summary[results.settings] == pd.Series(best)).all(axis=1)].iloc[0]
     n = len(results.seeds)
     parts = []
-    if n < MIN_SEEDS_FOR_VERDICT:
-        count = "One seed" if n == 1 else f"{n} seeds"
-        parts.append(f"{count}: no verdict – add seeds ({MIN_SEEDS_FOR_VERDICT} or more). "
+    decision = results.best_of()
+    where = (f"{_pct(row['mean'])} (95 % CI {_pct(row['ci_low'])} to {_pct(row['ci_high'])}, {n} seeds)"
+             if n >= 2 else f"{_pct(row['mean'])} (1 seed)")
+    if len(summary) == 1:
+        parts.append(f"One configuration: {_label(best)} at {where}.")
+    elif n < 2:
+        parts.append(f"One seed: no verdict – add seeds (run ≥ {stats.MIN_SAMPLES}). "
                      f"The highest mean accuracy was {_label(best)} at {_pct(row['mean'])}.")
+    elif not decision.enough:
+        runner = min(decision.comparisons, key=lambda c: abs(c.difference.mean))
+        parts.append(f"No winner named: {_label(best)} had the highest mean, {where}; against the runner-up "
+                     f"{runner.b}, {runner.agree} of {runner.n} seeds agree (too few to name a winner: run ≥ "
+                     f"{stats.MIN_SAMPLES} seeds).")
+    elif decision.winner:
+        closest = max(decision.comparisons, key=lambda c: c.p_adjusted)
+        parts.append(f"Best: {_label(best)} at {where}, ahead of every other configuration after Holm's adjustment "
+                     f"over {closest.family} comparisons. Closest: {closest.words(' points')}")
     else:
         others = results.indistinguishable
-        where = f"{_pct(row['mean'])} (95 % CI {_pct(row['ci_low'])} to {_pct(row['ci_high'])}, {n} seeds)"
-        if others:
-            names = "; ".join(_label(s) for s in others[:5]) + (f"; and {len(others) - 5} more" if len(others) > 5 else "")
-            parts.append(
-                f"No single winner: {_label(best)} had the highest mean, {where}, but {len(others)} other "
-                f"configuration{'s are' if len(others) > 1 else ' is'} not distinguishable from it within seed noise: {names}."
-            )
-        elif len(summary) > 1:
-            runner_up = _runner_up(summary, results.settings, best)
-            interval = results.difference(best, runner_up)
-            scaled = stats.Interval(100 * interval.mean, 100 * interval.low, 100 * interval.high, interval.n)
-            words = stats.difference_words(_label(best), _label(runner_up), scaled, higher_is_better=True,
-                                           unit=" points", over="seeds")
-            parts.append(f"Best: {_label(best)} at {where}, ahead of every other configuration beyond seed noise. "
-                         f"Closest: {words}")
-        else:
-            parts.append(f"One configuration: {_label(best)} at {where}.")
+        names = "; ".join(_label(s) for s in others[:5]) + (f"; and {len(others) - 5} more" if len(others) > 5 else "")
+        parts.append(
+            f"No single winner: {_label(best)} had the highest mean, {where}, but {len(others)} other "
+            f"configuration{'s' if len(others) > 1 else ''} cannot be told apart from it after Holm's adjustment "
+            f"(paired by seed): {names}."
+        )
     parts.extend(_diverged_words(summary, results.settings))
-    shares = results.share_of_variance()
-    if shares:
-        noise = {"interactions": "their interaction", "seeds": "seed noise"}
-        mains = sorted((item for item in shares.items() if item[0] not in noise), key=lambda item: -item[1])
-        pieces = [f"{name} {share:.0%}" for name, share in mains]
-        pieces += [f"{noise[name]} {shares[name]:.0%}" for name in noise if shares[name] > 0.005 and (name != "seeds" or n > 1)]
+    shares = results.variance_shares()
+    if shares is not None:
+        mains = sorted(((k, v) for k, v in shares.shares.items() if k != stats.INTERACTION), key=lambda item: -item[1])
+        significant = set(shares.significant())
+
+        def mark(name: str, label: str, share: float) -> str:
+            return f"{label} {share:.0%}" + ("" if name in significant or not n > 1 else " (not significant)")
+
+        pieces = [mark(name, name, share) for name, share in mains]
+        if stats.INTERACTION in shares.shares:
+            pieces.append(mark(stats.INTERACTION, "their interaction", shares.shares[stats.INTERACTION]))
+        if n > 1:
+            pieces.append(f"seed noise {shares.residual:.0%}")
         listed = ", ".join(pieces[:-1]) + f" and {pieces[-1]}" if len(pieces) > 1 else pieces[0]
-        parts.append(f"Share of the spread in test accuracy: {listed}.")
+        balance = "" if shares.balanced else (" The grid is unbalanced (configurations have different numbers of "
+                                              "finished runs): Type-II sums of squares, shares are per term.")
+        parts.append(f"Share of the spread in test accuracy (Type-II ANOVA, F-tests Holm-adjusted): {listed}.{balance}")
     return " ".join(parts)
 
 
@@ -692,7 +722,7 @@ def sweep(
     backend: str = "local",
     address: str | None = None,
     budget_seconds: float | None = None,
-    progress: Callable[[SweepProgress], None] | None = None,
+    progress: bool | Callable[[SweepProgress], None] = True,
     threads: int | None = None,
 ) -> SweepResults:
     """Train every combination of ``grid`` × ``seeds`` on ``task`` and return the results.
@@ -700,7 +730,8 @@ def sweep(
     ``task`` is a :class:`TrainingTask` or a ``PlaygroundConfig``; ``grid`` maps settings
     (:data:`SETTINGS`) to values, e.g. ``{"lr": [1e-3, 1e-2, 1e-1], "activation": ["relu", "tanh"]}``;
     ``seeds`` is a count (seeds 0..n-1) or a list. The first run is trained and timed first; the
-    estimate goes to ``progress(SweepProgress("estimate", ...))`` and ``results.estimate``; with
+    estimate goes to ``results.estimate`` and, with ``progress=True`` (the default), to stderr before a tqdm
+    bar (``False``: silent; a callable gets ``SweepProgress("estimate", ...)`` then one per run); with
     ``budget_seconds`` a grid whose estimate does not fit is refused with an :class:`InputError`
     saying how to shrink it. ``out=FILE`` streams every finished run into a results file; a rerun
     (also with more values or seeds) skips the finished runs. ``backend="ray"`` sends runs to an
@@ -718,6 +749,10 @@ def sweep(
     if backend == "local" and address is not None:
         raise InputError("address= is for backend='ray'; the local backend runs in this process.")
     units = make_units(checked, seed_list)
+    if progress is True:
+        progress = _tqdm_progress()
+    elif progress is False or progress is None:
+        progress = None
     with tempfile.TemporaryDirectory(prefix="explainer-sweep-") as scratch, _cluster(backend, address) as cluster:
         path = Path(out) if out is not None else Path(scratch) / "sweep.jsonl"
         config = _results_config(task, checked)
@@ -748,6 +783,24 @@ def sweep(
         with _torch_threads(local_threads if backend == "local" else None):
             rows = runner(units, progress=report)
     return SweepResults(task, checked, seed_list, rows, estimate=estimate, path=out)
+
+
+def _tqdm_progress() -> Callable[[SweepProgress], None]:
+    """A progress callback that prints the estimate to stderr, then drives a tqdm bar."""
+    from tqdm.auto import tqdm
+
+    bars: list[Any] = []
+
+    def report(event: SweepProgress) -> None:
+        if event.stage == "estimate" and event.estimate is not None:
+            print(f"sweep: {event.estimate.words()}", file=sys.stderr)
+            bars.append(tqdm(total=event.total, initial=event.done, desc="sweep", unit="run", file=sys.stderr))
+        elif bars:
+            bars[0].update(1)
+            if event.done >= event.total:
+                bars[0].close()
+
+    return report
 
 
 def _first_run(runner: Callable[..., list[dict]], units: list[dict], path: Path, config: dict, seeds: int,

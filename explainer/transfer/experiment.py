@@ -9,9 +9,10 @@ and its seed), so both backends give the same numbers.
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from explainer.run import read_results, run_units, unit_key
 from explainer.transfer.feature_cache import tensor_digest
 from explainer.transfer.learners import PROBE_C
 from explainer.transfer.results import TransferResults, open_results
-from explainer.transfer.strategies import STRATEGIES, check_strategies, get_strategy
+from explainer.transfer.strategies import STRATEGIES, Params, Strategy, check_strategies, get_strategy
 from explainer.transfer.task import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_IMAGE_SIZE,
@@ -82,20 +83,83 @@ class TaskSpec:
         )
 
 
-def run_unit(task: TransferTask, unit: Mapping[str, Any]) -> Row:
-    """One unit – ``{"strategy", "shots", "seed"}`` – trained and scored: ``{"accuracy", "seconds", "device"}``.
+#: Share of each class's support held out as the validation split (at least one image; none at 1 shot).
+VALIDATION_SHARE = 0.2
 
-    The strategy runs on the seed's few-shot sample inside an isolated global RNG seeded with the
-    seed (random initializations draw from it), so the row depends only on the unit and the task.
+
+def validation_split(labels: torch.Tensor, support: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(train, validation)`` indices carved from ``support``: per class max(1, ⌊0.2·k⌋) of its k images,
+    drawn with ``seed``; None when some class has a single image (1 shot: there is nothing to hold out)."""
+    rng = np.random.default_rng([seed, 1])
+    array = labels.cpu().numpy()
+    held: list[np.ndarray] = []
+    for c in np.unique(array[support]):
+        members = support[array[support] == c]
+        if members.size < 2:
+            return None
+        held.append(rng.permutation(members)[: max(1, int(members.size * VALIDATION_SHARE))])
+    validation = np.sort(np.concatenate(held))
+    return np.setdiff1d(support, validation), validation
+
+
+def choose_params(task: TransferTask, strategy: Strategy, support: np.ndarray, seed: int) -> tuple[Params, list[float]]:
+    """The strategy's grid entry with the best accuracy on a validation split of ``support`` (the first
+    on ties) and every entry's validation accuracy; the grid's first (default) entry at 1 shot."""
+    split = validation_split(task.data.y_train, support, seed)
+    if split is None or len(strategy.grid) == 1:
+        return dict(strategy.grid[0]), []
+    train, validation = split
+    truth = task.data.y_train[validation].numpy()
+    scores = []
+    for params in strategy.grid:
+        with isolated_rng(seed):
+            scores.append(float((strategy.run(task, train, seed, dict(params), validation) == truth).mean()))
+    return dict(strategy.grid[int(np.argmax(scores))]), [round(score, 6) for score in scores]
+
+
+def run_unit(task: TransferTask, unit: Mapping[str, Any]) -> Row:
+    """One unit – ``{"strategy", "shots", "seed"}`` – tuned on a validation split, retrained on the whole
+    support and scored: ``{"accuracy", "correct", "params", "validation", "seconds", "device"}``.
+
+    ``correct`` holds one 0/1 per test image (the verdict's intervals count the test images' sampling);
+    ``params`` the chosen grid entry, ``validation`` each grid entry's validation accuracy. Every training
+    runs inside an isolated global RNG seeded with the seed, so the row depends only on the unit and the task.
     """
     strategy = get_strategy(str(unit["strategy"]))
     seed = int(unit["seed"])
     support = few_shot_sample(task.data.y_train, task.data.num_classes, int(unit["shots"]), seed)
     start = time.perf_counter()
+    params, validation = choose_params(task, strategy, support, seed)
     with isolated_rng(seed):
-        accuracy = strategy.run(task, support, seed)
-    return {"accuracy": round(float(accuracy), 6), "seconds": round(time.perf_counter() - start, 4),
+        predictions = strategy.run(task, support, seed, params, None)
+    correct = np.asarray(predictions) == task.data.y_test.numpy()
+    return {"accuracy": round(float(correct.mean()), 6), "correct": "".join("1" if c else "0" for c in correct),
+            "params": params, "validation": validation, "seconds": round(time.perf_counter() - start, 4),
             "device": str(task.device)}
+
+
+def estimate_seconds(task: TransferTask, units: Sequence[Mapping[str, Any]]) -> float:
+    """Seconds the ``units`` should take here: each strategy is timed once on 2 training steps at the
+    smallest shot level, scaled by the steps (or fits) its units' searches and final trainings need."""
+    per_strategy: dict[str, float] = {}
+    probe_task = replace(task, steps=2)
+    probe_task._classifier, probe_task._features = task._classifier, task._features
+    total = 0.0
+    for unit in units:
+        strategy = get_strategy(str(unit["strategy"]))
+        if strategy.name not in per_strategy:
+            support = few_shot_sample(task.data.y_train, task.data.num_classes, 1, 0)
+            start = time.perf_counter()
+            with isolated_rng(0):
+                strategy.run(probe_task, support, 0, dict(strategy.grid[0]), support[:1])
+            per_strategy[strategy.name] = time.perf_counter() - start
+        searched = int(unit["shots"]) >= 2 and len(strategy.grid) > 1
+        if "steps_scale" in strategy.grid[0]:
+            scales = 1.0 + (sum(float(p["steps_scale"]) for p in strategy.grid) if searched else 0.0)
+            total += per_strategy[strategy.name] / 2 * task.steps * scales
+        else:
+            total += per_strategy[strategy.name] * (1 + (len(strategy.grid) if searched else 0))
+    return total
 
 
 def transfer_worker(spec: TaskSpec) -> Callable[[Mapping[str, Any]], Row]:
@@ -174,19 +238,21 @@ def study_config(task: TransferTask) -> dict[str, Any]:
         "batch_size": task.batch_size,
         "probe_C": PROBE_C,
         "recipe": RECIPE_VERSION,
+        "validation_share": VALIDATION_SHARE,
+        "grids": {name: [dict(p) for p in STRATEGIES[name].grid] for name in STRATEGIES},
     }
 
 
-def _finished_count(out: Path | None, units: list[dict[str, Any]]) -> int:
-    """How many of ``units`` a results file holds already (0 when there is none; its config is checked later)."""
+def _finished_keys(out: Path | None, units: list[dict[str, Any]]) -> set[str]:
+    """Keys of the ``units`` a results file holds already (none without a file; its config is checked later)."""
     if out is None or not out.is_file():
-        return 0
+        return set()
     with out.open("rb") as handle:
         if b"\n" not in handle.read(1 << 16):  # no complete line: the runner starts this file afresh
-            return 0
+            return set()
     _, rows = read_results(out)
     wanted = {unit_key(unit) for unit in units}
-    return len({key for row in rows if (key := _row_unit_key(row)) in wanted})
+    return {key for row in rows if (key := _row_unit_key(row)) in wanted}
 
 
 def _row_unit_key(row: Mapping[str, Any]) -> str | None:
@@ -208,7 +274,8 @@ def compare_transfer(
     lr: float = DEFAULT_LR,
     batch_size: int = DEFAULT_BATCH_SIZE,
     out: str | Path | None = None,
-    progress: Progress | None = None,
+    progress: bool | Progress = True,
+    budget_seconds: float | None = None,
     device: str | torch.device | None = None,
     cache_dir: str | Path | None = None,
     backend: str = "local",
@@ -219,15 +286,19 @@ def compare_transfer(
 
     For every shot level and seed one sample of ``shots`` training images per class is drawn and
     every strategy (see ``STRATEGIES``) trains on that same sample; accuracy is measured on the
-    whole test split. Networks train for about ``steps`` Adam steps (through ``fit``) on mini-batches
+    whole test split. Each strategy's settings (learning rate × steps for networks, ``C`` for the
+    logistic regressions; 4 per strategy) are chosen on a validation split carved from the support
+    (:func:`choose_params`; at 1 shot the grid's first, default entry), then it retrains on the whole
+    support. Networks train for about ``steps`` Adam steps (through ``fit``) on mini-batches
     of up to ``batch_size``; fine_tune and scratch share ``lr`` (at 1e-3 Adam's first, sign-like
     steps wreck the pretrained weights on digits), small_cnn uses ``SMALL_CNN_LR``. Images are
     resized to ``image_size`` and normalized with the model's mean/std; frozen features are cached
     (``cache_dir``, default ``$EXPLAINER_CACHE`` or ``~/.cache/explainer``).
 
     ``out`` (a ``.jsonl`` results file) receives every finished run at once; rerunning the same
-    configuration resumes and computes only missing runs. ``progress(done, total, row)`` is called
-    after each row. ``backend="ray"`` runs the units on an existing Ray cluster at ``address``
+    configuration resumes and computes only missing runs. ``progress=True`` prints the estimate and a
+    tqdm bar to stderr, ``False`` is silent, a callable ``progress(done, total, row)`` is called after each
+    row. ``budget_seconds``: refuse (InputError, with what to shrink) a study whose estimate exceeds it. ``backend="ray"`` runs the units on an existing Ray cluster at ``address``
     (default ``"auto"``) with ``resources`` per worker – the same numbers as ``"local"``.
     """
     start = time.perf_counter()
@@ -242,22 +313,54 @@ def compare_transfer(
     # seed by seed: an interrupted study holds whole curves for its first seeds
     units = [{"strategy": name, "shots": k, "seed": seed} for seed in range(seed_count) for k in levels for name in names]
     path = Path(out).expanduser() if out is not None else None
-    resumed = _finished_count(path, units)
+    finished = _finished_keys(path, units)
+    resumed = len(finished)
+    if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(budget_seconds, (int, float))
+                                       or not budget_seconds > 0):
+        raise InputError(f"budget_seconds must be a positive number of seconds, got {budget_seconds!r}.")
     features = None
     if any(STRATEGIES[name].uses_features for name in names):
         features = task.features()  # a one-off cost, reported as feature_seconds rather than in the first run's
+    remaining = [unit for unit in units if unit_key(unit) not in finished]
+    estimate = estimate_seconds(task, remaining) if remaining and (progress is True or budget_seconds) else 0.0
+    if budget_seconds is not None and estimate > budget_seconds:
+        raise InputError(
+            f"The transfer study is estimated at {estimate:.0f} s for {len(remaining)} runs, over budget_seconds="
+            f"{budget_seconds:g}. Shrink it: fewer seeds (now {seed_count}), fewer or smaller shot levels "
+            f"(now {levels}), drop the costly strategies (fine_tune, scratch), fewer steps – or raise the budget.")
+    report, bar = _progress(progress, estimate, len(units), resumed)
     if backend == "ray" and not isinstance(dataset, Dataset):
         spec = TaskSpec(dataset, model, image_size, steps, lr, batch_size, None, spec.cache_dir)  # workers load their own
     worker = functools.partial(_cached_task_worker, task) if backend == "local" else functools.partial(transfer_worker, spec)
     rows = run_units(
         units, worker, out=path, config=study_config(task), backend=backend, address=address,
-        resources=resources, progress=progress,
+        resources=resources, progress=report,
     )
+    if bar is not None:
+        bar.close()
     return TransferResults.from_rows(
         rows, study_config(task), strategies=names, device=str(target), seconds=time.perf_counter() - start,
         feature_seconds=features.seconds if features else None, feature_source=features.source if features else None,
         resumed=resumed, out=str(path) if path is not None else None,
     )
+
+
+def _progress(progress: bool | Progress, estimate: float, total: int, resumed: int) -> tuple[Progress | None, Any]:
+    """The runner's callback and the tqdm bar it drives (None, None when silent)."""
+    if callable(progress):
+        return progress, None
+    if progress is not True:
+        return None, None
+    from tqdm.auto import tqdm
+
+    print(f"transfer: {total - resumed} runs to do ({resumed} in the results file), estimated {estimate:.0f} s.",
+          file=sys.stderr)
+    bar = tqdm(total=total, initial=resumed, desc="transfer", unit="run", file=sys.stderr)
+
+    def report(done: int, count: int, row: Row) -> None:
+        bar.update(1)
+
+    return report, bar
 
 
 def _cached_task_worker(task: TransferTask) -> Callable[[Mapping[str, Any]], Row]:
@@ -267,7 +370,7 @@ def _cached_task_worker(task: TransferTask) -> Callable[[Mapping[str, Any]], Row
 
 def resume_results(
     path: str | Path, *, shots: Sequence[int] | int | None = None, seeds: int | None = None,
-    strategies: Sequence[str] | str | None = None, progress: Progress | None = None,
+    strategies: Sequence[str] | str | None = None, progress: bool | Progress = True,
     device: str | torch.device | None = None, cache_dir: str | Path | None = None, backend: str = "local",
     address: str | None = None,
 ) -> TransferResults:

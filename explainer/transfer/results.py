@@ -6,6 +6,7 @@ interrupted file is the explicit :func:`explainer.transfer.experiment.resume_res
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,12 @@ import explainer.transfer.verdict as _verdict
 from explainer._plumbing import json_ready
 from explainer.errors import InputError
 from explainer.run import read_results
-from explainer.stats import mean_interval
 from explainer.transfer.strategies import STRATEGIES
 
 #: Columns of :attr:`TransferResults.table`.
-TABLE_COLUMNS = ["dataset", "model_name", "strategy", "shots", "seed", "accuracy", "seconds"]
-PROTOCOL = "few-shot sample per class and seed, shared by all strategies; accuracy on the full test split"
+TABLE_COLUMNS = ["dataset", "model_name", "strategy", "shots", "seed", "accuracy", "seconds", "params", "correct"]
+PROTOCOL = ("few-shot sample per class and seed, shared by all strategies; settings chosen on a validation split of "
+            "the sample (the default at 1 shot); accuracy on the full test split, intervals over seeds × test images")
 
 
 @dataclass
@@ -66,8 +67,9 @@ class TransferResults:
         try:
             frame = pd.DataFrame(
                 [{"strategy": str(r["strategy"]), "shots": int(r["shots"]), "seed": int(r["seed"]),
-                  "accuracy": float(r["accuracy"]), "seconds": float(r.get("seconds") or 0.0)} for r in rows],
-                columns=["strategy", "shots", "seed", "accuracy", "seconds"],
+                  "accuracy": float(r["accuracy"]), "seconds": float(r.get("seconds") or 0.0),
+                  "params": r.get("params"), "correct": r.get("correct")} for r in rows],
+                columns=["strategy", "shots", "seed", "accuracy", "seconds", "params", "correct"],
             )
             dataset, model_name = str(config["dataset"]), str(config["model_name"])
             counts = [int(n) for n in config["test_counts"]]
@@ -98,38 +100,50 @@ class TransferResults:
         """The fewest seeds any (strategy, shots) cell has."""
         return int(self.table.groupby(["strategy", "shots"])["seed"].nunique().min()) if len(self.table) else 0
 
+    def _cells(self) -> _verdict.Cells:
+        return _verdict.Cells(self.table, self.strategies)
+
     def summary(self) -> pd.DataFrame:
-        """One row per strategy × shots: ``mean``, 95 % bootstrap interval ``ci_low``/``ci_high`` across
-        seeds (NaN with one seed), ``std`` and ``n`` (seeds). Strategies in the study's order."""
+        """One row per strategy × shots: ``mean`` accuracy, its 95 % t-interval ``ci_low``/``ci_high`` (over
+        seeds × test images where rows carry per-image correctness, else over seeds; NaN with one seed),
+        ``std`` across seeds, ``n`` (seeds), ``interval`` (its method) and the chosen ``params`` (most often)."""
+        cells = self._cells()
         records = []
         for strategy in self.strategies:
             part = self.table[self.table["strategy"] == strategy]
             for shots in sorted(int(k) for k in part["shots"].unique()):
-                values = part[part["shots"] == shots].sort_values("seed")["accuracy"].to_numpy(np.float64)
-                interval = mean_interval(values)
+                cell = part[part["shots"] == shots]
+                values = cell["accuracy"].to_numpy(np.float64)
+                interval = cells.interval(strategy, shots)
+                chosen = cell["params"].map(lambda p: json.dumps(p, sort_keys=True) if p else "").mode()
                 records.append({
                     "strategy": strategy, "shots": shots, "mean": interval.mean, "ci_low": interval.low,
                     "ci_high": interval.high, "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                    "n": interval.n,
+                    "n": interval.n, "interval": interval.method, "params": chosen.iloc[0] if len(chosen) else "",
                 })
-        return pd.DataFrame(records, columns=["strategy", "shots", "mean", "ci_low", "ci_high", "std", "n"])
+        return pd.DataFrame(records, columns=["strategy", "shots", "mean", "ci_low", "ci_high", "std", "n", "interval",
+                                              "params"])
 
     def examples_needed(self, threshold: float) -> dict[str, int | None]:
         """Fewest labelled examples per class whose mean accuracy reaches ``threshold`` (a fraction).
 
         ``None`` means no measured shot level reached it.
         """
-        return _verdict.examples_needed(self, threshold)
+        return _verdict.examples_needed(self._cells(), threshold)
 
     def comparisons(self) -> pd.DataFrame:
-        """Every pair of strategies at every shot level, paired by seed: mean difference in accuracy points
-        with its 95 % interval and whether the interval excludes zero."""
-        return _verdict.comparisons(self)
+        """Every pair of strategies at every shot level, paired by seed (and test image): difference in accuracy
+        points with its interval, raw and Holm-adjusted p (over all pairs × levels), ``enough`` and the winner."""
+        return _verdict.comparisons(self._cells())
 
     def verdict(self, threshold: float = 0.8) -> str:
-        """Plain words: which strategy wins where, and when pretrained features help – only where the
-        interval of the seed-paired difference excludes zero; one seed gives no verdict."""
-        return _verdict.verdict(self, threshold)
+        """Plain words: which strategy is best where and whether pretrained features help – decided by
+        :mod:`explainer.stats` (Holm per sentence, ≥ ``MIN_SAMPLES`` seeds to name a winner)."""
+        return _verdict.verdict(self._cells(), self.input_shape, threshold)
+
+    def verdict_details(self) -> dict[str, Any]:
+        """The decisions behind :meth:`verdict`: raw and adjusted p-values, ``enough``, winners and tied sets."""
+        return _verdict.details(self._cells())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready runs, summary, verdict and provenance (what the CLI prints)."""
@@ -139,9 +153,11 @@ class TransferResults:
             "strategies": self.strategies,
             "dataset": self.dataset,
             "config": self.config,
-            "results": self.table[["strategy", "shots", "seed", "accuracy", "seconds"]].to_dict("records"),
+            "results": self.table[["strategy", "shots", "seed", "accuracy", "seconds", "params"]].to_dict("records"),
             "summary": self.summary().to_dict("records"),
             "verdict": self.verdict(),
+            "verdict_details": self.verdict_details(),
+            "enough": self.verdict_details()["enough"],
             "chance": self.chance,
             "device": self.device,
             "seconds": self.seconds,

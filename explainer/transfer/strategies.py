@@ -1,7 +1,9 @@
 """The transfer strategies: a small registry of named ways to learn from a few-shot support.
 
 A strategy is one :class:`Strategy` declaration – a name, a one-line description, whether it starts
-from pretrained weights, and ``run(task, support, seed) -> test accuracy``. The five built-in ones
+from pretrained weights, its search ``grid`` (the same number of settings for every built-in) and
+``run(task, support, seed, params, held_out) -> predicted labels`` (of the training images ``held_out``,
+or of the whole test split when it is None). The five built-in ones
 are registered here; :func:`register_strategy` adds one of your own, which ``compare_transfer``, the
 CLI's ``--strategies`` and the verdict then use like the others. ``run`` is called inside a seeded,
 isolated global RNG (``nn.init`` draws from it), so it must depend only on its arguments.
@@ -30,15 +32,25 @@ if TYPE_CHECKING:
 
     from explainer.transfer.task import TransferTask
 
-StrategyRun = Callable[["TransferTask", np.ndarray, int], float]
+Params = dict[str, float]
+StrategyRun = Callable[["TransferTask", np.ndarray, int, Params, "np.ndarray | None"], np.ndarray]
+#: The search grid of the networks: learning rate × steps as multiples of the task's ``lr`` and ``steps``
+#: (the first entry is the default, used where no validation split exists); 4 settings, like the probes'.
+NETWORK_GRID: tuple[Params, ...] = (
+    {"lr_scale": 1.0, "steps_scale": 1.0}, {"lr_scale": 1.0, "steps_scale": 0.5},
+    {"lr_scale": 3.0, "steps_scale": 1.0}, {"lr_scale": 1 / 3, "steps_scale": 1.0},
+)
+#: The search grid of the logistic regressions: the inverse L2 strength ``C`` (4 settings).
+LOGISTIC_GRID: tuple[Params, ...] = ({"C": 1.0}, {"C": 0.1}, {"C": 10.0}, {"C": 100.0})
 
 
 @dataclass(frozen=True)
 class Strategy:
     """A named way to learn from ``shots`` labelled examples per class.
 
-    ``run(task, support, seed)`` trains on the training images ``support`` (indices) of
-    ``task.data`` and returns the accuracy on the whole test split. ``pretrained`` says whether it
+    ``run(task, support, seed, params, held_out)`` trains on the training images ``support`` (indices)
+    of ``task.data`` with the settings ``params`` (one entry of ``grid``) and returns the predicted labels
+    of the training images ``held_out`` (the validation split) or, when None, of the whole test split. ``pretrained`` says whether it
     starts from the backbone's pretrained weights (the verdict compares those with the others);
     ``uses_features`` whether it reads the cached frozen features (they are computed once before
     the runs). ``str(strategy)`` is its description.
@@ -49,6 +61,7 @@ class Strategy:
     pretrained: bool
     run: StrategyRun
     uses_features: bool = False
+    grid: tuple[Params, ...] = NETWORK_GRID
 
     def __str__(self) -> str:
         return self.description
@@ -112,34 +125,41 @@ def check_strategies(strategies: Iterable[str] | str) -> list[str]:
 
 
 # ------------------------------------------------------------------------- the five built-ins
-def linear_probe(task: TransferTask, support: np.ndarray, seed: int) -> float:
+def _images(task: TransferTask, held_out: np.ndarray | None) -> torch.Tensor:
+    return task.data.x_test if held_out is None else task.data.x_train[held_out]
+
+
+def linear_probe(task: TransferTask, support: np.ndarray, seed: int, params: Params, held_out: np.ndarray | None) -> np.ndarray:
     """Logistic regression on frozen pretrained features."""
-    return task.score_head(task.probe(support), task.features().test)
+    features = task.features()
+    inputs = features.test if held_out is None else features.train[held_out]
+    return task.predict_head(task.probe(support, c=params["C"]), inputs)
 
 
-def pixels(task: TransferTask, support: np.ndarray, seed: int) -> float:
+def pixels(task: TransferTask, support: np.ndarray, seed: int, params: Params, held_out: np.ndarray | None) -> np.ndarray:
     """Logistic regression on raw pixels."""
-    head = fit_logistic(task.data.x_train[support].flatten(1).to(task.device), task.labels(support), task.data.num_classes)
-    return task.score_head(head, task.data.x_test.flatten(1))
+    head = fit_logistic(task.data.x_train[support].flatten(1).to(task.device), task.labels(support),
+                        task.data.num_classes, c=params["C"])
+    return task.predict_head(head, _images(task, held_out).flatten(1))
 
 
-def _train_and_score(
-    task: TransferTask, net: nn.Module, support: np.ndarray, seed: int, *, lr: float,
-    prepare: Callable[[torch.Tensor], torch.Tensor],
-) -> float:
+def _train_and_predict(
+    task: TransferTask, net: nn.Module, support: np.ndarray, seed: int, params: Params, held_out: np.ndarray | None,
+    *, lr: float, prepare: Callable[[torch.Tensor], torch.Tensor],
+) -> np.ndarray:
     import torch
 
     net = net.to(task.device).to(memory_format=torch.channels_last)
-    train_network(
-        net, prepare(task.data.x_train[support]), task.labels(support), steps=task.steps, lr=lr, batch_size=task.batch_size, seed=seed,
-    )
-    return task.score(net, prepare)
+    steps = max(1, round(task.steps * params["steps_scale"]))
+    train_network(net, prepare(task.data.x_train[support]), task.labels(support), steps=steps,
+                  lr=lr * params["lr_scale"], batch_size=task.batch_size, seed=seed)
+    return task.predict(net, prepare, _images(task, held_out))
 
 
-def fine_tune(task: TransferTask, support: np.ndarray, seed: int) -> float:
+def fine_tune(task: TransferTask, support: np.ndarray, seed: int, params: Params, held_out: np.ndarray | None) -> np.ndarray:
     """The whole pretrained network, started from the probe head, BatchNorm statistics frozen."""
     net = HeadedBackbone(copy.deepcopy(task.classifier().module), task.probe(support), frozen_norms=True)
-    return _train_and_score(task, net, support, seed, lr=task.lr, prepare=task.backbone_input)
+    return _train_and_predict(task, net, support, seed, params, held_out, lr=task.lr, prepare=task.backbone_input)
 
 
 def _feature_dim(module: nn.Module, in_chans: int, image_size: int) -> int:
@@ -150,28 +170,31 @@ def _feature_dim(module: nn.Module, in_chans: int, image_size: int) -> int:
         return int(pooled_features(module, torch.zeros(1, in_chans, image_size, image_size)).shape[1])
 
 
-def scratch(task: TransferTask, support: np.ndarray, seed: int) -> float:
+def scratch(task: TransferTask, support: np.ndarray, seed: int, params: Params, held_out: np.ndarray | None) -> np.ndarray:
     """The backbone's architecture from random weights, trained like ``fine_tune``."""
     backbone = task.classifier()
     random_init = load_model(backbone.name, pretrained=False, device="cpu").module
     head = nn.Linear(_feature_dim(random_init, backbone.in_chans, task.image_size), task.data.num_classes)
-    return _train_and_score(task, HeadedBackbone(random_init, head), support, seed, lr=task.lr, prepare=task.backbone_input)
+    return _train_and_predict(task, HeadedBackbone(random_init, head), support, seed, params, held_out,
+                              lr=task.lr, prepare=task.backbone_input)
 
 
-def small_cnn_strategy(task: TransferTask, support: np.ndarray, seed: int) -> float:
+def small_cnn_strategy(
+    task: TransferTask, support: np.ndarray, seed: int, params: Params, held_out: np.ndarray | None,
+) -> np.ndarray:
     """A three-layer CNN from random weights, on the resized pixels."""
     net = small_cnn(task.data.x_train.shape[1], task.data.num_classes)
-    return _train_and_score(task, net, support, seed, lr=SMALL_CNN_LR, prepare=task.pixel_input)
+    return _train_and_predict(task, net, support, seed, params, held_out, lr=SMALL_CNN_LR, prepare=task.pixel_input)
 
 
 for _strategy in (
-    Strategy("linear_probe", "logistic regression on frozen pretrained features", True, linear_probe, True),
+    Strategy("linear_probe", "logistic regression on frozen pretrained features", True, linear_probe, True, LOGISTIC_GRID),
     Strategy(
         "fine_tune", "the whole pretrained network, started from the probe head, BatchNorm statistics frozen",
         True, fine_tune, True,
     ),
     Strategy("scratch", "the same architecture from random initialization", False, scratch),
     Strategy("small_cnn", "a three-layer CNN from random initialization", False, small_cnn_strategy),
-    Strategy("pixels", "logistic regression on raw pixels", False, pixels),
+    Strategy("pixels", "logistic regression on raw pixels", False, pixels, False, LOGISTIC_GRID),
 ):
     register_strategy(_strategy)

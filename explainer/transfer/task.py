@@ -18,7 +18,7 @@ from torch import nn
 from explainer.data.datasets import Dataset
 from explainer.models import Classifier, load_model
 from explainer.transfer.feature_cache import Features, check_backbone, dataset_features, prepare_images, resize
-from explainer.transfer.learners import fit_logistic
+from explainer.transfer.learners import PROBE_C, fit_logistic
 
 #: Adam learning rates: fine_tune and scratch share ``lr`` (default DEFAULT_LR); the small CNN has its own.
 DEFAULT_LR = 3e-4
@@ -27,7 +27,7 @@ DEFAULT_STEPS = 100
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_BATCH_SIZE = 32
 #: Version of the training recipe; part of a results file's configuration.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 #: Test images scored per forward pass.
 SCORE_BATCH = 128
 
@@ -79,10 +79,10 @@ class TransferTask:
         """The support's labels on the task's device."""
         return self.data.y_train[support].to(self.device)
 
-    def probe(self, support: np.ndarray) -> nn.Linear:
-        """Logistic regression on the support's frozen features."""
+    def probe(self, support: np.ndarray, *, c: float = PROBE_C) -> nn.Linear:
+        """Logistic regression (inverse L2 strength ``c``) on the support's frozen features."""
         features = self.features().train[support].to(self.device)
-        return fit_logistic(features, self.labels(support), self.data.num_classes)
+        return fit_logistic(features, self.labels(support), self.data.num_classes, c=c)
 
     def backbone_input(self, images: torch.Tensor) -> torch.Tensor:
         """Pixels in [0, 1] → the backbone's normalized, resized, channels-last input."""
@@ -92,16 +92,12 @@ class TransferTask:
         """Pixels in [0, 1], resized to the task's image size, on its device."""
         return resize(images.to(self.device, torch.float32), self.image_size)
 
-    def score(self, net: nn.Module, prepare: Callable[[torch.Tensor], torch.Tensor]) -> float:
-        """Accuracy of ``net`` (in eval mode) on the whole test split, inputs made by ``prepare``."""
-        correct = 0
+    def predict(self, net: nn.Module, prepare: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> np.ndarray:
+        """Predicted labels of ``images`` (pixels in [0, 1]) by ``net`` in eval mode, inputs made by ``prepare``."""
         with torch.inference_mode():
-            for images, targets in zip(self.data.x_test.split(SCORE_BATCH), self.data.y_test.split(SCORE_BATCH)):
-                correct += int((net(prepare(images)).argmax(1).cpu() == targets).sum())
-        return correct / len(self.data.y_test)
+            return torch.cat([net(prepare(chunk)).argmax(1).cpu() for chunk in images.split(SCORE_BATCH)]).numpy()
 
-    def score_head(self, head: nn.Linear, test_inputs: torch.Tensor) -> float:
-        """Accuracy of a linear head on precomputed test inputs (features or flattened pixels)."""
+    def predict_head(self, head: nn.Linear, inputs: torch.Tensor) -> np.ndarray:
+        """Predicted labels of a linear head on precomputed inputs (features or flattened pixels)."""
         with torch.no_grad():
-            predictions = head(test_inputs.to(self.device)).argmax(dim=1).cpu()
-        return float((predictions == self.data.y_test).float().mean())
+            return head(inputs.to(self.device)).argmax(dim=1).cpu().numpy()

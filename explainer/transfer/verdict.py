@@ -1,29 +1,32 @@
-"""The transfer verdict in plain words, from intervals rather than means.
+"""The transfer verdict in plain words, decided by :mod:`explainer.stats` – never from means.
 
-Two strategies are compared at a shot level by their accuracies paired by seed (same few-shot
-sample): :func:`explainer.stats.paired_difference` gives the mean difference with a 95 % bootstrap
-interval, and a winner is named only where that interval excludes zero. With one seed there is no
-interval, and the verdict says so instead of naming anyone – for the whole study, or for the shot levels
-where some strategy has a single seed (a study still running, or cut short).
+Two strategies are compared at a shot level over the seeds both have (same few-shot sample, same test
+images): with per-image correctness in the rows, :func:`explainer.stats.crossed_compare` gives a
+t-interval and t-test that count the sampling of seeds *and* of test images; rows without it (older
+files) fall back to :func:`explainer.stats.compare` over seeds. Every sentence is one family: its
+comparisons (strategies × shot levels) are Holm-adjusted together (:func:`explainer.stats.adjust`), a
+"best" must beat every other strategy after adjustment (:func:`explainer.stats.decide_best`), and below
+``stats.MIN_SAMPLES`` seeds nobody is named – the words say how many seeds agree instead.
+
+This module reads a results table only; it does not import :mod:`explainer.transfer.results`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from explainer import stats
 from explainer.errors import InputError
-from explainer.stats import Interval, difference_words, paired_difference
+from explainer.stats import Best, Comparison
 from explainer.transfer.strategies import STRATEGIES
-
-if TYPE_CHECKING:
-    from explainer.transfer.results import TransferResults
 
 NO_VERDICT = "One seed: no verdict – add seeds."
 UNIT = " points"
+OVER = "seeds"
 
 
 def _pct(value: float) -> str:
@@ -45,151 +48,210 @@ def _listing(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-class _Cells:
-    """Accuracy by seed for every (strategy, shots) of a results table."""
+class Cells:
+    """Accuracy (and per-image correctness, where recorded) by seed for every (strategy, shots) of a table."""
 
-    def __init__(self, results: TransferResults) -> None:
-        table = results.table
+    def __init__(self, table: pd.DataFrame, strategies: Sequence[str]) -> None:
+        self.table = table
         self.by_seed = table.pivot_table(index=["strategy", "shots"], columns="seed", values="accuracy", aggfunc="mean")
         self.means = table.groupby(["strategy", "shots"])["accuracy"].mean()
-        self.names = [s for s in results.strategies if s in set(table["strategy"])]
+        self.names = [s for s in strategies if s in set(table["strategy"])]
         self.shots = sorted(int(k) for k in table["shots"].unique())
         seeds = table.groupby(["shots", "strategy"])["seed"].nunique().groupby(level="shots").min()
         #: Shot levels where every measured strategy has at least two seeds: the only ones judged.
         self.judged = [k for k in self.shots if int(seeds[k]) >= 2]
+        has_correct = "correct" in table.columns and table["correct"].map(lambda c: isinstance(c, str) and bool(c)).all()
+        self.crossed = bool(has_correct) and len(table) > 0
 
     def present(self, shots: int) -> list[str]:
         """Strategies measured at ``shots``, best mean first."""
         names = [s for s in self.names if (s, shots) in self.means.index]
         return sorted(names, key=lambda s: -float(self.means[(s, shots)]))
 
-    def difference(self, a: str, b: str, shots: int) -> Interval:
-        """Mean of accuracy(a) − accuracy(b) in points over the seeds both have, with its interval."""
+    def _matrix(self, strategy: str, shots: int, seeds: Sequence[int]) -> np.ndarray:
+        part = self.table[(self.table["strategy"] == strategy) & (self.table["shots"] == shots)]
+        by_seed = dict(zip(part["seed"].astype(int), part["correct"]))
+        return 100.0 * np.array([[c == "1" for c in by_seed[s]] for s in seeds], dtype=np.float64)
+
+    def compare(self, a: str, b: str, shots: int) -> Comparison:
+        """``a`` against ``b`` at ``shots`` in accuracy points over the seeds both have (unadjusted)."""
         pair = self.by_seed.loc[[(a, shots), (b, shots)]].dropna(axis=1)
+        if self.crossed and pair.shape[1] >= 1:
+            seeds = [int(s) for s in pair.columns]
+            return stats.crossed_compare(a, self._matrix(a, shots, seeds), b, self._matrix(b, shots, seeds),
+                                         higher_is_better=True, over=OVER)
         values = 100 * pair.to_numpy(np.float64)
-        return paired_difference(values[0], values[1])
+        return stats.compare(a, values[0], b, values[1], higher_is_better=True, over=OVER)
+
+    def interval(self, strategy: str, shots: int) -> stats.Interval:
+        """The mean accuracy of a cell (a fraction) with its interval (seeds × test images where recorded)."""
+        part = self.table[(self.table["strategy"] == strategy) & (self.table["shots"] == shots)].sort_values("seed")
+        if self.crossed:
+            return stats.crossed_interval(self._matrix(strategy, shots, list(part["seed"].astype(int)))).scaled(0.01)
+        return stats.mean_interval(part["accuracy"].to_numpy(np.float64))
 
     def mean(self, strategy: str, shots: int) -> float:
         """Mean accuracy of a cell."""
         return float(self.means[(strategy, shots)])
 
 
-def _words(a: str, b: str, interval: Interval) -> str:
-    """difference_words with the better strategy first, so the interval quoted is winner − loser."""
-    if interval.mean < 0:
-        a, b = b, a
-        interval = Interval(-interval.mean, -interval.high, -interval.low, interval.n, interval.confidence)
-    return difference_words(a, b, interval, higher_is_better=True, unit=UNIT, over="seeds").rstrip(".")
-
-
-def comparisons(results: TransferResults) -> pd.DataFrame:
-    """Every pair of strategies at every shot level, paired by seed (differences in accuracy points)."""
-    cells = _Cells(results)
-    records = []
+def comparisons(cells: Cells) -> pd.DataFrame:
+    """Every pair of strategies at every shot level (accuracy points), Holm-adjusted over all of them."""
+    keyed: list[tuple[int, Comparison]] = []
     for shots in cells.shots:
         names = [s for s in cells.names if s in cells.present(shots)]
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                interval = cells.difference(a, b, shots)
-                records.append({"shots": shots, "a": a, "b": b, "difference": interval.mean, "ci_low": interval.low,
-                                "ci_high": interval.high, "n": interval.n, "distinguishable": interval.excludes(0.0)})
-    return pd.DataFrame(records, columns=["shots", "a", "b", "difference", "ci_low", "ci_high", "n", "distinguishable"])
+        keyed.extend((shots, cells.compare(a, b, shots)) for i, a in enumerate(names) for b in names[i + 1:])
+    adjusted = stats.adjust([c for _, c in keyed]) if keyed else []
+    records = [{"shots": shots, **c.to_dict(), "distinguishable": c.decided} for (shots, _), c in zip(keyed, adjusted)]
+    columns = ["shots", "a", "b", "difference", "ci_low", "ci_high", "n", "interval", "p_value", "p_adjusted", "family",
+               "enough", "agree", "winner", "distinguishable"]
+    return pd.DataFrame(records, columns=columns)
 
 
-def examples_needed(results: TransferResults, threshold: float) -> dict[str, int | None]:
+def examples_needed(cells: Cells, threshold: float) -> dict[str, int | None]:
     """Fewest labelled examples per class whose mean accuracy reaches ``threshold``; None where none did."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
         raise InputError(f"threshold is an accuracy fraction in (0, 1]; got {threshold}. For 80% pass 0.8.")
-    cells = _Cells(results)
     return {
         name: next((k for k in cells.shots if (name, k) in cells.means.index and cells.mean(name, k) >= threshold), None)
         for name in cells.names
     }
 
 
-def _best_sentence(cells: _Cells) -> str:
-    """Who is best at each shot level – only where the runner-up's paired interval excludes zero."""
-    clear: dict[str, list[int]] = {}
-    tied: dict[tuple[str, ...], list[int]] = {}
+def best_by_level(cells: Cells) -> dict[int, Best]:
+    """The :class:`~explainer.stats.Best` at each judged shot level; Holm over every level's comparisons together."""
+    tops: list[tuple[int, str, int]] = []
+    family: list[Comparison] = []
     for shots in cells.judged:
         ranked = cells.present(shots)
-        best = ranked[0]
-        close = [s for s in ranked[1:] if not cells.difference(best, s, shots).excludes(0.0)]
-        if close:
-            tied.setdefault((best, *close), []).append(shots)
-        else:
-            clear.setdefault(best, []).append(shots)
+        tops.append((shots, ranked[0], len(family)))
+        family.extend(cells.compare(ranked[0], other, shots) for other in ranked[1:])
+    adjusted = stats.adjust(family) if family else []
+    ends = [start for _, _, start in tops[1:]] + [len(adjusted)]
+    return {shots: stats.decide_best(top, adjusted[start:end]) for (shots, top, start), end in zip(tops, ends)}
+
+
+def _too_few(best: Best) -> str:
+    runner = best.comparisons[0]
+    other = runner.b if runner.leader == runner.a else runner.a
+    return (f"{best.top} has the best mean, {runner.agree} of {runner.n} {OVER} agree it beats {other} "
+            f"(too few to name a winner: run ≥ {stats.MIN_SAMPLES} {OVER})")
+
+
+def _best_sentence(cells: Cells, bests: dict[int, Best]) -> str:
+    """Who is best at each shot level – only where it beats every other strategy after Holm's adjustment."""
+    clear: dict[str, list[int]] = {}
+    tied: dict[tuple[str, ...], list[int]] = {}
     parts = []
+    family = 0
+    for shots, best in bests.items():
+        if not best.comparisons:
+            continue
+        family = best.comparisons[0].family
+        if not best.enough:
+            parts.append(f"At {shots} per class {_too_few(best)}.")
+        elif best.winner:
+            clear.setdefault(best.winner, []).append(shots)
+        else:
+            tied.setdefault(best.tied, []).append(shots)
     if clear:
         where = "; ".join(f"{name} at {_ranges(levels, cells.shots)}" for name, levels in clear.items())
-        parts.append(f"Best beyond the spread across seeds: {where} per class.")
+        parts.insert(0, f"Best, beating every other strategy after Holm's adjustment over {family} comparisons: "
+                        f"{where} per class.")
     for names, levels in tied.items():
-        parts.append(f"At {_ranges(levels, cells.shots)} per class {_listing(list(names))} are not distinguishable.")
+        parts.append(f"At {_ranges(levels, cells.shots)} per class {_listing(list(names))} cannot be told apart "
+                     f"(Holm over {family} comparisons).")
     return " ".join(parts)
 
 
-def _transfer_sentence(cells: _Cells, pretrained: list[str], baselines: list[str]) -> str:
-    """Whether the best pretrained strategy beats the best from-scratch one, shot level by shot level."""
-    outcome: dict[str, list[int]] = {"helps": [], "hurts": [], "ties": []}
-    example: dict[str, str] = {}
+def transfer_comparisons(cells: Cells) -> dict[int, Comparison]:
+    """Best pretrained vs best from-scratch strategy at each judged level, Holm over the levels."""
+    pretrained = [s for s in cells.names if s in STRATEGIES and STRATEGIES[s].pretrained]
+    keyed: list[tuple[int, Comparison]] = []
     for shots in cells.judged:
         ranked = cells.present(shots)
         pre = [s for s in ranked if s in pretrained]
-        base = [s for s in ranked if s in baselines]
-        if not (pre and base):
-            continue
-        interval = cells.difference(pre[0], base[0], shots)
-        kind = "ties" if not interval.excludes(0.0) else ("helps" if interval.mean > 0 else "hurts")
+        base = [s for s in ranked if s not in pretrained]
+        if pre and base:
+            keyed.append((shots, cells.compare(pre[0], base[0], shots)))
+    return dict(zip([k for k, _ in keyed], stats.adjust([c for _, c in keyed]))) if keyed else {}
+
+
+def _transfer_sentence(cells: Cells, found: dict[int, Comparison]) -> str | None:
+    """Whether the best pretrained strategy beats the best from-scratch one, shot level by shot level."""
+    if not found:
+        return None
+    pretrained = {s for s in cells.names if s in STRATEGIES and STRATEGIES[s].pretrained}
+    outcome: dict[str, list[int]] = {"helps": [], "hurts": [], "ties": [], "few": []}
+    example: dict[str, str] = {}
+    for shots, c in found.items():
+        kind = ("few" if not c.enough else "ties" if not c.decided else "helps" if c.winner in pretrained else "hurts")
         outcome[kind].append(shots)
-        example.setdefault(kind, f"at {shots} per class {_words(pre[0], base[0], interval)}")
-    measured = [k for kind in outcome.values() for k in kind]
-    if outcome["helps"] and len(outcome["helps"]) == len(measured):
-        return f"Transfer helps at every shot level: {example['helps']}."
-    if not outcome["helps"]:
-        lead = "Transfer does not help here: a from-scratch strategy is better or not distinguishable at every shot level"
-        return f"{lead} ({'; '.join(example[kind] for kind in ('hurts', 'ties') if kind in example)})."
-    parts = [f"Transfer helps at {_ranges(outcome['helps'], cells.shots)} per class ({example['helps']})"]
+        example.setdefault(kind, f"at {shots} per class {c.words(UNIT).rstrip('.')}")
+    parts = []
+    if outcome["helps"]:
+        everywhere = len(outcome["helps"]) == len(found)
+        parts.append(f"Transfer helps {'at every shot level' if everywhere else 'at ' + _ranges(outcome['helps'], cells.shots) + ' per class'} "
+                     f"({example['helps']})")
     if outcome["hurts"]:
-        parts.append(f"a from-scratch strategy is better at {_ranges(outcome['hurts'], cells.shots)} ({example['hurts']})")
+        parts.append(f"a from-scratch strategy is better at {_ranges(outcome['hurts'], cells.shots)} per class "
+                     f"({example['hurts']})")
     if outcome["ties"]:
-        parts.append(f"not distinguishable at {_ranges(outcome['ties'], cells.shots)} ({example['ties']})")
-    return "; ".join(parts) + "."
+        parts.append(f"pretrained and from-scratch cannot be told apart at {_ranges(outcome['ties'], cells.shots)} "
+                     f"per class ({example['ties']})")
+    if outcome["few"]:
+        parts.append(f"too few seeds to say whether transfer helps at {_ranges(outcome['few'], cells.shots)} per class "
+                     f"({example['few']})")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
 
 
-def _pixels_sentence(cells: _Cells, input_shape: tuple[int, ...]) -> str | None:
-    """The counter-example: raw pixels beating the ImageNet probe, where the interval says so."""
+def pixel_comparisons(cells: Cells) -> dict[int, Comparison]:
+    """Raw pixels vs the pretrained linear probe at each judged level, Holm over the levels."""
     levels = [k for k in cells.judged if {"pixels", "linear_probe"} <= set(cells.present(k))]
-    beats = [k for k in levels if (d := cells.difference("pixels", "linear_probe", k)).excludes(0.0) and d.mean > 0]
+    adjusted = stats.adjust([cells.compare("pixels", "linear_probe", k) for k in levels]) if levels else []
+    return dict(zip(levels, adjusted))
+
+
+def _pixels_sentence(cells: Cells, found: dict[int, Comparison], input_shape: tuple[int, ...]) -> str | None:
+    """The counter-example: raw pixels beating the ImageNet probe, where the adjusted test says so."""
+    beats = [k for k, c in found.items() if c.winner == "pixels"]
     if not beats:
         return None
     k = max(beats, key=lambda level: cells.mean("pixels", level) - cells.mean("linear_probe", level))
-    where = "at every shot level" if beats == levels else f"at {_ranges(beats, cells.shots)} per class"
+    where = "at every shot level" if beats == list(found) else f"at {_ranges(beats, cells.shots)} per class"
     size = "×".join(str(n) for n in input_shape[1:])
     return (
         f"Raw pixels beat the pretrained linear probe {where} ({_pct(cells.mean('pixels', k))} vs "
-        f"{_pct(cells.mean('linear_probe', k))} at {k} per class): the ImageNet features are made for natural "
-        f"photos, not for these {size} images."
+        f"{_pct(cells.mean('linear_probe', k))} at {k} per class; Holm over {found[k].family} shot levels): the "
+        f"ImageNet features are made for natural photos, not for these {size} images."
     )
 
 
-def verdict(results: TransferResults, threshold: float = 0.8) -> str:
-    """Plain words on a transfer study; names a winner only where the seed-paired interval excludes zero."""
-    cells = _Cells(results)
-    needed = examples_needed(results, threshold)
+def verdict(cells: Cells, input_shape: tuple[int, ...], threshold: float = 0.8) -> str:
+    """Plain words on a transfer study; names a winner only as :mod:`explainer.stats` decides."""
+    needed = examples_needed(cells, threshold)
     parts = [f"{name} {n}" if n is not None else f"{name} more than {cells.shots[-1]}" for name, n in needed.items()]
     reach = f"Labelled examples per class needed to reach {threshold:.0%} (mean over seeds): {', '.join(parts)}."
     if not cells.judged:
         return f"{NO_VERDICT} {reach}"
-    sentences = [_best_sentence(cells)]
-    pretrained = [s for s in cells.names if s in STRATEGIES and STRATEGIES[s].pretrained]
-    baselines = [s for s in cells.names if s not in pretrained]
-    if pretrained and baselines:
-        sentences.append(_transfer_sentence(cells, pretrained, baselines))
-    pixels = _pixels_sentence(cells, results.input_shape)
-    if pixels:
-        sentences.append(pixels)
+    sentences = [_best_sentence(cells, best_by_level(cells)), _transfer_sentence(cells, transfer_comparisons(cells)),
+                 _pixels_sentence(cells, pixel_comparisons(cells), input_shape)]
     unjudged = [k for k in cells.shots if k not in cells.judged]
     if unjudged:
         sentences.append(f"At {_ranges(unjudged, cells.shots)} per class: one seed: no verdict – add seeds.")
     sentences.append(reach)
-    return " ".join(sentences)
+    return " ".join(s for s in sentences if s)
+
+
+def details(cells: Cells) -> dict[str, Any]:
+    """JSON-ready decisions behind the words: each level's best, the transfer and pixel families, ``enough``."""
+    bests = best_by_level(cells)
+    return {
+        "enough": bool(bests) and all(b.enough for b in bests.values()),
+        "min_samples": stats.MIN_SAMPLES,
+        "interval": "t-crossed (seeds × test images)" if cells.crossed else "t (seeds)",
+        "best": [{"shots": k, **b.to_dict()} for k, b in bests.items()],
+        "transfer": [{"shots": k, **c.to_dict()} for k, c in transfer_comparisons(cells).items()],
+        "pixels_vs_probe": [{"shots": k, **c.to_dict()} for k, c in pixel_comparisons(cells).items()],
+    }
