@@ -749,10 +749,8 @@ def sweep(
     if backend == "local" and address is not None:
         raise InputError("address= is for backend='ray'; the local backend runs in this process.")
     units = make_units(checked, seed_list)
-    if progress is True:
-        progress = _tqdm_progress()
-    elif progress is False or progress is None:
-        progress = None
+    report_event: Callable[[SweepProgress], None] | None = (
+        _tqdm_progress() if progress is True else progress if callable(progress) else None)
     with tempfile.TemporaryDirectory(prefix="explainer-sweep-") as scratch, _cluster(backend, address) as cluster:
         path = Path(out) if out is not None else Path(scratch) / "sweep.jsonl"
         config = _results_config(task, checked)
@@ -768,8 +766,8 @@ def sweep(
         local_threads = (threads if threads is not None else free_cores()) if backend == "local" else 1
         with _torch_threads(local_threads):
             estimate = _first_run(first_runner, units, path, config, len(seed_list), int(cluster.get("CPU", 1)), kept)
-        if progress is not None:
-            progress(SweepProgress("estimate", len(units) - estimate.remaining, len(units), estimate=estimate))
+        if report_event is not None:
+            report_event(SweepProgress("estimate", len(units) - estimate.remaining, len(units), estimate=estimate))
         if budget_seconds is not None and estimate.seconds > budget_seconds:
             raise InputError(
                 f"The grid will not fit the budget of {budget_seconds:g} s: {estimate.words()} "
@@ -777,8 +775,8 @@ def sweep(
             )
 
         def report(done_count: int, total: int, row: dict) -> None:
-            if progress is not None:
-                progress(SweepProgress("run", done_count, total, row=row))
+            if report_event is not None:
+                report_event(SweepProgress("run", done_count, total, row=row))
 
         with _torch_threads(local_threads if backend == "local" else None):
             rows = runner(units, progress=report)
