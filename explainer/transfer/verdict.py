@@ -173,7 +173,8 @@ def transfer_comparisons(cells: Cells) -> dict[int, Comparison]:
         pre = [s for s in ranked if s in pretrained]
         base = [s for s in ranked if s not in pretrained]
         if pre and base:
-            keyed.append((shots, cells.compare(pre[0], base[0], shots)))
+            first, second = sorted((pre[0], base[0]), key=lambda name: -cells.mean(name, shots))
+            keyed.append((shots, cells.compare(first, second, shots)))
     return dict(zip([k for k, _ in keyed], stats.adjust([c for _, c in keyed]))) if keyed else {}
 
 
