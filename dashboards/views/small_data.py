@@ -128,8 +128,9 @@ st.markdown(
     "pretrained on ImageNet has learned edges, textures and shapes, and a short **fine-tune** – or "
     "a **linear probe** on its features – can learn a new task from a handful of labelled examples. "
     "The same experiment shows where that fails. Every strategy trains on the *same* few-shot sample "
-    "(per seed) and is scored on the full test split; differences are paired by seed, and a winner is "
-    "named only where the 95 % interval of the difference excludes zero."
+    "(per seed), its settings chosen on a validation split of that sample, and is scored on the full test "
+    "split; differences are paired by seed and test image, and a winner is named only with ≥ 5 seeds and a "
+    "Holm-adjusted p < 0.05 (`explainer.stats`) – below that the verdict says how many seeds agree."
 )
 threshold = st.slider("Accuracy to reach", 0.5, 1.0, 0.8, step=0.05, key="sd_threshold")
 
@@ -159,8 +160,8 @@ with live_tab:
         dataset = st.selectbox("Dataset", list(DATASETS), format_func=lambda n: f"{n} – {DATASETS[n]}",
                                key="sd_dataset")
         shots = st.multiselect("Labelled examples per class", list(DEFAULT_SHOTS), default=[1, 5], key="sd_shots")
-        seeds = st.slider("Repeats with different samples (seeds)", 1, 5, 3, key="sd_seeds",
-                          help="With one seed there is no interval, and the verdict says so.")
+        seeds = st.slider("Repeats with different samples (seeds)", 1, 10, 3, key="sd_seeds",
+                          help="One seed gives no interval; fewer than 5 name no winner, and the verdict says so.")
     with right:
         strategies = st.multiselect("Strategies", list(STRATEGIES), default=["linear_probe", "small_cnn", "pixels"],
                                     key="sd_strategies", format_func=lambda name: name.replace("_", " "))
