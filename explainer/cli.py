@@ -152,7 +152,7 @@ def cli_syntax(message: str, parser: argparse.ArgumentParser) -> str:
     def flag(match: re.Match) -> str:
         name, value = match.group(1), match.group(2)
         option = PYTHON_TO_FLAG.get(name, "--" + name.replace("_", "-"))
-        if option not in flags or value in ("None", "True", "False"):
+        if option not in flags or value.rstrip(".,;") in ("None", "True", "False"):
             return match.group(0)
         return f"{option} {value.strip(chr(39) + chr(34))}"
 

@@ -15,6 +15,7 @@ The names this module exported before the split (``METHODS``, ``MethodSpec``, ``
 
 from __future__ import annotations
 
+import difflib
 import time
 import warnings
 import weakref
@@ -141,6 +142,22 @@ class Explanation:
 
 
 # ------------------------------------------------------------------------------- explain()
+#: explain's own keyword arguments (the rest go to the method).
+_OWN_KEYWORDS = ("method", "target", "layer", "internal_batch_size", "memory_budget_mb", "budget_seconds")
+
+
+def _check_keywords(spec: MethodSpec, params: dict[str, Any]) -> None:
+    """A keyword neither explain nor the method takes: an InputError naming the closest of either."""
+    taken = [p.name for p in spec.params]
+    for key in params:
+        if key not in taken:
+            close = difflib.get_close_matches(key, [*_OWN_KEYWORDS, *taken], n=1, cutoff=0.5)
+            hint = f" Did you mean {close[0]}=?" if close else ""
+            raise InputError(f"explain() has no argument {key!r} and {spec.name} takes no parameter {key!r}.{hint} "
+                             f"explain takes {', '.join(_OWN_KEYWORDS)}; {spec.name} takes "
+                             f"{', '.join(taken) or 'no parameters'} (get_method({spec.name!r}).params).")
+
+
 def explain(
     classifier: Classifier,
     images: ImageBatch,
@@ -167,6 +184,7 @@ def explain(
     """
     classifier = as_classifier(classifier, caller="explain")
     spec = get_method(method)
+    _check_keywords(spec, params)
     resolved = spec.resolve(params)
     _check_options(spec, layer, internal_batch_size, memory_budget_mb)
     started = time.perf_counter()

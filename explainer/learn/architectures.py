@@ -137,6 +137,7 @@ def build_model(
     """
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     with isolated_rng(seed):
+        model: nn.Module
         if arch == "mlp":
             model = build_mlp(data.input_shape, data.num_classes, **spec)
         elif arch == "cnn":
