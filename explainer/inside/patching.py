@@ -239,7 +239,7 @@ def _site_mask(info: LayerInfo, site: _Site, granularity: str, shape: torch.Size
         else:
             mask[:, site.index] = True
         return mask
-    if granularity == "position":
+    if granularity == "position" and site.index is not None:
         if info.kind == "spatial":
             mask[:, site.index // info.grid[1], site.index % info.grid[1]] = True
         else:
@@ -394,7 +394,7 @@ def _patched_forward(
             changed[row_index] = torch.where(mask, source.to(tensor.dtype), tensor[row_index])
             if isinstance(output, torch.Tensor):
                 return changed
-            return type(output)([changed, *list(output)[1:]])  # type: ignore[call-overload, arg-type]
+            return (changed, *list(output)[1:])  # type: ignore[call-overload]
 
         return hook
 
