@@ -30,6 +30,7 @@ from explainer.inside.convolution import ConvStep, conv_step
 from explainer.inside.embeddings import Embedding, embed_dataset
 from explainer.inside.features import FeatureVisualization, TopActivating, top_activating, visualize_channel
 from explainer.inside.intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
+from explainer.inside.patching import PatchResult, corrupt, patch
 from explainer.learn.architectures import build_cnn, build_mlp, build_model
 from explainer.learn.flops import FlopCount, count_flops
 from explainer.learn.influence import DataAttribution, MislabelSearch, data_attribution, find_mislabeled
@@ -62,6 +63,7 @@ __version__ = "0.2.0"
 _legacy_paths.install()
 
 __all__ = [
+    "PatchResult", "corrupt", "patch",
     "ablate",
     "Activations",
     "Anatomy",
