@@ -26,7 +26,8 @@ from explainer.evidence.controls import CONTROLS, control_maps
 from explainer.evidence.evaluate import Evaluation, evaluate, trained_classifier
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = {"steps": 10, "randomization_steps": 2}
+FAST = {"steps": 10, "randomization_steps": 2, "progress": False}
+KEYS = {"summary", "comparisons", "controls", "best", "flags", "enough", "min_samples", "family", "verdict", "config"}
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +75,10 @@ def test_insertion_is_its_own_curve_not_lerf_read_backwards(digits_eval):
 
 def test_summary_json_matches_the_issue(digits_eval):
     payload = json.loads(json.dumps(digits_eval.to_dict()))
-    assert set(payload) == {"summary", "comparisons", "flags", "verdict", "config"}
-    keys = {"method", "metric", "mean", "ci_low", "ci_high", "n", "better"}
-    assert all(set(row) == keys for row in payload["summary"])
+    assert set(payload) == KEYS
+    keys = {"method", "metric", "mean", "ci_low", "ci_high", "n", "interval", "better"}
+    assert all(set(row) == keys and row["interval"] == "t" for row in payload["summary"])
+    assert payload["enough"] is True and payload["min_samples"] == 5
     names = {row["method"] for row in payload["summary"]}
     assert names == {"integrated_gradients", "saliency", *CONTROLS}
     better = {row["metric"]: row["better"] for row in payload["summary"]}
@@ -87,7 +89,8 @@ def test_summary_json_matches_the_issue(digits_eval):
     pair = next(c for c in payload["comparisons"] if c["metric"] == "deletion_morf")
     assert {pair["a"], pair["b"]} == {"integrated_gradients", "saliency"}
     assert pair["winner"] in (None, "integrated_gradients", "saliency")
-    assert (pair["winner"] is None) == (pair["ci_low"] <= 0 <= pair["ci_high"])
+    assert pair["p_adjusted"] >= pair["p_value"] and pair["family"] == len(payload["comparisons"])
+    assert (pair["winner"] is None) == (pair["p_adjusted"] >= 0.05)
     assert isinstance(payload["verdict"], str) and "deletion_morf (lower is better)" in payload["verdict"]
     assert payload["config"]["methods"][-4:] == list(CONTROLS)
 
@@ -95,14 +98,14 @@ def test_summary_json_matches_the_issue(digits_eval):
 def test_flags_name_a_method_that_does_not_beat_a_control(digits_eval):
     flags = digits_eval.flags()
     for flag in flags:
-        assert flag["control"] in ("control:edges", "control:brightness")
-        pair = digits_eval._pair(flag["method"], flag["control"], flag["metric"])
-        assert pair["winner"] != flag["method"]
+        assert flag["control"] in CONTROLS
+        assert flag["winner"] != flag["method"] and flag["p_adjusted"] >= flag["p_value"]
         assert flag["words"] in digits_eval.verdict()
     assert not any(f["metric"] == "sparseness" for f in flags)  # descriptive, not a faithfulness claim
-    ig_vs_edges = digits_eval._pair("integrated_gradients", "control:edges", "deletion_morf")
-    assert ig_vs_edges["winner"] == "integrated_gradients"
-    assert not digits_eval.flagged("integrated_gradients", "deletion_morf")
+    ig_vs_random = next(row for row in digits_eval.controls_table() if row["a"] == "integrated_gradients"
+                        and row["b"] == "control:random" and row["metric"] == "deletion_morf")
+    assert ig_vs_random["winner"] == "integrated_gradients" and ig_vs_random["beats"]
+    assert ig_vs_random["family"] == len(digits_eval._family())
 
 
 def test_check_faithfulness_is_the_one_image_case_of_the_same_protocol(digits_cnn, digits):
@@ -118,7 +121,7 @@ def test_check_faithfulness_is_the_one_image_case_of_the_same_protocol(digits_cn
 
 def test_randomization_is_always_defined(digits_cnn, digits):
     result = evaluate(digits_cnn, digits, methods=["gradcam", "saliency"], metrics=["randomization"], limit=12,
-                      randomization_steps=2, controls=False)
+                      randomization_steps=2, controls=True, progress=False)
     for row in result.rows:
         for method in ("gradcam", "saliency"):
             value = row["scores"][method]["randomization"]
@@ -127,7 +130,12 @@ def test_randomization_is_always_defined(digits_cnn, digits):
             assert len(steps) == 2 and steps[-1]["step"] == "all"
             if steps[-1]["reason"] == "randomized map vanished":
                 assert value == 0.0 and row["reasons"][method]["randomization"] == "randomized map vanished"
+        for control in CONTROLS:  # a control's map does not depend on the weights: not applicable
+            assert row["scores"][control]["randomization"] is None and "not applicable" in row["reasons"][control][
+                "randomization"]
+        assert set(row["randomization_null"]) == {"gradcam", "saliency"}
     assert result.interval("saliency", "randomization").mean < 0.5  # saliency changes with the weights
+    assert result.interval("control:random", "randomization").n == 0
 
 
 def test_known_answer_mask_metrics_and_controls():
@@ -306,7 +314,7 @@ def test_cli_json_on_digits_with_a_trained_cnn(capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     payload = json.loads(captured.out)
-    assert set(payload) == {"summary", "comparisons", "flags", "verdict", "config"}
+    assert set(payload) == KEYS
     assert {row["method"] for row in payload["summary"]} == {"saliency", *CONTROLS}
     assert "estimate: ≈" in captured.err and "took" in captured.err
     assert payload["config"]["estimate_seconds"] > 0 and payload["config"]["images"] == 12

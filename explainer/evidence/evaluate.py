@@ -545,12 +545,11 @@ class Evaluation:
             spec = M.METRICS[metric]
             head = f"{metric} ({spec.better} is better): "
             best = self.best(metric)
-            if best is None:
-                present = [m for m in self.compared if self.interval(m, metric).n]
-                if present:
-                    lines.append(head + f"{present[0]} {self.interval(present[0], metric).mean:.3g}.")
-                continue
-            lines.append(head + best.words())
+            present = [m for m in self.compared if self.interval(m, metric).n]
+            if best is not None:
+                lines.append(head + best.words())
+            elif present:
+                lines.append(head + f"{present[0]} {self.interval(present[0], metric).mean:.3g}.")
             if metric == "randomization":
                 nulls = [f"{m} {self.comparison(m, NULL, metric).difference.mean:+.3g}" for m in self.compared
                          if self.comparison(m, NULL, metric).n]

@@ -524,7 +524,8 @@ def randomized_cascade(classifier: Classifier, steps: int = RANDOMIZATION_STEPS,
     units = cascade_units(classifier.module)
     if not units:
         raise InputError(f"{classifier.name} has no parameters to randomize; leave out the randomization metric.")
-    stops = sorted({round(x) for x in np.linspace(1, len(units), min(steps, len(units)))})
+    # from the last unit down, so one step re-initializes everything (linspace(1, n, 1) would stop at the output)
+    stops = sorted({round(x) for x in np.linspace(len(units), 1, min(steps, len(units)))})
     randomized = copy.deepcopy(classifier.module)
     cascade: list[CascadeStep] = []
     done = 0
