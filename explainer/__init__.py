@@ -26,6 +26,7 @@ from explainer.evidence.faithfulness import (
 from explainer.evidence.planted import PlantedReport, Reliance, planted_benchmark, shortcut_reliance
 from explainer.hardware import describe_device, matmul_peak_gflops
 from explainer.inside.activations import Activations, LayerActivation, layer_activations
+from explainer.inside.concepts import Concepts, concepts
 from explainer.inside.convolution import ConvStep, conv_step
 from explainer.inside.embeddings import Embedding, embed_dataset
 from explainer.inside.features import FeatureVisualization, TopActivating, top_activating, visualize_channel
@@ -62,8 +63,15 @@ __version__ = "0.2.0"
 
 _legacy_paths.install()
 
+
+def __getattr__(name: str) -> object:
+    """0.1's ``explainer.anatomy`` / ``explainer.activations``: deprecated aliases for one release."""
+    if name in _legacy_paths.RENAMED_FUNCTIONS:
+        return _legacy_paths.renamed_function(name)
+    raise AttributeError(f"module 'explainer' has no attribute {name!r}")
+
 __all__ = [
-    "PatchResult", "corrupt", "patch",
+    "Concepts", "concepts", "PatchResult", "corrupt", "patch",
     "ablate",
     "Activations",
     "Anatomy",
