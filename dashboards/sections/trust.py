@@ -71,8 +71,9 @@ def render_trust_section(
     st.subheader("Which map can I trust?")
     st.caption(
         "Every method and four control maps that know nothing of the model (random, edges, brightness, a centred "
-        "blob) are scored by the same protocol on each image; means with 95 % intervals over images. A method that "
-        "does not beat the edge or brightness control on a metric is marked ✗."
+        "blob) are scored by the same protocol on each image; means with Student-t 95 % intervals over images. The "
+        "verdict below is the library's: paired t-tests Holm-adjusted over every comparison it rests on, a winner "
+        "only from 5 images on; a method not shown to beat every control on a metric is marked ✗."
     )
     source = st.radio("Results", ["Evaluate live", "Open a results file"], horizontal=True, key=f"{key}_source")
     result = _live(classifier, key, images, lock, default_methods, max_images, cache_key) \
