@@ -49,6 +49,7 @@ from explainer.learn.training import (
 from explainer.models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
 from explainer.models.anatomy import Anatomy, model_anatomy
 from explainer.models.sources import weights_fingerprint
+from explainer.report import ReportSection, build_report, save_report
 from explainer.transfer import (
     STRATEGIES,
     Strategy,
@@ -71,6 +72,9 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'explainer' has no attribute {name!r}")
 
 __all__ = [
+    "build_report",
+    "ReportSection",
+    "save_report",
     "Concepts", "concepts", "PatchResult", "corrupt", "patch",
     "ablate",
     "Activations",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
 import sys
 import warnings
 from types import ModuleType
+from typing import Any
 
 #: old module path → where it lives now (0.2 grouped the flat package by layer).
 MOVED = {
@@ -30,6 +32,33 @@ MOVED = {
 }
 
 
+#: 0.1's public functions whose names are now module paths: ``explainer.anatomy(...)`` → ``model_anatomy``.
+RENAMED_FUNCTIONS = {"anatomy": "model_anatomy", "activations": "layer_activations"}
+
+
+def renamed_function(old: str) -> Any:
+    """The function 0.1 called ``explainer.<old>``, wrapped to warn that it is now ``explainer.<new>``."""
+    import explainer
+
+    new = RENAMED_FUNCTIONS[old]
+    function = getattr(explainer, new)
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn(f"explainer.{old}() is now explainer.{new}(); the old name goes away in the next release.",
+                      DeprecationWarning, stacklevel=2)
+        return function(*args, **kwargs)
+
+    return call
+
+
+class _CallableAlias(ModuleType):
+    """An old module path that is also 0.1's function of the same name (``explainer.anatomy``)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return renamed_function(self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
+
+
 class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old path to the module at its new place, warning once per import."""
 
@@ -47,7 +76,8 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             stacklevel=2,
         )
         target = importlib.import_module(new)
-        alias = ModuleType(spec.name, target.__doc__)
+        kind = _CallableAlias if spec.name.rsplit(".", 1)[1] in RENAMED_FUNCTIONS else ModuleType
+        alias = kind(spec.name, target.__doc__)
         alias.__getattr__ = lambda name: getattr(target, name)  # type: ignore[method-assign]
         return alias
 
