@@ -60,7 +60,7 @@ from explainer.transfer import (
     resume_results,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _legacy_paths.install()
 
