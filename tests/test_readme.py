@@ -30,4 +30,4 @@ def test_readme_python_examples_run(tmp_path, monkeypatch) -> None:
     assert all(0.0 <= value <= 1.0 for value in aucs.values())
     assert aucs["deletion"] < aucs["lerf_deletion"]
     assert namespace["playground"].test_accuracy >= 0.95
-    assert "Transfer helps" in namespace["results"].verdict()
+    assert "too few to name a winner: run ≥ 5 seeds" in namespace["results"].verdict()  # the README runs 3 seeds
