@@ -24,7 +24,7 @@ def test_transfer_curve_script_saves_the_figure(tmp_path):
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert done.returncode == 0, done.stderr
-    assert "[12/12]" in done.stdout and "Raw pixels beat the pretrained linear probe" in done.stdout
+    assert "[12/12]" in done.stdout and "too few to name a winner: run ≥ 5 seeds" in done.stdout  # 2 seeds
     assert html.is_file() and "plotly" in html.read_text()[:5000].lower()
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 1 + 12
 
@@ -51,7 +51,7 @@ def test_small_data_notebook_runs(monkeypatch, tmp_path):
         assert not errors, errors
     text = "\n".join(out.get("text", "") for cell in code for out in cell.outputs if out.output_type == "stream")
     assert f"python: {sys.executable}" in text
-    assert "Transfer helps" in text  # textures
+    assert "cannot be told apart" in text  # textures: probe and small CNN, 10 seeds
     assert "Raw pixels beat the pretrained linear probe at every shot level" in text  # digits
     assert "the second read back 8 and computed 0" in text
     figures = [out for cell in code for out in cell.outputs if "application/vnd.plotly.v1+json" in out.get("data", {})]

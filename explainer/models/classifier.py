@@ -90,7 +90,7 @@ class Classifier:
         expected = _first_conv_channels(module)
         if in_chans is None:
             in_chans = len(mean) if mean is not None else expected or 3
-        elif expected is not None and expected != in_chans:
+        elif expected is not None and expected != in_chans and not _runs_on(module, in_chans, size):
             raise InputError(
                 f"The module's first convolution takes {expected} channel(s), not in_chans={in_chans}: "
                 f"Classifier.from_module(net, input_size={size}, in_chans={expected})."
@@ -286,6 +286,15 @@ def _first_conv_channels(module: nn.Module) -> int | None:
         if isinstance(sub, nn.Conv2d):
             return int(sub.in_channels)
     return None
+
+
+def _runs_on(module: nn.Module, in_chans: int, size: tuple[int, int]) -> bool:
+    """True when ``module`` accepts a ``(1, in_chans, *size)`` input (a module may add channels before its first conv)."""
+    try:
+        _count_outputs(module, in_chans, size)
+    except InputError:
+        return False
+    return True
 
 
 def _count_outputs(module: nn.Module, in_chans: int, size: tuple[int, int]) -> int:
