@@ -32,6 +32,28 @@ def bundled_classifier() -> explainer.Classifier:
 
 
 @pytest.fixture(scope="session")
+def known_answer_cnn() -> tuple[explainer.Classifier, explainer.Dataset]:
+    """A small CNN trained (seeded, ~5 s) on ``known_answer`` (the class is the quadrant of a bright square)
+    and that dataset; shared by the mechanism tests – do not modify the model in a test (put it back)."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.manual_seed(0)
+    data = explainer.load_dataset("known_answer", n_train=600, n_test=64, seed=0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(32 * 8 * 8, data.num_classes))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _epoch in range(6):
+        for batch in torch.randperm(len(data.y_train)).split(32):
+            optimizer.zero_grad()
+            F.cross_entropy(model(data.x_train[batch]), data.y_train[batch]).backward()
+            optimizer.step()
+    model.eval()
+    return explainer.Classifier.from_module(model, labels=data.class_names, input_size=32), data
+
+
+@pytest.fixture(scope="session")
 def photos() -> dict:
     """scikit-image sample photos by name (cat, coffee, rocket, astronaut, camera, china)."""
     return explainer.sample_images()

@@ -7,27 +7,14 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 import explainer
 from explainer.inside.patching import corrupt, patch
 
 
 @pytest.fixture(scope="module")
-def known_answer():
-    torch.manual_seed(0)
-    data = explainer.load_dataset("known_answer", n_train=600, n_test=64, seed=0)
-    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(32 * 8 * 8, data.num_classes))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _epoch in range(6):
-        for batch in torch.randperm(len(data.y_train)).split(32):
-            optimizer.zero_grad()
-            F.cross_entropy(model(data.x_train[batch]), data.y_train[batch]).backward()
-            optimizer.step()
-    return explainer.Classifier.from_module(model, labels=data.class_names, input_size=32), data
+def known_answer(known_answer_cnn):
+    return known_answer_cnn
 
 
 def test_square_region_restores_and_stripe_does_not(known_answer):
