@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from explainer.cli import print_json
+from explainer.commands._json import print_json
 from explainer.commands._options import add_budget_option, add_json_option, add_method_options, method_params
 from explainer.errors import InputError
 from explainer.evidence.controls import CONTROLS

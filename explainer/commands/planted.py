@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Any
 
-from explainer.cli import print_json
+from explainer.commands._json import print_json
 from explainer.commands._options import add_json_option
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from explainer.cli import print_json
+from explainer.commands._json import print_json
 from explainer.commands._options import add_json_option
 from explainer.errors import InputError
 from explainer.learn.sweep import SETTING_HELP, SETTINGS, SweepProgress, TrainingTask, parse_setting, sweep

@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
-from explainer.cli import print_json
+from explainer.commands._json import print_json
 from explainer.errors import InputError
 from explainer.models import BUNDLED_MODEL
 from explainer.run import BACKENDS
