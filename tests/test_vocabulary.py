@@ -22,9 +22,8 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
 
 
 COMMANDS = _subcommands()
-#: Subcommands whose help and --budget already follow the vocabulary (evaluate/transfer/check are being reworked
-#: for progress and budgets in parallel; add them here when they land).
-CHECKED = [name for name in COMMANDS if name not in ("evaluate", "transfer", "check", "sweep", "planted")]
+#: Every subcommand's help and --budget follow the vocabulary.
+CHECKED = list(COMMANDS)
 
 
 def _visible(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

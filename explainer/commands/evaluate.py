@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the subcommand and its options to the CLI."""
     parser = subparsers.add_parser(
         "evaluate", help="score attribution methods and controls over a dataset, with confidence intervals",
-        description="Score methods and control maps on every image by one protocol; mean and Student-t 95 %% "
+        description="Score methods and control maps on every image by one protocol; mean and Student-t 95 % "
                     "interval per method × metric, paired t-tests Holm-adjusted over the family the verdict rests "
                     "on, flags where a method does not beat a control (random, edges, brightness, centre), and a "
                     "verdict that names a winner only from 5 images on.",

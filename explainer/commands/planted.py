@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from explainer.commands._json import print_json
-from explainer.commands._options import add_json_option
+from explainer.commands._options import add_budget_option, add_json_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "planted", help="score every kind of explanation against a planted shortcut, mislabels and object",
         description="Train small CNNs on the planted dataset (seeded), measure how much each uses the shortcut, and "
                     "score pixel attributions, controls and training-data attribution against that truth: a score "
-                    "with its 95 %% t-interval over seeds and whether it beats its baseline.",
+                    "with its 95 % t-interval over seeds and whether it beats its baseline.",
     )
     parser.add_argument("--seeds", type=int, default=5, help="training seeds (default 5; 5 or more to name winners)")
     parser.add_argument("--quick", action="store_true", help="small data and a few methods (about a minute)")
@@ -27,8 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, metavar="FILE", help="results file (JSON lines); a rerun resumes")
     parser.add_argument("--backend", default="local", choices=("local", "ray"), help="where units run")
     parser.add_argument("--address", default=None, help="Ray cluster address for --backend ray (default auto)")
-    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                        help="refuse a run estimated to take longer")
+    add_budget_option(parser, default=None, what="a run")
     add_json_option(parser)
     parser.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from explainer.commands._json import print_json
-from explainer.commands._options import add_json_option
+from explainer.commands._options import add_budget_option, add_json_option
 from explainer.errors import InputError
 from explainer.learn.sweep import SETTING_HELP, SETTINGS, SweepProgress, TrainingTask, parse_setting, sweep
 
@@ -29,8 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, metavar="FILE", help="stream runs to FILE (JSON lines); a rerun resumes")
     parser.add_argument("--backend", default="local", choices=("local", "ray"), help="where runs go (default local)")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: auto, an existing cluster)")
-    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                        help="refuse a grid whose estimate (from a measured first run) exceeds this (0 = no limit)")
+    add_budget_option(parser, default=None, what="a grid (the estimate comes from a measured first run)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for local runs (default: the free cores)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     add_json_option(parser)

@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from explainer.commands._json import print_json
+from explainer.commands._options import add_budget_option
 from explainer.errors import InputError
 from explainer.models import BUNDLED_MODEL
 from explainer.run import BACKENDS
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backbone", dest="model", help=argparse.SUPPRESS)  # the old name of --model
     parser.add_argument(
         "--shots", nargs="+", default=[",".join(map(str, DEFAULT_SHOTS))], metavar="N",
-        help="labelled examples per class: --shots 1 5 20 or --shots 1,5,20 (default %(default)s)",
+        help=f"labelled examples per class: --shots 1 5 20 or --shots 1,5,20 (default {','.join(map(str, DEFAULT_SHOTS))})",
     )
     parser.add_argument("--seeds", type=int, default=3, help="samples per shot level (default 3)")
     parser.add_argument(
@@ -49,8 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="local", help="where runs go: local or ray (default local)")
     parser.add_argument("--address", default=None, help="Ray cluster address for --backend ray (default: auto)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                        help="refuse a study whose printed estimate exceeds SECONDS (with what to shrink)")
+    add_budget_option(parser, default=None, what="a study")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
