@@ -6,10 +6,16 @@ target-logit gradient at the layer points along the CAV (a positive directional 
 
 A single score means little: a CAV fitted against any random set gives some score. Kim et al. therefore
 fit ``runs`` (≥ 10) CAVs against different random sets and compare their scores with those of
-random-vs-random CAVs (the null) by a two-sided t-test. Here the test is Student's unpaired t-test
-(``scipy.stats.ttest_ind``, as in the authors' code; :mod:`explainer.stats` holds only a paired test), the
-p-values are Holm-adjusted across layers (:func:`explainer.stats.holm`), and a layer's score is claimed only
-where the adjusted p-value is below :data:`explainer.stats.ALPHA`.
+random-vs-random CAVs (the null: random set ``i + 1`` against random set ``i``) by a two-sided t-test.
+Here the test is Student's unpaired t-test (``scipy.stats.ttest_ind``, as in the authors' code;
+:mod:`explainer.stats` holds only a paired test), the p-values are Holm-adjusted across layers
+(:func:`explainer.stats.holm`), and a layer's score is claimed only where the adjusted p-value is below
+:data:`explainer.stats.ALPHA`.
+
+Caveat (measured on the known-answer CNN, 2026-12-02): the test treats the ``runs`` concept scores as
+independent although they all share the one concept set, so it does not hold its error rate – 2 of 6 random
+sets drawn like the random concepts (no label information) came out significant at one layer. Read a
+significant layer as "this concept set differs from random sets here", and check another concept set.
 
 Captum (``captum.concept.TCAV``) computes the activations, gradients and scores; its files go to a temporary
 folder that is removed afterwards. The CAVs come from :class:`LinearCav`, a ``captum.concept.Classifier``
