@@ -16,7 +16,7 @@ dashboard: $(STAMP)
 	$(VENV)/bin/explainer dashboard
 
 test: $(STAMP) browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not browser"

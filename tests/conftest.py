@@ -14,6 +14,9 @@ from ray_cluster import private_ray_cluster  # noqa: F401 - the session's Ray cl
 import explainer
 
 torch.manual_seed(0)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two cores: one torch thread each
+    os.environ["OMP_NUM_THREADS"] = "1"  # subprocesses (CLI, notebooks, dashboards) too
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

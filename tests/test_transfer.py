@@ -39,13 +39,13 @@ def mean_accuracy(results, strategy: str, shots: int) -> float:
 
 @pytest.mark.slow
 def test_textures_pretrained_beats_scratch_and_fine_tune_beats_probe(bundled_classifier):
-    # Same steps and optimizer for fine_tune and scratch; 30 steps instead of the default 100 keep the
-    # test near 30 s (measured here: probe 84%, fine-tune 94%, scratch 49%; 100 steps: docs/transfer.md).
+    # Same steps and optimizer for fine_tune and scratch; 30 steps instead of the default 100
+    # (measured with 3 seeds: probe 84%, fine-tune 94%, scratch 49%; 100 steps: docs/transfer.md).
     results = compare_transfer(
-        "textures", bundled_classifier, shots=(5,), seeds=3, strategies=("linear_probe", "fine_tune", "scratch"),
+        "textures", bundled_classifier, shots=(5,), seeds=2, strategies=("linear_probe", "fine_tune", "scratch"),
         steps=30,
-    )
-    assert len(results.table) == 9 and set(results.table["seed"]) == {0, 1, 2}
+    )  # each 5-shot unit also trains its 4 grid entries on a validation split: 2 seeds keep it near 2 minutes
+    assert len(results.table) == 6 and set(results.table["seed"]) == {0, 1}
     probe, tuned, scratch = (mean_accuracy(results, s, 5) for s in ("linear_probe", "fine_tune", "scratch"))
     assert probe - scratch >= 0.20, (probe, scratch)
     assert tuned >= probe, (tuned, probe)
