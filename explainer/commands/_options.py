@@ -120,6 +120,17 @@ def positive_int(flag: str) -> Any:
     return parse
 
 
+def layer_list(text: str | None, flag: str = "--layers") -> list[str] | None:
+    """Comma-separated layer names (None stays None: the command's default layers)."""
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise InputError(f"{flag} takes comma-separated layer names such as blocks.5,blocks.6; got {text!r}. "
+                         "`explainer anatomy --depth 2` lists them.")
+    return names
+
+
 def model_from_args(args: argparse.Namespace) -> Any:
     """The Classifier named by ``--model``/``--arch``/``--device`` (and ``--random-weights`` when declared)."""
     from explainer.models import load_model

@@ -43,6 +43,8 @@ GRANULARITIES = ("layer", "channel", "position")
 CORRUPTIONS = ("blur", "noise", "fill", "image")
 #: Pairs whose clean – corrupted logit gap is smaller than this give NaN (the ratio would be noise).
 MIN_GAP = 1e-3
+#: A mean restored fraction at least this high counts as "restores everything".
+FULL = 0.99
 #: Patched forwards per batch when ``batch_size`` is None.
 DEFAULT_BATCH = 32
 
@@ -184,8 +186,13 @@ class PatchResult(JsonResult):
             return (f"No pair had a clean – corrupted gap of the {self.metric} above {MIN_GAP}: the corruption did not "
                     "change the answer, so patching cannot show where it lives; corrupt more of the image.")
         best = self.intervals[self.sites.index(self.best_site)]
-        words = (f"Patching {self.best_site} restores {best.mean:.0%} of the {self.metric}'s clean – corrupted gap "
-                 f"(95 % interval {best.low:.0%} to {best.high:.0%}, {best.n} pair(s)).")
+        spread = (f"95 % interval {best.low:.0%} to {best.high:.0%}, {best.n} pairs" if best.n > 1
+                  else "1 pair: no interval")
+        words = f"Patching {self.best_site} restores {best.mean:.0%} of the {self.metric}'s clean – corrupted gap ({spread})."
+        complete = int(np.sum(self.means >= FULL))
+        if complete > 1:
+            words += (f" {complete} of {len(self.sites)} sites restore at least {FULL:.0%}: the whole effect of the "
+                      "corruption flows through each of them (a path every signal takes), so none is singled out.")
         if not stats.enough(best.n):
             words += f" Only {best.n} pair(s): fewer than {stats.MIN_SAMPLES}, so treat it as a hint."
         return words
