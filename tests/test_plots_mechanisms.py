@@ -19,7 +19,7 @@ def pairs(known_answer_cnn):
 
 def test_patch_bars_carry_the_means_and_their_intervals(pairs):
     classifier, images, bad = pairs
-    result = explainer.patch(classifier, images, bad, progress=False)
+    result = explainer.patch(classifier, images, bad, layers="1", granularity="channel", progress=False)
     fig = patch_figure(result)
     bar = fig.data[0]
     assert isinstance(bar, go.Bar) and list(bar.x) == result.sites

@@ -42,14 +42,14 @@ def test_textures_pretrained_beats_scratch_and_fine_tune_beats_probe(bundled_cla
     # Same steps and optimizer for fine_tune and scratch; 30 steps instead of the default 100
     # (measured with 3 seeds: probe 84%, fine-tune 94%, scratch 49%; 100 steps: docs/transfer.md).
     results = compare_transfer(
-        "textures", bundled_classifier, shots=(5,), seeds=2, strategies=("linear_probe", "fine_tune", "scratch"),
+        "textures", bundled_classifier, shots=(5,), seeds=1, strategies=("linear_probe", "fine_tune", "scratch"),
         steps=30,
-    )  # each 5-shot unit also trains its 4 grid entries on a validation split: 2 seeds keep it near 2 minutes
-    assert len(results.table) == 6 and set(results.table["seed"]) == {0, 1}
+    )  # each 5-shot unit also trains its 4 grid entries on a validation split: one seed keeps it near 2.5 minutes
+    assert len(results.table) == 3 and set(results.table["seed"]) == {0}
     probe, tuned, scratch = (mean_accuracy(results, s, 5) for s in ("linear_probe", "fine_tune", "scratch"))
     assert probe - scratch >= 0.20, (probe, scratch)
     assert tuned >= probe, (tuned, probe)
-    assert "too few seeds to say whether transfer helps at 5 per class" in results.verdict().lower()
+    assert results.verdict().lower().startswith("one seed: no verdict")
 
 
 def test_digits_raw_pixels_beat_the_imagenet_probe(bundled_classifier):

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default layer; channel and position take one layer)")
     parser.add_argument("--target", default=None, help="class index or label (default: the clean image's top class)")
     parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=None, metavar="N",
-                        help="patched forwards per batch (default 32; results do not depend on it)")
+                        help="patched forwards per batch (default 8 on a CPU, 32 on a GPU; results do not depend on it)")
     parser.add_argument("--top-sites", type=positive_int("--top-sites"), default=10, metavar="N",
                         help="sites shown in the text output, best first (default 10; --json has all)")
     add_json_option(parser)
