@@ -24,6 +24,7 @@ pages = {
         st.Page("views/train.py", title="Train on your laptop", icon=":material/laptop:"),
         st.Page("views/small_data.py", title="Small data is enough (sometimes)", icon=":material/dataset:"),
         st.Page("views/planted.py", title="Which explanations find the truth?", icon=":material/fact_check:"),
+        st.Page("views/mechanisms.py", title="Where does the answer live?", icon=":material/hub:"),
     ],
     "Try it": [
         st.Page("views/playground.py", title="Playground", icon=":material/tune:"),

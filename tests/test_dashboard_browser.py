@@ -30,7 +30,7 @@ SCREENSHOTS = REPO / "docs" / "screenshots"
 PAGES = {"": ("home", "Open up a neural network"), "black_box": ("black_box", "Not a black box"),
          "train": ("train", "Train on your laptop"), "small_data": ("small_data", "Small data is enough"),
          "playground": ("playground", "Playground"), "your_model": ("your_model", "Your model"),
-         "report": ("report", "Report")}
+         "mechanisms": ("mechanisms", "Where does the answer live?"), "report": ("report", "Report")}
 
 
 @pytest.fixture(scope="module")

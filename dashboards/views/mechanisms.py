@@ -1,0 +1,96 @@
+"""Where does the answer live? Activation patching and the concepts of the predicted class, for the picked model.
+
+On first load: the picked model's input (the cat photo for the bundled network) against its blurred copy,
+patched at every position of the Grad-CAM layer, and the concepts of that layer over the sample inputs.
+Every number comes from ``explainer.patch`` / ``explainer.corrupt`` / ``explainer.concepts`` (the CLI's
+``explainer patch`` and ``explainer concepts`` print the same). Results are remembered per model and input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+from common import (
+    PHOTOS,
+    classifier_of,
+    dataset,
+    input_key,
+    pick_input,
+    picked_model,
+    remember,
+    sample_photos,
+    shows_errors,
+)
+
+from explainer.inside.concepts import concepts
+from explainer.inside.patching import corrupt, patch
+from explainer.models.layers import feature_layers, find_cam_layer
+from explainer.plots.mechanisms import concepts_figure, patch_figure
+
+#: Concepts extracted on the page (a few, so the first view is quick).
+CONCEPTS = 4
+#: Dataset images the concepts of a dataset model are extracted from.
+DATASET_IMAGES = 16
+
+st.title("Where does the answer live?")
+st.markdown(
+    "**Activation patching** runs a corrupted copy of the image, puts back one part of the network's "
+    "activation from the clean run, and measures how much of the answer returns (1 = all of it, 0 = none). "
+    "**Concepts** factorise a layer's activations over image crops into a few recurring patterns and measure "
+    "how much the class loses when each is removed. Details and limits: `docs/mechanisms.md`."
+)
+
+entry = picked_model()
+with shows_errors():
+    classifier = classifier_of(entry)
+    cam_layer = find_cam_layer(classifier).name
+    layers = list(feature_layers(classifier))
+
+picked = pick_input(entry, "mechanisms")
+if picked is None:
+    st.stop()
+
+left, right = st.columns(2)
+how = left.selectbox("Corrupt it by", ["blur", "noise", "fill"], key="mechanisms_corruption",
+                     help="blur: a strong Gaussian blur; noise: seeded Gaussian noise; fill: the mean colour")
+granularity = right.radio("Patch", ["position", "layer"], horizontal=True, key="mechanisms_granularity",
+                          help=f"position: each position of {cam_layer}; layer: every feature layer, whole")
+if granularity == "layer":
+    st.caption(f"{len(layers)} layers: {len(layers)} patched forward passes (the position map needs one per position).")
+
+with shows_errors():
+    batch = picked.image[None] if hasattr(picked.image, "dim") else [picked.image]  # a pixel tensor or a photo
+    image = picked.image
+    slot = f"{input_key(image)}|{how}|{granularity}"
+
+    def run_patch():
+        """Corrupt the input and patch it (the library's calls)."""
+        corrupted = corrupt(classifier, batch, how)
+        return patch(classifier, batch, corrupted, layers=None if granularity == "position" else layers,
+                     granularity=granularity, progress=False)
+
+    with st.spinner("Patching…"):
+        result = remember(entry, "patch", slot, run_patch)
+    st.markdown(f"Target **{result.target_labels[0]}**: logit {result.clean_logit[0]:.3g} on the clean image, "
+                f"{result.corrupted_logit[0]:.3g} on the {how} copy. {result.verdict()}")
+    st.plotly_chart(patch_figure(result), width="stretch", key="mechanisms_patch")
+
+st.subheader(f"Concepts of {cam_layer}")
+with shows_errors():
+    if entry.images == PHOTOS:
+        images: Any = list(sample_photos().values())
+        source = "the sample photos"
+    else:
+        data = dataset(entry.images)
+        images, source = data.x_test[:DATASET_IMAGES], f"{DATASET_IMAGES} {data.name} test images"
+
+    def run_concepts():
+        """The layer's concepts over the sample inputs (the library's call)."""
+        return concepts(classifier, images, layer=cam_layer, n_concepts=CONCEPTS)
+
+    with st.spinner("Finding concepts…"):
+        found = remember(entry, "concepts", f"{cam_layer}|{entry.images}|{CONCEPTS}", run_concepts)
+    st.markdown(f"{CONCEPTS} concepts from {source} (each cut into 2×2 crops). {found.verdict()} "
+                "Importance is each image's own predicted class losing logit when the concept is removed.")
+    st.plotly_chart(concepts_figure(found), width="stretch", key="mechanisms_concepts")

@@ -1,0 +1,62 @@
+"""The "Where does the answer live?" page: alive on first load, and the numbers of explainer.patch / concepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import explainer
+
+DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
+
+
+@pytest.fixture
+def mechanisms_page(monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.syspath_prepend(str(DASHBOARDS))
+    at = AppTest.from_file(str(DASHBOARDS / "app.py"), default_timeout=240)
+    at.run()
+    at.switch_page("views/mechanisms.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    return {chart.proto.id.rsplit("-", 1)[-1]: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
+
+
+def _values(trace: dict, name: str) -> np.ndarray:
+    """A plotly array as numbers (plotly sends numpy arrays as base64 typed arrays)."""
+    value = trace[name]
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        shape = [int(part) for part in str(value.get("shape", "-1")).split(",")]
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+    return np.asarray(value, dtype=float)
+
+
+def test_first_load_patches_the_cat_and_finds_concepts_as_the_library_does(mechanisms_page, bundled_classifier, photos):
+    page = mechanisms_page
+    charts = _charts(page)
+    assert {"mechanisms_patch", "mechanisms_concepts"} <= set(charts)
+    cat = photos["cat"]
+    expected = explainer.patch(bundled_classifier, [cat], explainer.corrupt(bundled_classifier, [cat], "blur"),
+                               granularity="position", progress=False)
+    heat = charts["mechanisms_patch"]["data"][0]
+    assert heat["type"] == "heatmap"
+    np.testing.assert_allclose(_values(heat, "z").astype(float), expected.site_map(), atol=1e-5)
+    text = " ".join(m.value for m in page.markdown)
+    assert expected.verdict() in text and "concepts from the sample photos" in text
+
+
+def test_layer_patching_counts_the_layers_that_restore_everything(mechanisms_page):
+    page = mechanisms_page
+    page.radio(key="mechanisms_granularity").set_value("layer").run()
+    assert not page.exception, [e.value for e in page.exception]
+    bars = _charts(page)["mechanisms_patch"]["data"][0]
+    assert bars["type"] == "bar" and len(bars["x"]) > 50
+    assert any("sites restore at least 99%" in m.value for m in page.markdown)
