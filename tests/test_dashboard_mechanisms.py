@@ -39,7 +39,7 @@ def _values(trace: dict, name: str) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
 
-def test_first_load_patches_the_cat_and_finds_concepts_as_the_library_does(mechanisms_page, bundled_classifier, photos):
+def test_first_load_patches_the_cat_finds_concepts_and_patches_every_layer_as_the_library_does(mechanisms_page, bundled_classifier, photos):
     page = mechanisms_page
     charts = _charts(page)
     assert {"mechanisms_patch", "mechanisms_concepts"} <= set(charts)
@@ -52,9 +52,7 @@ def test_first_load_patches_the_cat_and_finds_concepts_as_the_library_does(mecha
     text = " ".join(m.value for m in page.markdown)
     assert expected.verdict() in text and "concepts from the sample photos" in text
 
-
-def test_layer_patching_counts_the_layers_that_restore_everything(mechanisms_page):
-    page = mechanisms_page
+    # every layer, whole: the layers every signal passes through restore everything, and the verdict counts them
     page.radio(key="mechanisms_granularity").set_value("layer").run()
     assert not page.exception, [e.value for e in page.exception]
     bars = _charts(page)["mechanisms_patch"]["data"][0]

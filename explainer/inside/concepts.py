@@ -57,8 +57,14 @@ class Concepts(JsonResult):
         """In words: the most important concept and its interval."""
         best = int(np.nanargmax([i.mean for i in self.importance]))
         interval = self.importance[best]
-        return (f"Concept {best} matters most: removing it lowers the target logit by {interval.mean:.3g} "
-                f"(95 % interval {interval.low:.3g} to {interval.high:.3g}, {interval.n} image(s)).")
+        spread = (f"95 % interval {interval.low:.3g} to {interval.high:.3g}, {interval.n} images" if interval.n > 1
+                  else "1 image: no interval")
+        words = f"Concept {best} has the largest mean effect: removing it lowers the target logit by {interval.mean:.3g} ({spread})."
+        if not (interval.low > 0):  # NaN (one image) or an interval reaching zero
+            words += " That is not shown to differ from no effect – use more images of the class."
+        elif not stats.enough(interval.n):
+            words += f" Only {interval.n} images: fewer than {stats.MIN_SAMPLES}, so treat it as a hint."
+        return words
 
 
 def _crops(pixels: torch.Tensor, grid: int, size: tuple[int, int]) -> torch.Tensor:
