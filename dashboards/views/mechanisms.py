@@ -61,8 +61,7 @@ if granularity == "layer":
 
 with shows_errors():
     batch = picked.image[None] if hasattr(picked.image, "dim") else [picked.image]  # a pixel tensor or a photo
-    image = picked.image
-    slot = f"{input_key(image)}|{how}|{granularity}"
+    slot = f"{input_key(picked.image)}|{how}|{granularity}"
 
     def run_patch():
         """Corrupt the input and patch it (the library's calls)."""

@@ -19,6 +19,7 @@ from explainer.commands._options import (
     model_from_args,
     positive_int,
 )
+from explainer.commands._per_input import check_out_folder
 from explainer.data.images import load_image
 from explainer.errors import InputError
 from explainer.inside.concepts import concepts
@@ -66,12 +67,13 @@ def _images(paths: list[str]) -> list[Image.Image]:
 
 def run_concepts(args: argparse.Namespace) -> int:
     """Factorise a layer's activations into concepts and print each concept's importance."""
+    folder = check_out_folder(args.out_dir) if args.out_dir else None  # before any work
     images = _images(args.images)
     classifier = model_from_args(args)
     layer = args.layer or find_cam_layer(classifier).name
     result = concepts(classifier, images, layer=layer, n_concepts=args.n_concepts, target=args.target,
                       grid=args.grid, seed=args.seed)
-    written = _write_crops(result.crops, result.top_crops, Path(args.out_dir)) if args.out_dir else []
+    written = _write_crops(result.crops, result.top_crops, folder) if folder else []
     table = result.summary()
     payload: dict[str, Any] = {
         "images": args.images, "model": classifier.name, "layer": layer, "n_concepts": args.n_concepts,
@@ -93,10 +95,7 @@ def run_concepts(args: argparse.Namespace) -> int:
 
 
 def _write_crops(crops: torch.Tensor, top: list[list[int]], folder: Path) -> list[str]:
-    """One PNG per concept: its top crops side by side."""
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"--out-dir {folder} is a file; give a folder (it is created when missing).")
-    folder.mkdir(parents=True, exist_ok=True)
+    """One PNG per concept in ``folder`` (checked by ``check_out_folder``): its top crops side by side."""
     written = []
     for k, indices in enumerate(top):
         strip = torch.cat([crops[i] for i in indices], dim=2)  # (C, H, W × n)

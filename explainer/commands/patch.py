@@ -57,13 +57,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--granularity {args.granularity} patches one layer's {args.granularity}s; "
                          f"give one layer in --layers, got {len(layers)}.")
     clean = load_image(args.clean)
-    corrupted_image = load_image(args.corrupted) if args.corrupted is not None else None
+    other = [load_image(args.corrupted)] if args.corrupted is not None else None
+    corruption = "image" if other is not None else (args.corruption or "blur")
     classifier = model_from_args(args)
-    corruption = "image" if corrupted_image is not None else (args.corruption or "blur")
-    if corrupted_image is not None:
-        corrupted = corrupt(classifier, [clean], "image", other=[corrupted_image])
-    else:
-        corrupted = corrupt(classifier, [clean], corruption)
+    corrupted = corrupt(classifier, [clean], corruption, other=other)
     result = patch(classifier, [clean], corrupted, layers=layers if args.granularity == "layer" else
                    (layers[0] if layers else None), granularity=args.granularity, target=args.target,
                    batch_size=args.batch_size, progress=not args.json)

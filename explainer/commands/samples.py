@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from explainer.commands._json import print_json
 from explainer.commands._options import add_json_option, add_out_option
+from explainer.commands._per_input import check_out_folder
 from explainer.errors import InputError
 
 
@@ -24,15 +24,12 @@ def run(args: argparse.Namespace) -> int:
     """Write every sample photo; refuse to overwrite a file unless --force."""
     from explainer.data.images import sample_images
 
-    folder = Path(args.out_dir)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"--out-dir {folder} is a file; give a folder (it is created when missing).")
+    folder = check_out_folder(args.out_dir)
     photos = sample_images()
     paths = {name: folder / f"{name}.png" for name in photos}
     taken = [str(path) for path in paths.values() if path.exists()]
     if taken and not args.force:
         raise InputError(f"{', '.join(taken)} already exist(s); pass --force to overwrite or pick another --out-dir.")
-    folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, photo in photos.items():
         photo.save(paths[name])
