@@ -20,14 +20,19 @@ import explainer
 from explainer import stats
 from explainer.errors import InputError
 from explainer.evidence.planted import (
+    KINDS,
+    NO_SHORTCUT_CONCEPT,
     RANDOM_SITE,
     PlantedSettings,
     available_optional_kinds,
+    estimate_planted,
     open_planted,
     planted_benchmark,
+    planted_units,
     shortcut_reliance,
 )
 from explainer.learn.influence import find_mislabeled
+from explainer.run import finished_keys
 
 SEEDS = range(5)
 #: Small enough for a test, large enough that the shortcut-free network learns the stripes.
@@ -101,6 +106,10 @@ def test_benchmark_report_rows_and_results_file(tmp_path):
     if "patching" in kinds:
         patched = next(r for r in rows if r["method"] == "position_patching")
         assert 0.0 <= patched["shortcut_share_uses"] <= 1.0 and patched["baseline"] == RANDOM_SITE
+    if "concepts" in kinds:
+        concept = next(r for r in rows if r["method"] == "nmf_concepts")
+        assert 0.0 <= concept["shortcut_share_ignores"] <= concept["best_alignment_ignores"] + 1e-9
+        assert concept["baseline"] == NO_SHORTCUT_CONCEPT and concept["beats_baseline"] is False  # 2 seeds: no verdict
     for row in rows:
         assert {"kind", "method", "score", "ci_low", "ci_high", "n", "baseline", "beats_baseline"} <= set(row)
         assert row["n"] == 2
@@ -111,6 +120,9 @@ def test_benchmark_report_rows_and_results_file(tmp_path):
     assert len(report.timeline) == TINY.timeline_epochs and "pixels:saliency" in report.timeline.columns
     assert set(report.time_shares()) >= {"training", "pixels", "data"}
     assert open_planted(out).to_dict()["rows"] == rows
+    units = planted_units([0, 1, 2], [*KINDS, *available_optional_kinds(), "timeline"])
+    left = estimate_planted(TINY, [0, 1, 2], timeline=True, done=finished_keys(out, units))
+    assert left.units == len(units) // 3 and set(left.parts) >= {"training", "pixels"}  # only seed 2 is left to run
     with pytest.raises(InputError, match="seeds must be"):
         planted_benchmark(seeds=0, settings=TINY, progress=False)
     with pytest.raises(InputError, match="over budget_seconds"):

@@ -10,7 +10,10 @@ kind of explanation is then scored on whether it reports that difference:
   for the network that uses it minus the share for the one that does not (baseline: the random control);
 * ``data`` – precision@k of TracIn self-influence at finding the mislabeled training images (baseline: the
   training-loss ranking; the loss ranking itself is scored against random order);
-* ``patching`` / ``concepts`` – where ``explainer.inside.patching`` / ``explainer.inside.concepts`` exist.
+* ``patching`` – position patching at ``conv2`` between test images of the two classes: the share of the restored
+  logit difference at the shortcut's positions, for the network that uses it minus the one that does not;
+* ``concepts`` – NMF concepts (CRAFT) of ``conv2``: the share of the concepts' importance that sits on the
+  shortcut, same difference (both baselines: a difference of 0).
 
 Units are seed × kind, run by :func:`explainer.run.run_units` (resumable results file, local or Ray); each
 unit runs on one thread so rows are the same on every backend. Scores get Student-t intervals over seeds
@@ -27,7 +30,7 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,19 +42,25 @@ import torch
 from explainer import stats
 from explainer._plumbing import json_ready
 from explainer.errors import InputError
+from explainer.inside.activations import capture
+from explainer.run import finished_keys, run_units, unit_key
 
 KINDS = ("reliance", "pixels", "data")
 OPTIONAL_KINDS = {"patching": "explainer.inside.patching", "concepts": "explainer.inside.concepts"}
 #: The optional kinds the benchmark scores when their module is there.
-SCORED_OPTIONAL = ("patching",)
+SCORED_OPTIONAL = ("patching", "concepts")
 QUICK_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "gradcam")
 CONTROLS = ("control:random", "control:edges", "control:brightness", "control:centre")
 BASELINE_CONTROL = "control:random"
 NO_RELATION = "no relation (r = 0)"
 #: A site picked at random: its expected shortcut share is the shortcut's area share for both networks.
 RANDOM_SITE = "random site (difference 0)"
+#: Concepts that ignore the shortcut: their importance sits on it no more for the network that uses it.
+NO_SHORTCUT_CONCEPT = "no shortcut concept (difference 0)"
 #: The layer whose positions are patched (the planted CNN's second convolution, a 16×16 grid).
 PATCH_LAYER = "conv2"
+#: NMF concepts extracted at ``PATCH_LAYER`` per network.
+CONCEPTS = 6
 #: Methods left out of the full report by default: they need a transformer (rollout) or cost far more than
 #: the rest at 32 px for the same question (LIME and KernelSHAP: hundreds of samples per image).
 SKIPPED_BY_DEFAULT = ("attention_rollout", "lime", "kernel_shap")
@@ -156,7 +165,7 @@ class _Worker:
             started = time.perf_counter()
             trained_before = sum(t for *_, t in self._nets.values())
             handlers = {"reliance": self._reliance, "pixels": self._pixels, "data": self._data_kind,
-                        "patching": self._patching, "timeline": self._timeline}
+                        "patching": self._patching, "concepts": self._concepts, "timeline": self._timeline}
             row = handlers[kind](seed)
             train_seconds = sum(t for *_, t in self._nets.values()) - trained_before
         return {**row, "seconds": time.perf_counter() - started - train_seconds, "train_seconds": train_seconds}
@@ -259,6 +268,31 @@ class _Worker:
             out[f"shortcut_share_{name}"] = float(site_map[grid.numpy() > 0].sum()) / total if total > 0 else 0.0
         out["score"] = out["shortcut_share_uses"] - out["shortcut_share_ignores"]
         return {"patching": out}
+
+    def _concepts(self, seed: int) -> dict[str, Any]:
+        """NMF concepts of ``conv2`` over test images whose shortcut shows their class: the share of the concepts'
+        importance (mean logit drop when removed, negatives as 0) that sits on the shortcut, each concept weighted
+        by the share of its heatmap mass inside the shortcut's cells."""
+        from explainer.inside.concepts import _activations, concept_maps, concepts
+
+        out: dict[str, float] = {}
+        for name, (run, data) in self._pair(seed).items():
+            truth = data.truth
+            agrees = ((data.x_test != truth.x_test_flipped).any(1, keepdim=True) & truth.shortcut_masks_test).flatten(1).any(1)
+            chosen = torch.nonzero(agrees).ravel()[: self.settings.images]
+            images, masks = data.x_test[chosen], truth.shortcut_masks_test[chosen].float()
+            classifier = self._classifier(run.model, data, seed)
+            with warnings.catch_warnings():  # NMF's max_iter warning on a tiny layer is not news here
+                warnings.filterwarnings("ignore", message=".*Maximum number of iterations.*")
+                found = concepts(classifier, images, layer=PATCH_LAYER, n_concepts=CONCEPTS, seed=seed)
+                maps = concept_maps(found.directions, _activations(classifier, PATCH_LAYER, images))
+            cells = torch.nn.functional.adaptive_max_pool2d(masks, maps.shape[-2:])
+            on_shortcut = ((maps * cells).sum((0, 2, 3)) / maps.sum((0, 2, 3)).clamp_min(1e-12)).numpy()
+            weights = np.clip([i.mean for i in found.importance], 0.0, None)
+            out[f"shortcut_share_{name}"] = float((weights * on_shortcut).sum() / weights.sum()) if weights.sum() > 0 else 0.0
+            out[f"best_alignment_{name}"] = float(on_shortcut.max())
+        out["score"] = out["shortcut_share_uses"] - out["shortcut_share_ignores"]
+        return {"concepts": out}
 
     def _data_kind(self, seed: int) -> dict[str, Any]:
         from explainer.learn.influence import find_mislabeled
@@ -378,6 +412,18 @@ def _patching_scores(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return scored
 
 
+def _concept_scores(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    found = _by_seed(rows, "concepts")
+    if not found:
+        return []
+    values = {"nmf_concepts": [r["concepts"]["score"] for r in found], NO_SHORTCUT_CONCEPT: [0.0] * len(found)}
+    scored = _scored_against("concepts", values, {"nmf_concepts": NO_SHORTCUT_CONCEPT}, "shortcut_share_difference",
+                             layer=PATCH_LAYER)
+    for part in ("shortcut_share_uses", "shortcut_share_ignores", "best_alignment_uses", "best_alignment_ignores"):
+        scored[0][part] = float(np.mean([r["concepts"][part] for r in found]))
+    return scored
+
+
 def _timeline_scores(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     found = _by_seed(rows, "timeline")
     if not found:
@@ -454,6 +500,7 @@ class PlantedReport:
                                       "random control does"),
                            ("patching", "restore the logit more at the shortcut's positions when the network uses "
                                         "it than when it does not"),
+                           ("concepts", "put more of the concepts' importance on the shortcut when the network uses it"),
                            ("timeline", "follow the reliance over epochs (Pearson r above 0)")):
             rows = [r for r in self.scores if r["kind"] == kind and r["baseline"] and not is_control(r["method"])]
             if rows:
@@ -484,8 +531,10 @@ class PlantedEstimate:
         return json_ready(asdict(self))
 
 
-def estimate_planted(settings: PlantedSettings, seeds: Sequence[int], *, timeline: bool = False) -> PlantedEstimate:
-    """Estimate the benchmark's seconds on this machine (one thread per unit, as the units run)."""
+def estimate_planted(settings: PlantedSettings, seeds: Sequence[int], *, timeline: bool = False,
+                     done: Collection[str] = ()) -> PlantedEstimate:
+    """Estimate the benchmark's seconds on this machine (one thread per unit, as the units run); units whose
+    keys are in ``done`` (finished in a results file) cost nothing, but a resumed seed trains its networks again."""
     from explainer.attribution.estimate import estimate_cost
     from explainer.evidence.controls import is_control
     from explainer.learn.architectures import build_model
@@ -505,15 +554,31 @@ def estimate_planted(settings: PlantedSettings, seeds: Sequence[int], *, timelin
             if not is_control(method):
                 with contextlib.suppress(InputError):
                     attribution += estimate_cost(classifier, pixels, method).seconds
-    n = len(seeds)
-    parts = {
-        "training": epoch * settings.epochs * 2 * n,
-        "pixels": 2 * attribution * n,
-        "data": epoch * settings.epochs * n,  # per-example gradients of the head at every checkpoint
+        with torch.inference_mode():
+            started = time.perf_counter()
+            network(pixels)
+            forward = (time.perf_counter() - started) / len(pixels)  # seconds per image
+            sites = capture(classifier, classifier.normalize(pixels[:1]), [PATCH_LAYER])[PATCH_LAYER][0, 0].numel()
+    images = settings.images
+    per_unit = {
+        "reliance": 2 * 3 * settings.n_test * forward,
+        "pixels": 2 * attribution,
+        "data": epoch * settings.epochs,  # per-example gradients of the head at every checkpoint
+        "patching": 2 * 2 * max(1, images // 4) * (sites + 2) * forward,  # pairs × (one forward per site)
+        "concepts": 2 * images * (4 + CONCEPTS + 2) * forward + 2 * 0.1,  # crops, ablations; ~0.1 s per NMF
+        "timeline": epoch * settings.timeline_epochs * 1.5,
     }
-    if timeline:
-        parts["timeline"] = epoch * settings.timeline_epochs * n * 1.5
-    return PlantedEstimate(float(sum(parts.values())), parts, n * (len(KINDS) + int(timeline)))
+    kinds = [*KINDS, *available_optional_kinds(), *(["timeline"] if timeline else [])]
+    remaining = [unit for unit in planted_units(seeds, kinds) if unit_key(unit) not in done]
+    parts = {"training": 2 * epoch * settings.epochs * len({u["seed"] for u in remaining if u["kind"] != "timeline"})}
+    for unit in remaining:
+        parts[unit["kind"]] = parts.get(unit["kind"], 0.0) + per_unit[unit["kind"]]
+    return PlantedEstimate(float(sum(parts.values())), parts, len(remaining))
+
+
+def planted_units(seeds: Sequence[int], kinds: Sequence[str]) -> list[dict[str, Any]]:
+    """The benchmark's units in run order: seed by seed, each of ``kinds``."""
+    return [{"seed": seed, "kind": kind} for seed in seeds for kind in kinds]
 
 
 # --------------------------------------------------------------------------------------------- entry
@@ -604,17 +669,17 @@ def planted_benchmark(
     if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(budget_seconds, (int, float))
                                        or budget_seconds <= 0):
         raise InputError(f"budget_seconds must be a positive number of seconds, got {budget_seconds!r}.")
-    estimate = estimate_planted(resolved, chosen, timeline=timeline)
+    kinds = [*KINDS, *available_optional_kinds(), *(["timeline"] if timeline else [])]
+    units = planted_units(chosen, kinds)
+    config = {"benchmark": "planted", **json_ready(asdict(resolved))}
+    estimate = estimate_planted(resolved, chosen, timeline=timeline, done=finished_keys(out, units))
     if budget_seconds is not None and estimate.seconds > budget_seconds:
         raise InputError(f"The planted benchmark is estimated at {estimate.seconds:.0f} s, over budget_seconds="
                          f"{budget_seconds:g}. Use quick=True, fewer seeds or methods, or raise the budget.")
     if progress is not False:
-        print(f"planted: estimated {estimate.seconds:.0f} s for {len(chosen)} seed(s) "
+        resumed = f", {len(units) - estimate.units} of {len(units)} units already in {out}" if estimate.units < len(units) else ""
+        print(f"planted: estimated {estimate.seconds:.0f} s for {len(chosen)} seed(s){resumed} "
               f"({', '.join(f'{k} {v:.0f} s' for k, v in estimate.parts.items())})", file=sys.stderr)
-    kinds = [*KINDS, *available_optional_kinds(), *(["timeline"] if timeline else [])]
-    units = [{"seed": seed, "kind": kind} for seed in chosen for kind in kinds]
-    config = {"benchmark": "planted", **json_ready(asdict(resolved))}
-    from explainer.run import run_units
 
     report_progress, bar = _progress(progress, len(units))
     started = time.perf_counter()
@@ -631,8 +696,8 @@ def planted_benchmark(
 def _report(rows: Sequence[Mapping[str, Any]], settings: PlantedSettings, seeds: list[int], seconds: float,
             estimated: float | None) -> PlantedReport:
     timeline_rows, timeline_frame = _timeline_scores(rows)
-    scores = (_reliance_scores(rows, settings) + _pixel_scores(rows) + _patching_scores(rows) + _data_scores(rows)
-              + timeline_rows)
+    scores = (_reliance_scores(rows, settings) + _pixel_scores(rows) + _patching_scores(rows) + _concept_scores(rows)
+              + _data_scores(rows) + timeline_rows)
     skipped: dict[str, str] = {}
     for row in rows:
         skipped.update(row.get("skipped") or {})

@@ -23,6 +23,7 @@ _TITLES = {
     "reliance": "Measured reliance: accuracy lost when the shortcut is flipped",
     "pixels": "Pixel maps: shortcut share (uses − ignores)",
     "patching": "Patching: restoration share on the shortcut (uses − ignores)",
+    "concepts": "Concepts: importance share on the shortcut (uses − ignores)",
     "data": "Data attribution: precision@k of mislabels",
     "timeline": "Timeline: Pearson r with reliance over epochs",
 }

@@ -45,6 +45,24 @@ def row_key(row: Mapping[str, Any], fields: Iterable[str]) -> str | None:
     return unit_key({field: row[field] for field in fields})
 
 
+def finished_keys(out: str | Path | None, units: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Keys of the ``units`` a results file holds already – for an estimate of what a rerun still has to do
+    (none without a file or a complete line; the file's configuration is checked when the run opens it)."""
+    if out is None:
+        return set()
+    path = Path(out).expanduser()
+    if not path.is_file():
+        return set()
+    with path.open("rb") as handle:
+        if b"\n" not in handle.read(1 << 16):  # no complete line: the runner starts this file afresh
+            return set()
+    chosen = [dict(unit) for unit in units]
+    fields = sorted({field for unit in chosen for field in unit})
+    wanted = {unit_key(unit) for unit in chosen}
+    _, rows = read_results(path)
+    return {key for row in rows if (key := row_key(row, fields)) in wanted}
+
+
 def _parse(path: Path, data: bytes) -> tuple[dict[str, Any], list[Row], int]:
     """Configuration, rows, and the byte length of the complete lines (a cut last line is left out)."""
     complete = data.rfind(b"\n") + 1

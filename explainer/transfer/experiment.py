@@ -24,7 +24,7 @@ from explainer.data.datasets import Dataset, load_dataset
 from explainer.errors import InputError
 from explainer.hardware import resolve_device
 from explainer.models import BUNDLED_MODEL, Classifier
-from explainer.run import read_results, run_units, unit_key
+from explainer.run import finished_keys, read_results, run_units, unit_key
 from explainer.transfer.feature_cache import tensor_digest
 from explainer.transfer.learners import PROBE_C
 from explainer.transfer.results import TransferResults, open_results
@@ -243,24 +243,6 @@ def study_config(task: TransferTask) -> dict[str, Any]:
     }
 
 
-def _finished_keys(out: Path | None, units: list[dict[str, Any]]) -> set[str]:
-    """Keys of the ``units`` a results file holds already (none without a file; its config is checked later)."""
-    if out is None or not out.is_file():
-        return set()
-    with out.open("rb") as handle:
-        if b"\n" not in handle.read(1 << 16):  # no complete line: the runner starts this file afresh
-            return set()
-    _, rows = read_results(out)
-    wanted = {unit_key(unit) for unit in units}
-    return {key for row in rows if (key := _row_unit_key(row)) in wanted}
-
-
-def _row_unit_key(row: Mapping[str, Any]) -> str | None:
-    if not all(field in row for field in ("strategy", "shots", "seed")):
-        return None
-    return unit_key({"strategy": row["strategy"], "shots": row["shots"], "seed": row["seed"]})
-
-
 # ------------------------------------------------------------------------------- the entry
 def compare_transfer(
     dataset: str | Dataset = "textures",
@@ -313,7 +295,7 @@ def compare_transfer(
     # seed by seed: an interrupted study holds whole curves for its first seeds
     units = [{"strategy": name, "shots": k, "seed": seed} for seed in range(seed_count) for k in levels for name in names]
     path = Path(out).expanduser() if out is not None else None
-    finished = _finished_keys(path, units)
+    finished = finished_keys(path, units)
     resumed = len(finished)
     if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(budget_seconds, (int, float))
                                        or not budget_seconds > 0):
