@@ -11,26 +11,55 @@ import torch.nn.functional as F
 import explainer
 from explainer.inside.concepts import _activations, concept_maps
 
+LAYER = "4"  # the second convolution's ReLU (16×16): it sees a whole square, not only its edges
+
 
 @pytest.fixture(scope="module")
-def known_answer(known_answer_cnn):
-    return known_answer_cnn
+def class_concepts(known_answer_cnn):
+    """Concepts of class 0's test images at LAYER, the masks of the square and of every bright pixel
+    (square and distractor stripe), and each concept's heatmap at the layer's grid."""
+    classifier, data = known_answer_cnn
+    chosen = data.y_test == 0
+    images, masks = data.x_test[chosen][:10], data.masks_test[chosen][:10]
+    bright = images.mean(1, keepdim=True) > 0.45  # the square (0.8–1.0) and the stripe (0.6–0.9); noise is 0.15
+    classifier.module.train()
+    before = copy.deepcopy(classifier.module.state_dict())
+    try:
+        found = explainer.concepts(classifier, images, layer=LAYER, n_concepts=8)
+        untouched = classifier.module.training and all(torch.equal(before[k], v)
+                                                       for k, v in classifier.module.state_dict().items())
+    finally:
+        classifier.module.eval()
+    maps = concept_maps(found.directions, _activations(classifier, LAYER, images))
+    return found, untouched, maps, masks, bright
+
+
+def _share_inside(maps: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Per concept, the share of its heatmap mass on the layer cells that ``mask`` touches; and those cells' area."""
+    cells = F.adaptive_max_pool2d(mask.float(), maps.shape[-2:])
+    return (maps * cells).sum((0, 2, 3)) / maps.sum((0, 2, 3)).clamp_min(1e-12), float(cells.mean())
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.xfail(reason="issue 19 target not met yet: best concept holds ~18-22 % of its map mass in the square, not 50 %",
-                   strict=False)
-def test_a_concept_lives_in_the_square_and_model_untouched(known_answer):
-    classifier, data = known_answer
-    chosen = data.y_test == 0
-    images, masks = data.x_test[chosen][:10], data.masks_test[chosen][:10, 0]
-    classifier.module.train()
-    before = copy.deepcopy(classifier.module.state_dict())
-    found = explainer.concepts(classifier, images, layer="1", n_concepts=8)
-    assert classifier.module.training and all(torch.equal(before[k], v) for k, v in classifier.module.state_dict().items())
-    classifier.module.eval()
-    maps = concept_maps(found.directions, _activations(classifier, "1", images))
-    maps = F.interpolate(maps, size=(32, 32), mode="nearest")
-    inside = (maps * masks[:, None]).sum((0, 2, 3)) / maps.sum((0, 2, 3)).clamp_min(1e-12)
-    assert float(inside.max()) >= 0.5
+def test_a_concept_concentrates_on_the_bright_objects_and_model_untouched(class_concepts):
+    found, untouched, maps, masks, bright = class_concepts
+    assert untouched
     assert len(found.summary()) == 8 and found.importance[0].n == 10
+    in_square, square_area = _share_inside(maps, masks)
+    on_bright, bright_area = _share_inside(maps, bright)
+    best = int(on_bright.argmax())
+    # measured: 0.62 of the best concept's mass on square ∪ stripe (11.6 % of the cells), 0.17 in the square (2.3 %)
+    assert float(on_bright[best]) >= 0.5 and float(on_bright[best]) >= 4 * bright_area
+    assert float(in_square.max()) >= 5 * square_area
+    assert found.importance[best].mean > 0  # the bright-object concept matters for the class
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 19's target, not met: this CNN's features do not tell the square from the equally bright distractor "
+    "stripe, so its best concept holds 0.17 of its mass in the square (7x the share of the cells the square touches) and 0.62 on square "
+    "and stripe together"))
+def test_a_concept_lives_in_the_square(class_concepts):
+    _found, _untouched, maps, masks, _bright = class_concepts
+    in_square, _ = _share_inside(maps, masks)
+    assert float(in_square.max()) >= 0.5
