@@ -99,3 +99,18 @@ def test_tcav_cli_reports_every_layer_with_holm_adjusted_p(photo_files, capsys, 
     assert main(["tcav", "--concept", *concept, "--random", *random, "--layers", "bn2", "--target", "1",
                  "--runs", "5"]) == 2
     assert "at least 10" in capsys.readouterr().err
+
+
+def test_feature_picture_cli_gives_the_library_check(tmp_path, capsys, bundled_classifier):
+    payload = _json(capsys, ["feature", "--layer", "blocks.4", "--channel", "20", "--steps", "2", "--size", "64",
+                             "--out-dir", str(tmp_path), "--json"])
+    expected = explainer.visualize_channel(bundled_classifier, layer="blocks.4", channel=20, steps=2, size=64)
+    assert expected.check is not None
+    assert payload["activation"] == pytest.approx(expected.activation, rel=1e-5)
+    assert payload["check"]["reach"] == pytest.approx(expected.check.reach, rel=1e-5)
+    assert payload["check"]["trustworthy"] == expected.check.trustworthy
+    assert payload["check"]["exemplars"]["indices"] == expected.check.exemplars.indices
+    assert payload["verdict"] == expected.verdict() and len(payload["written"]) == 1 + 9
+    assert Image.open(tmp_path / "feature.png").size == (64, 64)
+    assert main(["feature", "--layer", "blocks.4", "--channel", "20", "--exemplars", str(tmp_path / "feature.png")]) != 0
+    assert "--exemplars needs at least 4 images" in capsys.readouterr().err

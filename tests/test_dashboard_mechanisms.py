@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import explainer
+from explainer.models.layers import find_cam_layer
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
 
@@ -58,3 +59,10 @@ def test_first_load_patches_the_cat_finds_concepts_and_patches_every_layer_as_th
     bars = _charts(page)["mechanisms_patch"]["data"][0]
     assert bars["type"] == "bar" and len(bars["x"]) > 50
     assert any("sites restore at least 99%" in m.value for m in page.markdown)
+    # the feature picture of the channel the cat's prediction relies on most, checked as the library checks it
+    assert "mechanisms_feature" in _charts(page)
+    layer = find_cam_layer(bundled_classifier).name
+    channel = explainer.cam_channel_importance(bundled_classifier, [cat], layer=layer).top(1, image=0)[0]
+    assert page.number_input(key=f"mechanisms_feature_channel_{layer}").value == channel
+    picture = explainer.visualize_channel(bundled_classifier, layer=layer, channel=channel, steps=48, size=96)
+    assert picture.verdict() in text

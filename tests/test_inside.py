@@ -197,7 +197,7 @@ def test_feature_visualization_excites_the_channel_beyond_photos(bundled_classif
     assert result.activation > 2 * result.photo_activation > 0
     assert result.activation > result.photo_max and result.activation > result.noise_activation
     assert result.history[-8:].mean() > result.history[:4].mean()
-    assert len(plots.feature_visualization_figure(result).data) == 2
+    assert len(plots.feature_visualization_figure(result).data) == 2 + len(result.check.exemplars.indices)  # type: ignore[union-attr]
 
 
 def test_feature_visualization_switches_on_a_channel_dead_for_grey(bundled_classifier):

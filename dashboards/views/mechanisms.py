@@ -1,9 +1,10 @@
 """Where does the answer live? Activation patching and the concepts of the predicted class, for the picked model.
 
 On first load: the picked model's input (the cat photo for the bundled network) against its blurred copy,
-patched at every position of the Grad-CAM layer, and the concepts of that layer over the sample inputs.
-Every number comes from ``explainer.patch`` / ``explainer.corrupt`` / ``explainer.concepts`` (the CLI's
-``explainer patch`` and ``explainer concepts`` print the same). Results are remembered per model and input.
+patched at every position of the Grad-CAM layer, the concepts of that layer over the sample inputs, and a
+feature picture of the channel the prediction relies on most beside its natural exemplars. Every number comes
+from ``explainer.patch`` / ``corrupt`` / ``concepts`` / ``visualize_channel`` (the CLI's ``explainer patch``,
+``concepts`` and ``feature`` print the same). Results are remembered per model and input.
 """
 
 from __future__ import annotations
@@ -24,14 +25,21 @@ from common import (
 )
 
 from explainer.inside.concepts import concepts
+from explainer.inside.features import visualize_channel
+from explainer.inside.intervention import cam_channel_importance
 from explainer.inside.patching import corrupt, patch
 from explainer.models.layers import feature_layers, find_cam_layer
+from explainer.plots.inside import feature_visualization_figure
 from explainer.plots.mechanisms import concepts_figure, patch_figure
 
 #: Concepts extracted on the page (a few, so the first view is quick).
 CONCEPTS = 4
 #: Dataset images the concepts of a dataset model are extracted from.
 DATASET_IMAGES = 16
+#: The feature picture's first view: optimization steps and size (pixels); the smallest input it can be drawn at.
+FEATURE_STEPS, FEATURE_SIZE, FEATURE_MIN_SIZE = 48, 96, 16
+#: Dataset test images searched for a dataset model's natural exemplars.
+FEATURE_EXEMPLARS = 200
 
 st.title("Where does the answer live?")
 st.markdown(
@@ -93,3 +101,38 @@ with shows_errors():
     st.markdown(f"{CONCEPTS} concepts from {source} (each cut into 2×2 crops). {found.verdict()} "
                 "Importance is each image's own predicted class losing logit when the concept is removed.")
     st.plotly_chart(concepts_figure(found), width="stretch", key="mechanisms_concepts")
+
+st.subheader("A feature picture, checked against real images")
+st.markdown(
+    "An image optimized to excite one channel (Lucid-style) can be fooled by patterns no real image has. "
+    "Beside it: the channel's strongest natural exemplars, how far the picture reaches beyond them, and whether "
+    "the rest of the layer sees it as more like them than like other images – only then is it a fair picture of "
+    "the channel (`explainer feature`, `docs/mechanisms.md`)."
+)
+with shows_errors():
+    if min(classifier.input_size) < FEATURE_MIN_SIZE:
+        st.caption(f"This model's input ({classifier.input_size[0]} px) is smaller than the {FEATURE_MIN_SIZE} px a "
+                   "feature picture needs.")
+        st.stop()
+    importance = remember(entry, "channel_importance", f"{input_key(picked.image)}|{cam_layer}",
+                          lambda: cam_channel_importance(classifier, batch, layer=cam_layer))
+    left, middle, right = st.columns(3)
+    feature_layer = left.selectbox("Layer", layers, index=layers.index(cam_layer), key="mechanisms_feature_layer")
+    default_channel = importance.top(1, image=0)[0] if feature_layer == cam_layer else 0
+    channel = int(middle.number_input("Channel", min_value=0, value=default_channel, step=1,
+                                      key=f"mechanisms_feature_channel_{feature_layer}",
+                                      help=f"default: the channel of {cam_layer} the prediction relies on most"))
+    steps = int(right.slider("Optimization steps", 16, 192, FEATURE_STEPS, step=16, key="mechanisms_feature_steps"))
+    size = min(FEATURE_SIZE, max(classifier.input_size)) if any(
+        info.kind == "tokens" for info in feature_layers(classifier).values()) else FEATURE_SIZE
+    exemplars: Any = None if entry.images == PHOTOS else dataset(entry.images).x_test[:FEATURE_EXEMPLARS]
+
+    def run_feature():
+        """The picture and its check (the library's call)."""
+        return visualize_channel(classifier, layer=feature_layer, channel=channel, steps=steps, size=size,
+                                 exemplars=exemplars)
+
+    with st.spinner(f"Optimizing a picture of {feature_layer} channel {channel} ({steps} steps)…"):
+        picture = remember(entry, "feature", f"{feature_layer}|{channel}|{steps}|{size}|{entry.images}", run_feature)
+    st.markdown(picture.verdict())
+    st.plotly_chart(feature_visualization_figure(picture), width="stretch", key="mechanisms_feature")

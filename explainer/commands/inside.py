@@ -1,4 +1,5 @@
-"""`explainer anatomy` (layers, shapes, parameters) and `explainer ablate IMAGE` (switch channels off)."""
+"""`explainer anatomy` (layers, shapes, parameters), `explainer ablate IMAGE` (switch channels off) and
+`explainer feature --layer L --channel C` (a feature picture, checked against natural exemplars)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,22 @@ import argparse
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from explainer.commands._json import print_json
 from explainer.commands._options import (
     add_json_option,
     add_model_options,
     add_old_flag,
+    add_out_option,
     add_top_k_option,
     model_from_args,
     positive_int,
 )
+from explainer.commands._per_input import check_out_folder
 from explainer.data.images import load_image
 from explainer.errors import InputError
+from explainer.inside.features import visualize_channel
 from explainer.inside.intervention import ablate, cam_channel_importance
 from explainer.models.anatomy import model_anatomy
 
@@ -53,6 +58,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--random-draws", type=int, default=3, metavar="N",
                         help="also ablate as many random channels N times, for comparison (default 3; 0 = off)")
     parser.set_defaults(func=run_ablate)
+
+    parser = subparsers.add_parser("feature", help="optimize an image to excite one channel and check it against the "
+                                                   "channel's natural exemplars (is the picture trustworthy?)")
+    _model_arguments(parser)
+    parser.add_argument("--layer", required=True, help="layer of the channel (see `explainer anatomy`)")
+    parser.add_argument("--channel", required=True, type=int, help="channel index in the layer")
+    parser.add_argument("--steps", type=positive_int("--steps"), default=96, help="optimization steps (default 96)")
+    parser.add_argument("--size", type=positive_int("--size"), default=128, help="picture size in pixels (default 128)")
+    parser.add_argument("--exemplars", nargs="+", default=None, metavar="IMAGE",
+                        help="natural images searched for the channel's exemplars (default: crops of the sample photos)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the optimization and the control groups (default 0)")
+    add_out_option(parser, "dir", help="write the picture as feature.png and the exemplars as exemplar_K.png into DIR")
+    parser.set_defaults(func=run_feature)
 
 
 def _load(args: argparse.Namespace):
@@ -118,4 +136,40 @@ def run_ablate(args: argparse.Namespace) -> int:
     if random_drops:
         print(f"same number of random channels: mean drop {np.mean(random_drops):.1%} over {len(random_drops)} draws")
     print("after: " + ", ".join(f"{p.label} {p.probability:.1%}" for p in result.top_after[0]))
+    return 0
+
+
+def _save_png(pixels: Any, path: Any) -> str:
+    array = (pixels.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(path)
+    return str(path)
+
+
+def run_feature(args: argparse.Namespace) -> int:
+    """A feature picture of one channel and whether to trust it."""
+    folder = check_out_folder(args.out_dir) if args.out_dir else None
+    exemplars = [load_image(path) for path in args.exemplars] if args.exemplars else None
+    classifier = _load(args)
+    top_k = 9 if exemplars is None else min(9, len(exemplars) // 2)  # the check pairs each exemplar with others
+    if top_k < 2:
+        raise InputError(f"--exemplars needs at least 4 images (the strongest and as many others), got {len(exemplars or [])}.")
+    result = visualize_channel(classifier, layer=args.layer, channel=args.channel, steps=args.steps, size=args.size,
+                               seed=args.seed, exemplars=exemplars, top_k=top_k)
+    check = result.check
+    assert check is not None  # visualize_channel checks by default
+    written = []
+    if folder is not None:
+        written.append(_save_png(result.image, folder / "feature.png"))
+        written += [_save_png(pixels, folder / f"exemplar_{rank}.png")
+                    for rank, pixels in enumerate(check.exemplars.pixels, start=1)]
+    if args.json:
+        print_json({"model": classifier.name, **result.to_dict(), "verdict": result.verdict(), "written": written})
+        return 0
+    names = [args.exemplars[i] for i in check.exemplars.indices] if args.exemplars else check.exemplars.names
+    print(f"{classifier.name}: {args.layer} channel {args.channel}: picture activation {result.activation:.3g} "
+          f"(photos {result.photo_activation:.3g}, noise {result.noise_activation:.3g}); "
+          f"{len(names)} strongest natural exemplars: {', '.join(names)}")
+    print(result.verdict())
+    for path in written:
+        print(f"wrote {path}")
     return 0

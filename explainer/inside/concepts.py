@@ -67,7 +67,9 @@ class Concepts(JsonResult):
         return words
 
 
-def _crops(pixels: torch.Tensor, grid: int, size: tuple[int, int]) -> torch.Tensor:
+def grid_crops(pixels: torch.Tensor, grid: int, size: tuple[int, int]) -> torch.Tensor:
+    """``grid``×``grid`` non-overlapping crops of each image, resized to ``size`` (crop by crop: all images' first
+    crop, then the second, ...)."""
     _n, _c, height, width = pixels.shape
     tiles = []
     for r in range(grid):
@@ -104,7 +106,7 @@ def concepts(
     if method not in METHODS:
         raise InputError(f"Unknown concept method {method!r}; choose one of {', '.join(METHODS)}.")
     pixels = classifier.to_pixels(images)
-    crops = _crops(pixels, grid, classifier.input_size)
+    crops = grid_crops(pixels, grid, classifier.input_size)
     with user_state_guard(classifier.module):
         crop_acts = _activations(classifier, layer, crops).mean((2, 3)).numpy()
         if n_concepts < 1 or n_concepts > crop_acts.shape[1]:

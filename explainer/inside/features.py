@@ -24,6 +24,7 @@ from explainer.inside.activations import as_maps, capture, check_channel
 from explainer.models.layers import feature_layers
 
 if TYPE_CHECKING:
+    from explainer.inside.feature_check import FeatureCheck
     from explainer.models import Classifier, ImageBatch
 
 #: Lucid's colour decorrelation: square root of the ImageNet colour covariance (its SVD), columns normalized.
@@ -192,14 +193,29 @@ class FeatureVisualization(JsonResult):
     seconds: float = 0.0
     device: str = ""
     model_name: str = ""
+    check: FeatureCheck | None = None  # the picture against the channel's natural exemplars
 
-    _not_in_dict = ("image",)
+    _not_in_dict = ("image", "check")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready numbers (not the image), with the check's when it ran."""
+        return {**super().to_dict(), "check": None if self.check is None else self.check.to_dict()}
 
     def summary(self) -> pd.DataFrame:
-        """The headline numbers in one row: activation achieved, against photos and noise, and the gain."""
-        return pd.DataFrame([{"layer": self.layer, "channel": self.channel, "activation": self.activation,
-                              "photo_activation": self.photo_activation, "photo_max": self.photo_max,
-                              "noise_activation": self.noise_activation, "gain_over_photos": self.gain_over_photos}])
+        """The headline numbers in one row: activation achieved, against photos and noise, the gain, and the
+        check against natural exemplars (reach, agreement, trustworthy) when it ran."""
+        row = {"layer": self.layer, "channel": self.channel, "activation": self.activation,
+               "photo_activation": self.photo_activation, "photo_max": self.photo_max,
+               "noise_activation": self.noise_activation, "gain_over_photos": self.gain_over_photos}
+        if self.check is not None:
+            row.update({str(k): v for k, v in self.check.summary().drop(columns=["layer", "channel"]).iloc[0].items()})
+        return pd.DataFrame([row])
+
+    def verdict(self) -> str:
+        """Whether to trust the picture (the check's verdict), or that it was not checked."""
+        if self.check is None:
+            return "Not checked against natural exemplars (visualize_channel(..., check=True) does)."
+        return self.check.verdict()
 
     @headline
     def gain_over_photos(self) -> float:
@@ -286,6 +302,9 @@ def visualize_channel(
     lr: float = 0.05,
     seed: int = 0,
     reference_images: ImageBatch | Mapping | None = None,
+    check: bool = True,
+    exemplars: ImageBatch | Dataset | Mapping | None = None,
+    top_k: int = 9,
 ) -> FeatureVisualization:
     """Optimize an image to excite ``channel`` of ``layer`` (feature visualization, as in Lucid).
 
@@ -297,6 +316,8 @@ def visualize_channel(
     still get a gradient; reported activations are always the layer's own output. ``reference_images``
     (default: the bundled sample photos) give the activation to beat. Random draws come from private
     generators seeded with ``seed``; the model runs in eval mode and its weights get no gradient.
+    ``check``: also compare the picture with the channel's ``top_k`` natural exemplars among ``exemplars``
+    (default: crops of the bundled photos) – see :func:`explainer.inside.feature_check.check_feature_picture`.
     """
     started = time.perf_counter()
     classifier.get_layer(layer)
@@ -313,7 +334,7 @@ def visualize_channel(
         noise = torch.rand(4, classifier.in_chans, size, size, generator=generator).to(classifier.device)
         noise_activation = float(_channel_mean(classifier, layer, channel, noise, grad=False).mean())
         photo_values = _reference_activations(classifier, layer, channel, reference_images, size)
-    return FeatureVisualization(
+    result = FeatureVisualization(
         layer=layer,
         channel=int(channel),
         image=image[0].float().cpu(),
@@ -327,10 +348,16 @@ def visualize_channel(
         size=size,
         lr=lr,
         seed=seed,
-        seconds=time.perf_counter() - started,
+        seconds=0.0,
         device=str(classifier.device),
         model_name=classifier.name,
     )
+    if check:
+        from explainer.inside.feature_check import check_feature_picture
+
+        result.check = check_feature_picture(classifier, result, exemplars, top_k=top_k, seed=seed)
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def _optimize_image(

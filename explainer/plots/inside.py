@@ -160,25 +160,43 @@ def top_activating_figure(top: TopActivating, cols: int = 3) -> go.Figure:
 
 
 def feature_visualization_figure(visualization: FeatureVisualization) -> go.Figure:
-    """The optimized image beside its objective over the optimization steps."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55],
-                        subplot_titles=("optimized input", "channel activation during optimization"))
+    """The optimized image beside its objective over the optimization steps; when it was checked, the channel's
+    natural exemplars below it and the check's verdict in the title."""
+    check = visualization.check
+    shown = 0 if check is None else len(check.exemplars.indices)
+    cols = max(shown, 2)
+    left = max(1, cols // 2 - 1) if shown else 1
+    specs: list[list[dict | None]] = [[{"colspan": left}, *[None] * (left - 1), {"colspan": cols - left},
+                                       *[None] * (cols - left - 1)]]
+    titles = ["optimized input", "channel activation during optimization"]
+    if shown:
+        specs.append([{} for _ in range(cols)])
+        titles += [f"#{rank} ({score:.2f})" for rank, score in enumerate(check.exemplars.scores, start=1)]  # type: ignore[union-attr]
+    fig = make_subplots(rows=len(specs), cols=cols, specs=specs, subplot_titles=titles,
+                        row_heights=[0.62, 0.38] if shown else None, vertical_spacing=0.18)
     fig.add_trace(go.Image(z=_rgb(visualization.image)), row=1, col=1)
     steps = np.arange(1, len(visualization.history) + 1, dtype=np.float32)
-    fig.add_trace(go.Scatter(x=steps, y=_f32(visualization.history), mode="lines", name="objective"), row=1, col=2)
-    for value, label, dash in ((visualization.photo_activation, "mean of photos", "dash"),
-                               (visualization.noise_activation, "noise", "dot")):
-        fig.add_hline(y=value, line_dash=dash, annotation_text=label, row=1, col=2)
-    fig.update_xaxes(visible=False, row=1, col=1)
-    fig.update_yaxes(visible=False, row=1, col=1)
-    fig.update_xaxes(title="step", row=1, col=2)
-    fig.update_layout(
-        title=f"{visualization.layer} channel {visualization.channel}: activation {visualization.activation:.2f} vs "
-        f"photos {visualization.photo_activation:.2f}, noise {visualization.noise_activation:.2f} "
-        f"({visualization.steps} steps, {visualization.size} px, "
-        f"{visualization.seconds:.1f} s on {visualization.device})",
-        showlegend=False, height=420,
-    )
+    fig.add_trace(go.Scatter(x=steps, y=_f32(visualization.history), mode="lines", name="objective"), row=1, col=left + 1)
+    references = [(visualization.photo_activation, "mean of photos", "dash"), (visualization.noise_activation, "noise", "dot")]
+    if check is not None:
+        references.append((check.exemplar_activation, "natural exemplars (mean)", "longdash"))
+    for value, label, dash in references:
+        fig.add_hline(y=value, line_dash=dash, annotation_text=label, row=1, col=left + 1)
+    fig.update_xaxes(title="step", row=1, col=left + 1)
+    for index in range(shown):
+        fig.add_trace(go.Image(z=_rgb(check.exemplars.pixels[index])), row=2, col=index + 1)  # type: ignore[union-attr]
+    for row, col in [(1, 1), *[(2, c + 1) for c in range(shown)]]:
+        fig.update_xaxes(visible=False, row=row, col=col)
+        fig.update_yaxes(visible=False, row=row, col=col)
+    title = (f"{visualization.layer} channel {visualization.channel}: activation {visualization.activation:.2f} vs "
+             f"photos {visualization.photo_activation:.2f}, noise {visualization.noise_activation:.2f} "
+             f"({visualization.steps} steps, {visualization.size} px, {visualization.seconds:.1f} s on {visualization.device})")
+    if check is not None:
+        title += (f"<br>{'trustworthy' if check.trustworthy else 'NOT trustworthy'}: reaches {check.reach:.2f}× its "
+                  f"natural exemplars (below); more like them than like other images by "
+                  f"{check.agreement.difference.mean:.3f} (95 % CI {check.agreement.difference.low:.3f} to "
+                  f"{check.agreement.difference.high:.3f}, {check.agreement.n} pairs)")
+    fig.update_layout(title=title, showlegend=False, height=640 if shown else 420, margin=dict(t=110))
     return fig
 
 
