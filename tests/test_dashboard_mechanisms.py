@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 import explainer
@@ -66,3 +67,33 @@ def test_first_load_patches_the_cat_finds_concepts_and_patches_every_layer_as_th
     assert page.number_input(key=f"mechanisms_feature_channel_{layer}").value == channel
     picture = explainer.visualize_channel(bundled_classifier, layer=layer, channel=channel, steps=48, size=96)
     assert picture.verdict() in text
+
+
+def _switch_to(at: AppTest, text: str) -> None:
+    picker = at.selectbox(key="model_choice")
+    picker.set_value(next(option for option in picker.options if text in option)).run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_the_page_works_for_a_network_trained_in_the_dashboard_and_for_an_uploaded_vit(mechanisms_page):
+    import timm
+    from safetensors.torch import save
+    from test_dashboard_apptest import open_page, train_digits, upload_checkpoint
+
+    at = mechanisms_page
+    trained = train_digits(at, epochs=2)
+    _switch_to(at, f"on digits – {trained.test_accuracy:.1%}")
+    open_page(at, "mechanisms")
+    assert {"mechanisms_patch", "mechanisms_concepts"} <= set(_charts(at))
+    assert any("smaller than the 16 px" in c.value for c in at.caption)  # an 8-px network gets no feature picture
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", num_classes=3).eval()
+    open_page(at, "your_model")
+    upload_checkpoint(at, "vit.safetensors", save(vit.state_dict()), arch="vit_tiny_patch16_224",
+                      labels="ant\nbee\ncat")
+    open_page(at, "mechanisms")
+    charts = _charts(at)
+    assert {"mechanisms_patch", "mechanisms_concepts", "mechanisms_feature"} <= set(charts)
+    assert charts["mechanisms_patch"]["data"][0]["type"] == "heatmap"  # the ViT's 14×14 token grid
+    assert _values(charts["mechanisms_patch"]["data"][0], "z").shape == (14, 14)
