@@ -96,3 +96,26 @@ def test_other_architectures_pass_the_conservation_check_or_are_refused(bundled_
     assert explanation.params["conservation_error"] <= 0.05
     with pytest.raises(explainer.InputError, match="torchvision ResNet and VGG.*integrated_gradients"):
         explainer.explain(bundled_classifier, torch.rand(1, 3, 224, 224), "lrp")
+
+
+def test_a_timm_resnet_gets_the_same_relevance_as_torchvisions(one_torch_thread):
+    """timm's resnet18 with torchvision resnet18's weights computes the same function; with its blocks' residual
+    sums made explicit its LRP map must equal the torchvision path's (ResNetCanonizer), and a torchvision
+    checkpoint loaded with arch="resnet18" (built as timm's model) gets LRP too."""
+    import io
+
+    import timm
+
+    tv_classifier, _ = MODELS["resnet18"]
+    timm_net = timm.create_model("resnet18", pretrained=False).eval()
+    timm_net.load_state_dict(tv_classifier.module.state_dict())
+    timm_classifier = _classifier(timm_net, 64, "timm resnet18")
+    pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    ours = explainer.explain(timm_classifier, pixels, "lrp", target=7)
+    reference = explainer.explain(tv_classifier, pixels, "lrp", target=7)
+    assert ours.params["architecture"] == "timm_resnet" and reference.params["architecture"] == "resnet"
+    torch.testing.assert_close(ours.attributions, reference.attributions, atol=1e-7, rtol=1e-4)
+    buffer = io.BytesIO()
+    torch.save(tv_classifier.module.state_dict(), buffer)
+    loaded = explainer.load_model(buffer.getvalue(), arch="resnet18", device="cpu")
+    assert explainer.explain(loaded, pixels[:1], "lrp").params["conservation_error"] <= 0.05

@@ -9,8 +9,9 @@ branches instead of being counted twice. The output relevance is ``one_hot(targe
 so the input relevance sums to (about) the logit; ``convergence_delta`` reports
 ``Σ relevance − logit`` per image (bias terms and the ε stabilizer absorb a little).
 
-Supported: torchvision ``ResNet`` (``ResNetCanonizer``), torchvision ``VGG`` (``VGGCanonizer``) and
-sequential networks of convolutions, dense layers, batch norms, pools and elementwise activations
+Supported: torchvision ``ResNet`` (``ResNetCanonizer``), timm's ``ResNet`` with plain blocks (no
+squeeze-excitation, anti-aliasing or drop-block: resnet18/34/50 and kin; batch norms merged and the same
+explicit ``Sum`` in :class:`TimmResNetCanonizer`), torchvision ``VGG`` (``VGGCanonizer``) and sequential networks of convolutions, dense layers, batch norms, pools and elementwise activations
 (``explainer.build_cnn``; ``SequentialMergeBatchNorm``). Any other architecture – timm's
 EfficientNet with ``BatchNormAct2d`` and residual additions, ConvNeXt, ViT – is attempted with
 ``SequentialMergeBatchNorm`` and kept only if it passes the conservation check (relative error of
@@ -40,15 +41,32 @@ _PLAIN_LEAVES: tuple[type[nn.Module], ...] = (
     nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Dropout2d, nn.Identity,
     nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Hardswish,
 )
-SUPPORTED = "torchvision ResNet and VGG, and sequential CNNs/MLPs such as explainer.build_cnn"
+SUPPORTED = ("torchvision ResNet and VGG, timm ResNets with plain blocks, and sequential CNNs/MLPs such as "
+             "explainer.build_cnn")
+
+
+def _plain_timm_resnet(module: nn.Module) -> bool:
+    """A timm ResNet whose blocks are conv–BN–act with a residual sum only (what the canonizer rewrites)."""
+    from timm.models.resnet import BasicBlock, Bottleneck
+    from timm.models.resnet import ResNet as TimmResNet
+
+    if not isinstance(module, TimmResNet):
+        return False
+    blocks = [m for m in module.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+    return bool(blocks) and all(
+        block.se is None and isinstance(block.aa, nn.Identity) and isinstance(block.drop_block, nn.Identity)
+        for block in blocks
+    )
 
 
 def architecture(module: nn.Module) -> str:
-    """``"resnet"``, ``"vgg"``, ``"sequential"`` (plain layers in order) or ``"other"``."""
+    """``"resnet"``, ``"timm_resnet"``, ``"vgg"``, ``"sequential"`` (plain layers in order) or ``"other"``."""
     from torchvision.models import VGG, ResNet
 
     if isinstance(module, ResNet):
         return "resnet"
+    if _plain_timm_resnet(module):
+        return "timm_resnet"
     if isinstance(module, VGG):
         return "vgg"
     if isinstance(module, nn.Sequential):
@@ -73,9 +91,58 @@ def canonizers(kind: str) -> list[Any]:
 
     if kind == "resnet":
         return [ResNetCanonizer()]
+    if kind == "timm_resnet":
+        return [SequentialMergeBatchNorm(), TimmResNetCanonizer()]
     if kind == "vgg":
         return [VGGCanonizer()]
     return [SequentialMergeBatchNorm()]
+
+
+def _timm_basic_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
+    """timm's BasicBlock forward with the residual addition as an explicit ``Sum`` (relevance splits, not doubles)."""
+    shortcut = x if self.downsample is None else self.downsample(x)
+    out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+    if self.drop_path is not None:
+        out = self.drop_path(out)
+    return self.act2(self.canonizer_sum(torch.stack([shortcut, out], dim=-1)))
+
+
+def _timm_bottleneck_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
+    """timm's Bottleneck forward, likewise."""
+    shortcut = x if self.downsample is None else self.downsample(x)
+    out = self.act1(self.bn1(self.conv1(x)))
+    out = self.bn3(self.conv3(self.act2(self.bn2(self.conv2(out)))))
+    if self.drop_path is not None:
+        out = self.drop_path(out)
+    return self.act3(self.canonizer_sum(torch.stack([shortcut, out], dim=-1)))
+
+
+def _timm_block_attributes(_name: str, module: nn.Module) -> dict[str, Any] | None:
+    from timm.models.resnet import BasicBlock, Bottleneck
+    from zennit.layer import Sum
+
+    if isinstance(module, BasicBlock):
+        return {"forward": _timm_basic_forward.__get__(module), "canonizer_sum": Sum()}
+    if isinstance(module, Bottleneck):
+        return {"forward": _timm_bottleneck_forward.__get__(module), "canonizer_sum": Sum()}
+    return None
+
+
+def _timm_canonizer_class() -> type:
+    from zennit.canonizers import AttributeCanonizer
+
+    class TimmResNetBlocks(AttributeCanonizer):  # type: ignore[misc]
+        """Zennit canonizer: timm ResNet blocks with their residual sum as a ``Sum`` module."""
+
+        def __init__(self) -> None:
+            super().__init__(_timm_block_attributes)
+
+    return TimmResNetBlocks
+
+
+def TimmResNetCanonizer() -> Any:  # noqa: N802 - builds a Zennit canonizer, named like one
+    """The canonizer for timm ResNets' blocks (zennit is imported only when LRP runs)."""
+    return _timm_canonizer_class()()
 
 
 def make_composite(name: str, kind: str, job: Job) -> Any:
@@ -122,7 +189,7 @@ register_method(MethodSpec(
     name="lrp", title="LRP", kind="propagation", signed=True, private_copy=True,
     description=(
         "Layer-wise Relevance Propagation: the logit redistributed layer by layer back to the pixels with "
-        "conservation rules (Bach et al. 2015), computed by Zennit. Supports torchvision ResNet/VGG and "
+        "conservation rules (Bach et al. 2015), computed by Zennit. Supports torchvision ResNet/VGG, timm ResNets and "
         "sequential CNNs; other architectures must pass a conservation check."
     ),
     params=(
