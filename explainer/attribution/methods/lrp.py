@@ -131,7 +131,7 @@ def _timm_block_attributes(_name: str, module: nn.Module) -> dict[str, Any] | No
 def _timm_canonizer_class() -> type:
     from zennit.canonizers import AttributeCanonizer
 
-    class TimmResNetBlocks(AttributeCanonizer):  # type: ignore[misc]
+    class TimmResNetBlocks(AttributeCanonizer):
         """Zennit canonizer: timm ResNet blocks with their residual sum as a ``Sum`` module."""
 
         def __init__(self) -> None:
