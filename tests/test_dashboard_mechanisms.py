@@ -65,7 +65,7 @@ def test_first_load_patches_the_cat_finds_concepts_and_patches_every_layer_as_th
     layer = find_cam_layer(bundled_classifier).name
     channel = explainer.cam_channel_importance(bundled_classifier, [cat], layer=layer).top(1, image=0)[0]
     assert page.number_input(key=f"mechanisms_feature_channel_{layer}").value == channel
-    picture = explainer.visualize_channel(bundled_classifier, layer=layer, channel=channel, steps=48, size=96)
+    picture = explainer.visualize_channel(bundled_classifier, layer=layer, channel=channel, steps=32, size=96)
     assert picture.verdict() in text
 
 

@@ -37,7 +37,7 @@ CONCEPTS = 4
 #: Dataset images the concepts of a dataset model are extracted from.
 DATASET_IMAGES = 16
 #: The feature picture's first view: optimization steps and size (pixels); the smallest input it can be drawn at.
-FEATURE_STEPS, FEATURE_SIZE, FEATURE_MIN_SIZE = 48, 96, 16
+FEATURE_STEPS, FEATURE_SIZE, FEATURE_MIN_SIZE = 32, 96, 16
 #: Dataset test images searched for a dataset model's natural exemplars.
 FEATURE_EXEMPLARS = 200
 
