@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM
 
 from explainer.cli import build_parser, main
 
@@ -46,4 +47,7 @@ def test_the_quick_readme_commands_run_as_written(tmp_path, monkeypatch, capsys)
         out = capsys.readouterr().out
         if "--json" in argv:
             json.loads(out)  # a whole JSON document, nothing else on stdout
-    assert (tmp_path / "cat.png").is_file() and (tmp_path / "maps").is_dir()
+    assert (tmp_path / "cat.png").is_file() and (tmp_path / "maps" / "cat_0_methods.html").is_file()
+    if Path(CHROMIUM).exists():  # kaleido renders the PNGs (one browser for all of them)
+        assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == [
+            "cat_0_gradcam.png", "cat_0_integrated_gradients.png", "cat_0_methods.png"]

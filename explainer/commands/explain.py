@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,18 @@ def run(args: argparse.Namespace) -> int:
     inputs = load_inputs(args.images)
     classifier = model_from_args(args) if inputs.images else None
     png = _PngWriter(enabled=not args.no_png)
+    try:
+        rows = _explain_all(args, methods, params, out, inputs, classifier, png)
+    finally:
+        png.close()
+    if png.problem:
+        print(f"explainer explain: PNG figures skipped ({png.problem}); the HTML figures were written.", file=sys.stderr)
+    return finish("explain", rows, as_json=args.json, print_text=_print_text)
+
+
+def _explain_all(args: argparse.Namespace, methods: list[str], params: dict[str, dict[str, Any]], out: Path,
+                 inputs: Any, classifier: Any, png: _PngWriter) -> list[dict[str, Any]]:
+    """Every method on every input: the figures written, one row per (image, method)."""
     position_of = {id(image): position for image, position in zip(inputs.images, inputs.positions)}
     maps: dict[int, list[tuple[Any, int]]] = {}  # input position → (explanation, index in it) per method
     rows: list[dict[str, Any]] = list(inputs.failed)
@@ -90,9 +103,7 @@ def run(args: argparse.Namespace) -> int:
             grid = methods_grid([explanation for explanation, _ in found], index=found[0][1], absolute=args.absolute)
             grid.write_html(f"{stem}.html", include_plotlyjs="cdn")
             png.write(grid, f"{stem}.png")
-    if png.problem:
-        print(f"explainer explain: PNG figures skipped ({png.problem}); the HTML figures were written.", file=sys.stderr)
-    return finish("explain", rows, as_json=args.json, print_text=_print_text)
+    return rows
 
 
 def _print_text(rows: list[dict[str, Any]]) -> None:
@@ -107,6 +118,7 @@ class _PngWriter:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.problem: str | None = None
+        self.server = False
         if enabled and "BROWSER_PATH" not in os.environ and Path(CHROMIUM).exists():
             os.environ["BROWSER_PATH"] = CHROMIUM
 
@@ -114,12 +126,27 @@ class _PngWriter:
         if self.problem or not self.enabled:
             return None
         try:
-            figure.write_image(path)
+            if not self.server:  # one browser for every figure of the run (kaleido starts one per call otherwise)
+                import kaleido
+
+                kaleido.start_sync_server(silence_warnings=True)
+                self.server = True
+            with warnings.catch_warnings():  # plotly passes per-call browser options, which a running server ignores
+                warnings.filterwarnings("ignore", message="The kopts argument is ignored", category=UserWarning)
+                figure.write_image(path)
         except Exception as exc:  # kaleido missing, no Chromium, or the browser failed to start
             message = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             self.problem = f"kaleido could not render: {message[:200]}; install Chromium at {CHROMIUM} for PNGs"
             return None
         return path
+
+    def close(self) -> None:
+        """Stop the browser the first figure started."""
+        if self.server:
+            import kaleido
+
+            kaleido.stop_sync_server(silence_warnings=True)
+            self.server = False
 
 
 def _slug(name: str) -> str:
