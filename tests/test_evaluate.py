@@ -271,6 +271,8 @@ def test_a_killed_run_resumes_and_equals_an_uninterrupted_run(checkpoint, tmp_pa
     rerun = subprocess.run([sys.executable, str(script), str(checkpoint), str(out), "30", "local"],
                            capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+    # the estimate covers only the images the file lacks
+    assert f"for {30 - written} image(s)" in rerun.stderr and f"({written} of 30 already in {out})" in rerun.stderr
     resumed = json.loads(rerun.stdout.strip().splitlines()[-1])
     assert [row["image"] for row in resumed] == list(range(30))
     assert resumed == _reference(checkpoint, 30)

@@ -611,9 +611,10 @@ class EvaluationEstimate:
         return f"≈ {shown} for {self.images} image(s) ({self.seconds_per_image:.2g} s per image: {parts})"
 
 
-def estimate_evaluation(classifier: Any, data: EvaluationData, settings: Settings) -> EvaluationEstimate:
-    """Time the protocol's pieces on the first image and scale to every image (runs one curve set and one
-    explanation per method; the real run repeats them)."""
+def estimate_evaluation(classifier: Any, data: EvaluationData, settings: Settings,
+                        images: int | None = None) -> EvaluationEstimate:
+    """Time the protocol's pieces on the first image and scale to every image – or to ``images`` of them (the
+    ones a resumed results file still lacks); runs one curve set and one explanation per method."""
     from explainer.attribution.explanation import explain
 
     pixels = data.pixels[:1]
@@ -646,7 +647,8 @@ def estimate_evaluation(classifier: Any, data: EvaluationData, settings: Setting
     if "randomization" in settings.metrics:
         parts["randomization"] = explain_seconds * settings.randomization_steps
     per_image = sum(parts.values())
-    return EvaluationEstimate(per_image * len(data.pixels), len(data.pixels), per_image, parts)
+    count = len(data.pixels) if images is None else int(images)
+    return EvaluationEstimate(per_image * count, count, per_image, parts)
 
 
 # ------------------------------------------------------------------------------- evaluate
@@ -727,7 +729,7 @@ def evaluate(
     (:mod:`explainer.evidence.precision`; recorded in ``config["precision"]``).
     """
     from explainer.models import Classifier, load_model
-    from explainer.run import run_units
+    from explainer.run import finished_keys, run_units
 
     model = classifier if isinstance(classifier, Classifier) else load_model(classifier, device=device)
     loaded = load_evaluation_data(data, model, limit)
@@ -755,8 +757,12 @@ def evaluate(
         raise InputError(f"targets must be None (predicted), 'labels' or one per image, got {targets!r}.")
     config = _config(model, classifier, data, loaded, settings, limit)
     predicted = None
-    if estimate or progress is not False or budget_seconds is not None:
-        forecast = estimate_evaluation(model, loaded, settings)
+    units = [{"image": i} for i in range(len(loaded.pixels))]
+    left = len(units) - len(finished_keys(out, units))  # a resumed results file: only its missing images cost time
+    if not left and estimate:
+        predicted = 0.0
+    if left and (estimate or progress is not False or budget_seconds is not None):
+        forecast = estimate_evaluation(model, loaded, settings, images=left)
         predicted = forecast.seconds
         if budget_seconds is not None and forecast.seconds > budget_seconds:
             raise InputError(f"This evaluation is estimated at {forecast.text()} – over the time budget of "
@@ -764,11 +770,11 @@ def evaluate(
                              "randomization saves the most), fewer steps or randomization_steps, or pass "
                              "budget_seconds=None (no limit; --budget 0 on the command line) or a larger budget.")
         if progress is not False:
-            print(f"estimate: {forecast.text()}", file=sys.stderr)
+            resumed = f" ({len(units) - left} of {len(units)} already in {out})" if left < len(units) else ""
+            print(f"estimate: {forecast.text()}{resumed}", file=sys.stderr)
     worker_data = data if isinstance(data, str) else loaded
     worker_model = classifier if isinstance(classifier, str) else model
     factory = functools.partial(make_worker, worker_model, worker_data, limit, settings, device)
-    units = [{"image": i} for i in range(len(loaded.pixels))]
     started = time.perf_counter()
     resources = {"num_cpus": 1, "num_gpus": 1 if model.device.type == "cuda" else 0}
     bar = None
