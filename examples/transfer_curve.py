@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="textures", help="textures, digits, cifar10 or imagefolder:PATH")
     parser.add_argument("--model", default=explainer.BUNDLED_MODEL, help="pretrained timm backbone")
     parser.add_argument("--shots", default="1,2,5,10,20,50", help="labelled examples per class, comma-separated")
-    parser.add_argument("--seeds", type=int, default=3, help="samples per shot level")
+    parser.add_argument("--seeds", type=int, default=5, help="samples per shot level (5: the fewest that can name a winner)")
     names = ",".join(explainer.STRATEGIES)
     parser.add_argument("--strategies", default=names, help=f"comma-separated, from: {names}")
     parser.add_argument("--steps", type=int, default=100, help="training steps of the networks")

@@ -9,6 +9,7 @@ from explainer.commands._json import print_json
 from explainer.commands._options import add_budget_option, add_json_option
 from explainer.errors import InputError
 from explainer.learn.sweep import SETTING_HELP, SETTINGS, SweepProgress, TrainingTask, parse_setting, sweep
+from explainer.stats import MIN_SAMPLES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--grid", action="append", default=[], metavar="SETTING=V,V,...",
         help=f"a setting and its values, e.g. --grid lr=0.001,0.01,0.1; repeat for more ({', '.join(SETTINGS)})",
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3; 1 gives no verdict)")
+    parser.add_argument("--seeds", type=int, default=MIN_SAMPLES,
+                        help=f"seeds per configuration (default {MIN_SAMPLES}: the fewest that can name a winner)")
     parser.add_argument("--epochs", type=int, default=10, help="most epochs per run (default 10)")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate where the grid does not vary it (default 1e-3)")
     parser.add_argument("--out", default=None, metavar="FILE", help="stream runs to FILE (JSON lines); a rerun resumes")

@@ -11,6 +11,7 @@ from explainer.commands._options import add_budget_option
 from explainer.errors import InputError
 from explainer.models import BUNDLED_MODEL
 from explainer.run import BACKENDS
+from explainer.stats import MIN_SAMPLES
 from explainer.transfer import DEFAULT_LR, DEFAULT_SHOTS, STRATEGIES, TransferResults, compare_transfer
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--shots", nargs="+", default=[",".join(map(str, DEFAULT_SHOTS))], metavar="N",
         help=f"labelled examples per class: --shots 1 5 20 or --shots 1,5,20 (default {','.join(map(str, DEFAULT_SHOTS))})",
     )
-    parser.add_argument("--seeds", type=int, default=3, help="samples per shot level (default 3)")
+    parser.add_argument("--seeds", type=int, default=MIN_SAMPLES,
+                        help=f"samples per shot level (default {MIN_SAMPLES}: the fewest that can name a winner)")
     parser.add_argument(
         "--strategies", nargs="+", default=[",".join(STRATEGIES)], metavar="NAME",
         help=f"space- or comma-separated, from: {', '.join(STRATEGIES)} (default: all of them)",

@@ -43,6 +43,7 @@ from explainer.learn.architectures import ACTIVATIONS, build_model
 from explainer.learn.playground import MAX_LAYERS, MAX_NEURONS, PlaygroundConfig, train_playground
 from explainer.learn.training import OPTIMIZERS, TrainingRun, fit
 from explainer.run import read_results, run_units
+from explainer.stats import MIN_SAMPLES
 
 #: Settings a grid may vary, with the type of their values.
 SETTINGS: dict[str, type] = {
@@ -717,7 +718,7 @@ def sweep(
     task: Task,
     grid: Mapping[str, Sequence[Any]],
     *,
-    seeds: int | Sequence[int] = 3,
+    seeds: int | Sequence[int] = MIN_SAMPLES,
     out: str | Path | None = None,
     backend: str = "local",
     address: str | None = None,

@@ -25,6 +25,7 @@ from explainer.errors import InputError
 from explainer.hardware import resolve_device
 from explainer.models import BUNDLED_MODEL, Classifier
 from explainer.run import finished_keys, read_results, run_units, unit_key
+from explainer.stats import MIN_SAMPLES
 from explainer.transfer.feature_cache import tensor_digest
 from explainer.transfer.learners import PROBE_C
 from explainer.transfer.results import TransferResults, open_results
@@ -249,7 +250,7 @@ def compare_transfer(
     model: str | Classifier = BUNDLED_MODEL,
     *,
     shots: Sequence[int] | int = DEFAULT_SHOTS,
-    seeds: int = 3,
+    seeds: int = MIN_SAMPLES,
     strategies: Sequence[str] | str = tuple(STRATEGIES),
     image_size: int = DEFAULT_IMAGE_SIZE,
     steps: int = DEFAULT_STEPS,
