@@ -20,7 +20,6 @@ import explainer
 from explainer import stats
 from explainer.errors import InputError
 from explainer.evidence.planted import (
-    KINDS,
     NO_SHORTCUT_CONCEPT,
     RANDOM_SITE,
     PlantedSettings,
@@ -120,7 +119,7 @@ def test_benchmark_report_rows_and_results_file(tmp_path):
     assert len(report.timeline) == TINY.timeline_epochs and "pixels:saliency" in report.timeline.columns
     assert set(report.time_shares()) >= {"training", "pixels", "data"}
     assert open_planted(out).to_dict()["rows"] == rows
-    units = planted_units([0, 1, 2], [*KINDS, *available_optional_kinds(), "timeline"])
+    units = planted_units([0, 1, 2], timeline=True)
     left = estimate_planted(TINY, [0, 1, 2], timeline=True, done=finished_keys(out, units))
     assert left.units == len(units) // 3 and set(left.parts) >= {"training", "pixels"}  # only seed 2 is left to run
     with pytest.raises(InputError, match="seeds must be"):

@@ -130,3 +130,13 @@ def check_out_folder(path: str | Path) -> Path:
     if not os.access(folder, os.W_OK):
         raise InputError(f"Cannot write to --out-dir {folder}; choose a folder you can write to.")
     return folder
+
+
+def save_png(pixels: Any, path: str | Path) -> str:
+    """Write ``(C, H, W)`` pixels in [0, 1] (1 or 3 channels) as a PNG file; returns the path."""
+    import numpy as np
+    from PIL import Image
+
+    array = (pixels.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(path)
+    return str(path)

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -19,7 +18,7 @@ from explainer.commands._options import (
     model_from_args,
     positive_int,
 )
-from explainer.commands._per_input import check_out_folder
+from explainer.commands._per_input import check_out_folder, save_png
 from explainer.data.images import load_image
 from explainer.errors import InputError
 from explainer.inside.concepts import concepts
@@ -99,10 +98,7 @@ def _write_crops(crops: torch.Tensor, top: list[list[int]], folder: Path) -> lis
     written = []
     for k, indices in enumerate(top):
         strip = torch.cat([crops[i] for i in indices], dim=2)  # (C, H, W × n)
-        pixels = (strip.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        path = folder / f"concept_{k}.png"
-        Image.fromarray(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels).save(path)
-        written.append(str(path))
+        written.append(save_png(strip, folder / f"concept_{k}.png"))
     return written
 
 

@@ -7,7 +7,6 @@ import argparse
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from explainer.commands._json import print_json
 from explainer.commands._options import (
@@ -19,7 +18,7 @@ from explainer.commands._options import (
     model_from_args,
     positive_int,
 )
-from explainer.commands._per_input import check_out_folder
+from explainer.commands._per_input import check_out_folder, save_png
 from explainer.data.images import load_image
 from explainer.errors import InputError
 from explainer.inside.features import visualize_channel
@@ -139,12 +138,6 @@ def run_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_png(pixels: Any, path: Any) -> str:
-    array = (pixels.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(path)
-    return str(path)
-
-
 def run_feature(args: argparse.Namespace) -> int:
     """A feature picture of one channel and whether to trust it."""
     folder = check_out_folder(args.out_dir) if args.out_dir else None
@@ -159,8 +152,8 @@ def run_feature(args: argparse.Namespace) -> int:
     assert check is not None  # visualize_channel checks by default
     written = []
     if folder is not None:
-        written.append(_save_png(result.image, folder / "feature.png"))
-        written += [_save_png(pixels, folder / f"exemplar_{rank}.png")
+        written.append(save_png(result.image, folder / "feature.png"))
+        written += [save_png(pixels, folder / f"exemplar_{rank}.png")
                     for rank, pixels in enumerate(check.exemplars.pixels, start=1)]
     if args.json:
         print_json({"model": classifier.name, **result.to_dict(), "verdict": result.verdict(), "written": written})

@@ -246,6 +246,13 @@ class _Worker:
             entry["score"] = entry["shortcut_share_uses"] - entry["shortcut_share_ignores"]
         return {"pixels": scores, "skipped": skipped}
 
+    @staticmethod
+    def _shortcut_shows_class(data: Any) -> torch.Tensor:
+        """Per test image: True where the shortcut's colour shows the image's class (flipping it changes pixels)."""
+        truth = data.truth
+        changed = (data.x_test != truth.x_test_flipped).any(1, keepdim=True)
+        return (changed & truth.shortcut_masks_test).flatten(1).any(1)
+
     def _patching(self, seed: int) -> dict[str, Any]:
         """Position patching at ``conv2``: clean = a test image whose shortcut shows its class, corrupted = one of the
         other class (object, shortcut and distractor all differ); the share of restoration on the shortcut."""
@@ -254,7 +261,7 @@ class _Worker:
         out: dict[str, float] = {}
         for name, (run, data) in self._pair(seed).items():
             truth = data.truth
-            agrees = ((data.x_test != truth.x_test_flipped).any(1, keepdim=True) & truth.shortcut_masks_test).flatten(1).any(1)
+            agrees = self._shortcut_shows_class(data)
             per_class = max(1, self.settings.images // 4)
             chosen = [torch.nonzero(agrees & (data.y_test == c)).ravel()[:per_class] for c in (0, 1)]
             count = min(len(chosen[0]), len(chosen[1]))
@@ -278,8 +285,7 @@ class _Worker:
         out: dict[str, float] = {}
         for name, (run, data) in self._pair(seed).items():
             truth = data.truth
-            agrees = ((data.x_test != truth.x_test_flipped).any(1, keepdim=True) & truth.shortcut_masks_test).flatten(1).any(1)
-            chosen = torch.nonzero(agrees).ravel()[: self.settings.images]
+            chosen = torch.nonzero(self._shortcut_shows_class(data)).ravel()[: self.settings.images]
             images, masks = data.x_test[chosen], truth.shortcut_masks_test[chosen].float()
             classifier = self._classifier(run.model, data, seed)
             with warnings.catch_warnings():  # NMF's max_iter warning on a tiny layer is not news here
@@ -400,28 +406,28 @@ def _data_scores(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return scored
 
 
-def _patching_scores(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    found = _by_seed(rows, "patching")
+def _difference_scores(rows: Sequence[Mapping[str, Any]], kind: str, method: str, baseline: str,
+                       parts: Sequence[str]) -> list[dict[str, Any]]:
+    """A kind scored as uses − ignores against a difference of 0 (``baseline``), with the means of ``parts``."""
+    found = _by_seed(rows, kind)
     if not found:
         return []
-    values = {"position_patching": [r["patching"]["score"] for r in found], RANDOM_SITE: [0.0] * len(found)}
-    scored = _scored_against("patching", values, {"position_patching": RANDOM_SITE}, "shortcut_share_difference",
-                             layer=PATCH_LAYER)
-    for part in ("shortcut_share_uses", "shortcut_share_ignores"):
-        scored[0][part] = float(np.mean([r["patching"][part] for r in found]))
+    values = {method: [r[kind]["score"] for r in found], baseline: [0.0] * len(found)}
+    scored = _scored_against(kind, values, {method: baseline}, "shortcut_share_difference", layer=PATCH_LAYER)
+    for part in parts:
+        scored[0][part] = float(np.mean([r[kind][part] for r in found]))
     return scored
+
+
+def _patching_scores(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return _difference_scores(rows, "patching", "position_patching", RANDOM_SITE,
+                              ("shortcut_share_uses", "shortcut_share_ignores"))
 
 
 def _concept_scores(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    found = _by_seed(rows, "concepts")
-    if not found:
-        return []
-    values = {"nmf_concepts": [r["concepts"]["score"] for r in found], NO_SHORTCUT_CONCEPT: [0.0] * len(found)}
-    scored = _scored_against("concepts", values, {"nmf_concepts": NO_SHORTCUT_CONCEPT}, "shortcut_share_difference",
-                             layer=PATCH_LAYER)
-    for part in ("shortcut_share_uses", "shortcut_share_ignores", "best_alignment_uses", "best_alignment_ignores"):
-        scored[0][part] = float(np.mean([r["concepts"][part] for r in found]))
-    return scored
+    return _difference_scores(rows, "concepts", "nmf_concepts", NO_SHORTCUT_CONCEPT,
+                              ("shortcut_share_uses", "shortcut_share_ignores", "best_alignment_uses",
+                               "best_alignment_ignores"))
 
 
 def _timeline_scores(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], pd.DataFrame]:
@@ -568,16 +574,16 @@ def estimate_planted(settings: PlantedSettings, seeds: Sequence[int], *, timelin
         "concepts": 2 * images * (4 + CONCEPTS + 2) * forward + 2 * 0.1,  # crops, ablations; ~0.1 s per NMF
         "timeline": epoch * settings.timeline_epochs * 1.5,
     }
-    kinds = [*KINDS, *available_optional_kinds(), *(["timeline"] if timeline else [])]
-    remaining = [unit for unit in planted_units(seeds, kinds) if unit_key(unit) not in done]
+    remaining = [unit for unit in planted_units(seeds, timeline=timeline) if unit_key(unit) not in done]
     parts = {"training": 2 * epoch * settings.epochs * len({u["seed"] for u in remaining if u["kind"] != "timeline"})}
     for unit in remaining:
         parts[unit["kind"]] = parts.get(unit["kind"], 0.0) + per_unit[unit["kind"]]
     return PlantedEstimate(float(sum(parts.values())), parts, len(remaining))
 
 
-def planted_units(seeds: Sequence[int], kinds: Sequence[str]) -> list[dict[str, Any]]:
-    """The benchmark's units in run order: seed by seed, each of ``kinds``."""
+def planted_units(seeds: Sequence[int], *, timeline: bool = False) -> list[dict[str, Any]]:
+    """The benchmark's units in run order: seed by seed, each kind this installation scores (and the timeline)."""
+    kinds = [*KINDS, *available_optional_kinds(), *(["timeline"] if timeline else [])]
     return [{"seed": seed, "kind": kind} for seed in seeds for kind in kinds]
 
 
@@ -669,8 +675,7 @@ def planted_benchmark(
     if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(budget_seconds, (int, float))
                                        or budget_seconds <= 0):
         raise InputError(f"budget_seconds must be a positive number of seconds, got {budget_seconds!r}.")
-    kinds = [*KINDS, *available_optional_kinds(), *(["timeline"] if timeline else [])]
-    units = planted_units(chosen, kinds)
+    units = planted_units(chosen, timeline=timeline)
     config = {"benchmark": "planted", **json_ready(asdict(resolved))}
     estimate = estimate_planted(resolved, chosen, timeline=timeline, done=finished_keys(out, units))
     if budget_seconds is not None and estimate.seconds > budget_seconds:

@@ -118,7 +118,15 @@ def _cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def default_exemplar_images(classifier: Classifier, grid: int = DEFAULT_GRID) -> torch.Tensor:
     """Natural images to search: ``grid``×``grid`` crops of the bundled sample photos at the input size."""
-    return grid_crops(classifier.to_pixels(list(sample_images().values())), grid, classifier.input_size)
+    return _photo_crops(classifier, grid)[0]
+
+
+def _photo_crops(classifier: Classifier, grid: int) -> tuple[torch.Tensor, list[str]]:
+    """The crops of the bundled photos and a name for each ("cat crop 2")."""
+    photos = sample_images()
+    crops = grid_crops(classifier.to_pixels(list(photos.values())), grid, classifier.input_size)
+    names = list(photos)
+    return crops, [f"{names[i % len(names)]} crop {i // len(names) + 1}" for i in range(len(crops))]
 
 
 def check_feature_picture(
@@ -137,9 +145,7 @@ def check_feature_picture(
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 2:
         raise InputError(f"top_k must be a whole number ≥ 2 (the agreement needs exemplars to pair), got {top_k!r}.")
     if exemplars is None:
-        pixels = default_exemplar_images(classifier)
-        photos = list(sample_images())
-        names = [f"{photos[i % len(photos)]} crop {i // len(photos) + 1}" for i in range(len(pixels))]
+        pixels, names = _photo_crops(classifier, DEFAULT_GRID)
     else:
         items, names = _as_items(exemplars)
         pixels = classifier.to_pixels(items)

@@ -11,7 +11,8 @@ so the input relevance sums to (about) the logit; ``convergence_delta`` reports
 
 Supported: torchvision ``ResNet`` (``ResNetCanonizer``), timm's ``ResNet`` with plain blocks (no
 squeeze-excitation, anti-aliasing or drop-block: resnet18/34/50 and kin; batch norms merged and the same
-explicit ``Sum`` in :class:`TimmResNetCanonizer`), torchvision ``VGG`` (``VGGCanonizer``) and sequential networks of convolutions, dense layers, batch norms, pools and elementwise activations
+explicit ``Sum``, :func:`TimmResNetCanonizer`), torchvision ``VGG`` (``VGGCanonizer``) and sequential
+networks of convolutions, dense layers, batch norms, pools and elementwise activations
 (``explainer.build_cnn``; ``SequentialMergeBatchNorm``). Any other architecture – timm's
 EfficientNet with ``BatchNormAct2d`` and residual additions, ConvNeXt, ViT – is attempted with
 ``SequentialMergeBatchNorm`` and kept only if it passes the conservation check (relative error of
@@ -128,21 +129,11 @@ def _timm_block_attributes(_name: str, module: nn.Module) -> dict[str, Any] | No
     return None
 
 
-def _timm_canonizer_class() -> type:
+def TimmResNetCanonizer() -> Any:  # noqa: N802 - builds a Zennit canonizer, named like one
+    """Zennit canonizer for timm ResNet blocks: their residual sum as a ``Sum`` module (zennit imported on use)."""
     from zennit.canonizers import AttributeCanonizer
 
-    class TimmResNetBlocks(AttributeCanonizer):
-        """Zennit canonizer: timm ResNet blocks with their residual sum as a ``Sum`` module."""
-
-        def __init__(self) -> None:
-            super().__init__(_timm_block_attributes)
-
-    return TimmResNetBlocks
-
-
-def TimmResNetCanonizer() -> Any:  # noqa: N802 - builds a Zennit canonizer, named like one
-    """The canonizer for timm ResNets' blocks (zennit is imported only when LRP runs)."""
-    return _timm_canonizer_class()()
+    return AttributeCanonizer(_timm_block_attributes)
 
 
 def make_composite(name: str, kind: str, job: Job) -> Any:
@@ -189,8 +180,8 @@ register_method(MethodSpec(
     name="lrp", title="LRP", kind="propagation", signed=True, private_copy=True,
     description=(
         "Layer-wise Relevance Propagation: the logit redistributed layer by layer back to the pixels with "
-        "conservation rules (Bach et al. 2015), computed by Zennit. Supports torchvision ResNet/VGG, timm ResNets and "
-        "sequential CNNs; other architectures must pass a conservation check."
+        "conservation rules (Bach et al. 2015), computed by Zennit. Supports torchvision ResNet/VGG, "
+        "timm ResNets and sequential CNNs; other architectures must pass a conservation check."
     ),
     params=(
         Param("composite", str, "epsilon_plus_flat", choices=COMPOSITES,
