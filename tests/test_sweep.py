@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -160,7 +161,7 @@ def _rows(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines()[1:] if line.endswith("}")]
 
 
-def test_resume_after_sigkill_finishes_the_grid_without_redoing_runs(tmp_path, lr_sweep):
+def test_resume_after_sigkill_finishes_the_grid_without_redoing_runs(tmp_path, lr_sweep, capsys):
     out = tmp_path / "sweep.jsonl"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen([sys.executable, "-c", _KILLED_SWEEP, str(out)], env=env)
@@ -178,6 +179,9 @@ def test_resume_after_sigkill_finishes_the_grid_without_redoing_runs(tmp_path, l
     assert after[: len(before)] == before and len(after) == 9  # finished runs kept as they were, none twice
     assert _numbers(resumed.runs) == _numbers(lr_sweep[0].runs)
     assert _numbers(open_sweep(out).runs) == _numbers(lr_sweep[0].runs)
+    capsys.readouterr()
+    sweep(TASK, GRID, seeds=SEEDS, out=out, threads=1, progress=True)  # all 9 in the file: the bar ends at 9, not 18
+    assert re.search(r"\b9/9\b", capsys.readouterr().err.replace("\r", "\n").splitlines()[-1])
 
 
 _RAY_SWEEP = """

@@ -4,6 +4,7 @@ strategy registry, results files (resume; opening only reads), the Ray backend, 
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import numpy as np
@@ -166,7 +167,7 @@ def test_an_interrupted_run_resumes_without_recomputing(bundled_classifier, smal
     assert again.resumed == 12 and out.read_bytes() == before
 
 
-def test_open_results_only_reads_and_resume_results_completes(tmp_path):
+def test_open_results_only_reads_and_resume_results_completes(tmp_path, capsys):
     out = tmp_path / "digits.jsonl"
     written = compare_transfer("digits", shots=(1, 3), seeds=2, strategies=("pixels",), out=out)
     reopened = open_results(out)
@@ -183,6 +184,11 @@ def test_open_results_only_reads_and_resume_results_completes(tmp_path):
     assert len(resume_results(partial).table) == 2  # by default: the shots and seeds its rows hold
     completed = resume_results(partial, seeds=2, progress=lambda *row: progress.append(row))
     assert completed.resumed == 2 and len(progress) == 4
+    partial.write_text("".join(out.read_text().splitlines(keepends=True)[:3]))
+    capsys.readouterr()
+    resume_results(partial, seeds=2, progress=True)  # the bar starts at the 2 kept runs and ends at 4, not 6
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert "2 runs to do (2 in the results file)" in bar[0] and re.search(r"\b4/4\b", bar[-1]), bar
     assert np.allclose(completed.table.sort_values(["shots", "seed"])["accuracy"],
                        written.table.sort_values(["shots", "seed"])["accuracy"])
     with pytest.raises(InputError, match="no such results file"):

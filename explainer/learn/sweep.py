@@ -795,7 +795,7 @@ def _tqdm_progress() -> Callable[[SweepProgress], None]:
             print(f"sweep: {event.estimate.words()}", file=sys.stderr)
             bars.append(tqdm(total=event.total, initial=event.done, desc="sweep", unit="run", file=sys.stderr))
         elif bars:
-            bars[0].update(1)
+            bars[0].update(event.done - bars[0].n)  # resumed rows are reported too: move to ``done``
             if event.done >= event.total:
                 bars[0].close()
 

@@ -341,7 +341,7 @@ def _progress(progress: bool | Progress, estimate: float, total: int, resumed: i
     bar = tqdm(total=total, initial=resumed, desc="transfer", unit="run", file=sys.stderr)
 
     def report(done: int, count: int, row: Row) -> None:
-        bar.update(1)
+        bar.update(done - bar.n)  # the runner reports the resumed rows too: move to ``done``, never past it
 
     return report, bar
 
