@@ -86,7 +86,7 @@ def test_tcav_cli_reports_every_layer_with_holm_adjusted_p(photo_files, capsys, 
         path = tmp_path / f"concept_{i}.png"
         Image.fromarray(np.roll(cat, 20 * i, axis=1)).save(path)
         concept.append(str(path))
-    for i in range(8):
+    for i in range(16):  # the permutation test needs 4 × as many random images as concept images
         path = tmp_path / f"random_{i}.png"
         Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
         random.append(str(path))
@@ -95,7 +95,15 @@ def test_tcav_cli_reports_every_layer_with_holm_adjusted_p(photo_files, capsys, 
     assert [row["layer"] for row in payload["layers"]] == ["blocks.5", "bn2"] and payload["runs"] == 10
     for row in payload["layers"]:
         assert 0 <= row["score"] <= 1 and row["p_adjusted"] >= row["p_value"]
-    assert "Holm" in payload["test"] and payload["target"] == "Egyptian cat"
+    assert payload["test"] == "permutation" and payload["permutations"] == 99
+    assert "Holm" in payload["test_description"] and payload["target"] == "Egyptian cat"
+    for row in payload["layers"]:
+        assert row["p_value"] >= 1 / 100  # the smallest p-value 99 pseudo-concepts can give
+    kim = _json(capsys, ["tcav", "--concept", *concept, "--random", *random[:8], "--layers", "bn2",
+                         "--target", "Egyptian cat", "--test", "kim", "--json"])
+    assert kim["test"] == "kim" and kim["permutations"] == 0 and "t-test" in kim["test_description"]
+    assert main(["tcav", "--concept", *concept, "--random", *random[:8], "--layers", "bn2", "--target", "1"]) == 2
+    assert "--test kim" in capsys.readouterr().err  # the library's advice in the CLI's words
     assert main(["tcav", "--concept", *concept, "--random", *random, "--layers", "bn2", "--target", "1",
                  "--runs", "5"]) == 2
     assert "at least 10" in capsys.readouterr().err

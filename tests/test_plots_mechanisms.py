@@ -67,3 +67,4 @@ def test_tcav_figure_shows_the_null_and_marks_significance(known_answer_cnn):
     assert list(scatter.y) == pytest.approx([row.score.mean for row in result.layers], abs=1e-6)
     colours = list(scatter.marker.color)
     assert colours == ["#e45756" if row.significant else "#8c8c8c" for row in result.layers]
+    assert "99 random subsets" in fig.layout.title.text and boxes[0].name == "random subsets (mean score)"

@@ -1,4 +1,4 @@
-"""`explainer concepts IMAGE...` (CRAFT-style NMF concepts of a layer) and `explainer tcav` (Kim et al.'s test)."""
+"""`explainer concepts IMAGE...` (CRAFT-style NMF concepts of a layer) and `explainer tcav` (TCAV with its test)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from explainer.commands._per_input import check_out_folder, save_png
 from explainer.data.images import load_image
 from explainer.errors import InputError
 from explainer.inside.concepts import concepts
-from explainer.inside.tcav import MIN_RUNS, tcav
+from explainer.inside.tcav import MIN_RUNS, PERMUTATIONS, TESTS, tcav
 from explainer.models.layers import find_cam_layer
 
 
@@ -44,17 +44,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_concepts)
 
     parser = subparsers.add_parser("tcav", help="TCAV: is a class sensitive to a concept (given by example images)? "
-                                                "Kim et al.'s test against random concepts")
+                                                "Tested against random images")
     parser.add_argument("--concept", nargs="+", required=True, metavar="IMAGE", help="images showing the concept")
     parser.add_argument("--random", nargs="+", required=True, metavar="IMAGE",
-                        help="random images, split into --runs random concepts (the null)")
+                        help="random images: the --runs reference sets and, for the permutation test, the images "
+                             "the concept is permuted with (at least 4 × as many as concept images)")
     parser.add_argument("--inputs", nargs="+", default=None, metavar="IMAGE",
                         help="images of the target class whose sensitivity is scored (default: the random images)")
     add_model_options(parser)
     parser.add_argument("--layers", required=True, metavar="L,L,...", help="layers to test, comma-separated")
     parser.add_argument("--target", required=True, help="class index or label whose sensitivity is tested")
     parser.add_argument("--runs", type=positive_int("--runs"), default=MIN_RUNS, metavar="N",
-                        help=f"random concepts (t-test runs; at least {MIN_RUNS}, default {MIN_RUNS})")
+                        help=f"random reference sets (at least {MIN_RUNS}, default {MIN_RUNS})")
+    parser.add_argument("--test", choices=TESTS, default="permutation",
+                        help="permutation: exact, holds its error rate (default); kim: Kim et al.'s t-test, which "
+                             "does not (the concept's runs share one concept set)")
+    parser.add_argument("--permutations", type=positive_int("--permutations"), default=PERMUTATIONS, metavar="N",
+                        help=f"pseudo-concepts of the permutation test (default {PERMUTATIONS}: smallest p 0.01)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random concepts and CAVs (default 0)")
     add_json_option(parser)
     parser.set_defaults(func=run_tcav)
@@ -103,7 +109,7 @@ def _write_crops(crops: torch.Tensor, top: list[list[int]], folder: Path) -> lis
 
 
 def run_tcav(args: argparse.Namespace) -> int:
-    """TCAV scores per layer with the random-concept test."""
+    """TCAV scores per layer with the chosen test."""
     if args.runs < MIN_RUNS:
         raise InputError(f"--runs must be at least {MIN_RUNS}: Kim et al.'s t-test needs {MIN_RUNS} or more random "
                          f"concepts, got {args.runs}.")
@@ -112,19 +118,21 @@ def run_tcav(args: argparse.Namespace) -> int:
     inputs = _images(args.inputs) if args.inputs else None
     classifier = model_from_args(args)
     result = tcav(classifier, concept_images, random_images, layers=layers, target=args.target, inputs=inputs,
-                  runs=args.runs, seed=args.seed, progress=not args.json)
+                  runs=args.runs, test=args.test, permutations=args.permutations, seed=args.seed,
+                  progress=not args.json)
     table = result.summary()
     payload: dict[str, Any] = {
         "model": classifier.name, "target": result.target_label, "target_index": result.target,
         "runs": result.runs, "concept_images": result.n_concept, "random_size": result.random_size,
         "random_disjoint": result.disjoint, "inputs": result.n_inputs, "test": result.test,
+        "permutations": result.permutations, "test_description": result.test_description,
         "verdict": result.verdict(), "seconds": result.seconds, "layers": table.to_dict(orient="records"),
     }
     if args.json:
         print_json(payload)
         return 0
     print(f"{classifier.name}: TCAV of {result.n_concept} concept image(s) for {result.target_label!r}, "
-          f"{result.runs} random concepts of {result.random_size} image(s)")
+          f"{result.runs} random reference sets of {result.random_size} image(s); {result.test_description}")
     for row in table.itertuples():
         mark = "significant" if row.significant else "no claim"
         print(f"  {row.layer:<24} score {row.score:.2f} (95 % interval {row.ci_low:.2f} to {row.ci_high:.2f})  "

@@ -4,24 +4,35 @@ A *CAV* is the normal of a linear classifier that separates a layer's activation
 those of random images. The TCAV score of a concept for a class is the fraction of ``inputs`` whose
 target-logit gradient at the layer points along the CAV (a positive directional derivative).
 
-A single score means little: a CAV fitted against any random set gives some score. Kim et al. therefore
-fit ``runs`` (≥ 10) CAVs against different random sets and compare their scores with those of
-random-vs-random CAVs (the null: random set ``i + 1`` against random set ``i``) by a two-sided t-test.
-Here the test is Student's unpaired t-test (``scipy.stats.ttest_ind``, as in the authors' code;
-:mod:`explainer.stats` holds only a paired test), the p-values are Holm-adjusted across layers
-(:func:`explainer.stats.holm`), and a layer's score is claimed only where the adjusted p-value is below
-:data:`explainer.stats.ALPHA`.
+A single score means little: a CAV fitted against any random set gives some score. Two tests decide
+whether a layer's score is claimed (``test=``); both Holm-adjust their p-values across layers
+(:func:`explainer.stats.holm`) and claim a layer only where the adjusted p-value is below
+:data:`explainer.stats.ALPHA`:
 
-Caveat (measured on the known-answer CNN, 2026-12-02): the test treats the ``runs`` concept scores as
-independent although they all share the one concept set, so it does not hold its error rate – 2 of 6 random
-sets drawn like the random concepts (no label information) came out significant at one layer. Read a
-significant layer as "this concept set differs from random sets here", and check another concept set.
+* ``"permutation"`` (the default) – the concept set is scored against ``runs`` reference random sets and
+  ranked among ``permutations`` pseudo-concepts: random subsets of the concept and the other random images
+  (as many images as the concept has), each scored against the *same* reference sets. Under the null
+  "the concept images are no different from random images" every such subset is exchangeable with the
+  concept set, so the rank of the concept's distance from the mean score is an exact p-value,
+  ``(1 + #pseudo-concepts at least as far) / (permutations + 1)``. It needs ``(runs + 1) × len(concept)``
+  random images and ``permutations + 1 > layers / ALPHA`` (else no layer could pass Holm).
+* ``"kim"`` – Kim et al.'s own test: ``runs`` (≥ 10) CAVs against different random sets, their scores
+  against those of random-vs-random CAVs (random set ``i + 1`` against random set ``i``) by Student's
+  unpaired two-sided t-test (``scipy.stats.ttest_ind``, as in the authors' code). It treats the ``runs``
+  concept scores as independent although they all share the one concept set, so it does not hold its
+  error rate: on the known-answer CNN (``benchmarks/mechanisms.py``, 2026-12-03) it called 14 of 40 concepts of
+  random training images significant at some layer (35 %), the permutation test 2 of 40 (5 %).
 
-Captum (``captum.concept.TCAV``) computes the activations, gradients and scores; its files go to a temporary
-folder that is removed afterwards. The CAVs come from :class:`LinearCav`, a ``captum.concept.Classifier``
-with the linear model of Captum's ``DefaultClassifier`` and Kim et al. (scikit-learn ``SGDClassifier``,
-``alpha=0.01``), seeded, fitted on two thirds of the activations and scored on the rest. Captum's
-``DefaultClassifier`` is not used: for two concepts its linear model has one output column, so its
+The numbers are Captum's TCAV (``captum.concept.TCAV``), computed once per image: Captum's layer
+attribution (``LayerActivation``, ``LayerGradientXActivation`` without the multiplication – what
+``captum.concept.TCAV`` runs inside) gives every image's activations and every input's target-logit gradient
+at a layer once, and each pair of sets then costs one CAV fit and one matrix product – a permutation test
+fits a thousand CAVs per layer, which Captum's ``interpret`` (per-set activation files, one CAV file per pair)
+took 235 s for where this takes seconds. ``tests/test_tcav.py`` checks the scores equal
+``captum.concept.TCAV.interpret``'s on the same sets. The CAVs come from :class:`LinearCav`, a
+``captum.concept.Classifier`` with the linear model of Captum's ``DefaultClassifier`` and Kim et al.
+(scikit-learn ``SGDClassifier``, ``alpha=0.01``), seeded, fitted on two thirds of the activations and scored
+on the rest. Captum's ``DefaultClassifier`` is not used: for two concepts its linear model has one output column, so its
 ``argmax`` always picks the first class and its reported accuracy is the share of that class (captum 0.9).
 """
 
@@ -29,7 +40,6 @@ from __future__ import annotations
 
 import math
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -39,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from captum.concept import TCAV, Concept
+from captum.attr import LayerActivation, LayerGradientXActivation
 from captum.concept import Classifier as CaptumClassifier
 from scipy import stats as _scipy_stats
 from sklearn.exceptions import ConvergenceWarning
@@ -57,6 +67,10 @@ from explainer.models.coerce import as_classifier
 MIN_RUNS = 10
 #: Images per forward pass when Captum computes concept activations.
 BATCH = 64
+#: The tests ``tcav(test=...)`` runs: an exact permutation test (default) or Kim et al.'s t-test.
+TESTS = ("permutation", "kim")
+#: Pseudo-concepts of the permutation test by default (its smallest p-value: 1 / 100).
+PERMUTATIONS = 99
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,17 @@ class TcavResult(JsonResult):
     disjoint: bool  # True when the random concepts share no image
     seconds: float = 0.0
     model_name: str = ""
-    test: str = "Student t-test (scipy.stats.ttest_ind), two-sided, Holm across layers"
+    test: str = "permutation"
+    permutations: int = 0  # pseudo-concepts of the permutation test (0 for Kim et al.'s t-test)
+
+    @property
+    def test_description(self) -> str:
+        """The test in words, as the verdict and the JSON state it."""
+        if self.test == "kim":
+            return "Kim et al.'s Student t-test (scipy.stats.ttest_ind), two-sided, Holm across layers"
+        return (f"permutation test: the concept's mean score against {self.runs} reference random sets ranked among "
+                f"{self.permutations} random subsets of the concept and the other random images, two-sided, exact "
+                "under exchangeability, Holm across layers")
 
     def summary(self) -> pd.DataFrame:
         """One row per layer: mean concept and null scores (with the concept's interval), p-values, verdict."""
@@ -111,7 +135,12 @@ class TcavResult(JsonResult):
             else:
                 parts.append(f"layer {row.layer}: not significant: no claim (score {row.score.mean:.2f} vs random "
                              f"{row.null.mean:.2f}, Holm-adjusted p = {row.p_adjusted:.2g})")
-        return f"TCAV over {self.runs} random concepts, {self.n_inputs} input(s): " + "; ".join(parts) + "."
+        return (f"TCAV over {self.runs} random concepts, {self.n_inputs} input(s), {self.test_description}: "
+                + "; ".join(parts) + ".")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the test in words."""
+        return {**super().to_dict(), "test_description": self.test_description}
 
 
 class LinearCav(CaptumClassifier):
@@ -125,7 +154,7 @@ class LinearCav(CaptumClassifier):
     def train_and_eval(self, dataloader: Any, test_split_ratio: float = 1 / 3, **kwargs: Any) -> dict[str, float]:
         """Fit on a stratified ``1 - test_split_ratio`` share of the activations; accuracy on the rest."""
         batches = list(dataloader)
-        x = torch.cat([b[0] for b in batches]).detach().float().cpu().numpy()
+        x = torch.cat([b[0] for b in batches]).detach().double().cpu().numpy()  # SGD computes in float64
         y = torch.cat([b[1] for b in batches]).cpu().numpy()
         generator = np.random.default_rng(self.seed)
         test = np.zeros(len(y), dtype=bool)
@@ -180,25 +209,75 @@ def _two_sided_p(concept: np.ndarray, null: np.ndarray) -> float:
         return float(_scipy_stats.ttest_ind(concept, null).pvalue)
 
 
-def _batches(inputs: torch.Tensor) -> list[torch.Tensor]:
-    return list(inputs.split(BATCH))
+def _layer_values(
+    classifier: Classifier, layer: str, pixels: torch.Tensor, inputs: torch.Tensor, target: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image's flattened activation at ``layer`` (``pixels`` in [0, 1]) and every input's flattened
+    target-logit gradient there (``inputs`` already normalised)."""
+    module = classifier.get_layer(layer)
+    activation = LayerActivation(classifier.module, module)
+    with torch.no_grad():
+        activations = torch.cat([
+            activation.attribute(classifier.normalize(batch).to(classifier.device)).flatten(1).float().cpu()
+            for batch in pixels.split(BATCH)])
+    gradients = LayerGradientXActivation(classifier.module, module, multiply_by_inputs=False)
+    gradient = torch.cat([gradients.attribute(batch, target=target).detach().flatten(1).float().cpu()
+                          for batch in inputs.split(BATCH)])
+    return activations, gradient
 
 
-def _layer_scores(
-    classifier: Classifier, path: str, concept: Concept, randoms: list[Concept], inputs: torch.Tensor, target: int,
-    seed: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concept-vs-random_i and random_(i+1)-vs-random_i sign-count scores and CAV accuracies at one layer."""
+def _in_their_span(activations: torch.Tensor, gradient: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Activations and gradients in an orthonormal basis of the activations' span (when it is smaller than the
+    layer). SGD's weights stay in the span of its training rows, and rotations keep inner products, so a CAV
+    fitted here scores every input as the full-width CAV would – at a fraction of the cost."""
+    if activations.shape[1] <= activations.shape[0]:
+        return activations, gradient
+    basis, _ = torch.linalg.qr(activations.double().T)  # (width, images), orthonormal columns
+    return activations.double() @ basis, gradient.double() @ basis
+
+
+def _sign_counts(
+    activations: torch.Tensor, gradient: torch.Tensor, pairs: list[tuple[np.ndarray, np.ndarray]], seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair of image index sets (tested, reference): the TCAV sign-count score of the tested set –
+    the share of inputs whose gradient has a positive component along its CAV – and the CAV's held-out
+    accuracy. The tested set is labelled first, as ``captum.concept.TCAV`` labels a concept of smaller id."""
+    activations, gradient = _in_their_span(activations, gradient)
+    signs, accuracy = np.empty(len(pairs)), np.empty(len(pairs))
+    for i, (tested, reference) in enumerate(pairs):
+        x = torch.cat([activations[torch.as_tensor(tested)], activations[torch.as_tensor(reference)]])
+        y = torch.cat([torch.zeros(len(tested), dtype=torch.long), torch.ones(len(reference), dtype=torch.long)])
+        cav = LinearCav(seed)
+        accuracy[i] = cav.train_and_eval([(x, y)])["accs"]
+        towards = -torch.as_tensor(cav.model.coef_[0], dtype=gradient.dtype)  # weights()[0], unrounded
+        signs[i] = float((gradient @ towards > 0).float().mean())
+    return signs, accuracy
+
+
+def _kim_layer(
+    activations: torch.Tensor, gradient: torch.Tensor, concept: np.ndarray, randoms: list[np.ndarray], seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Concept-vs-random_i and random_(i+1)-vs-random_i scores, the concept CAVs' accuracies, the t-test's p."""
     runs = len(randoms)
-    experiments = [[concept, random] for random in randoms]
-    experiments += [[randoms[(i + 1) % runs], randoms[i]] for i in range(runs)]
-    with tempfile.TemporaryDirectory(prefix="explainer-tcav-") as folder:
-        interpreter = TCAV(classifier.module, layers=[path], classifier=LinearCav(seed), save_path=folder + "/")
-        scores = interpreter.interpret(inputs, experiments, target=target)
-        accuracy = [float(interpreter.cavs[f"{concept.id}-{random.id}"][path].stats["accs"]) for random in randoms]
-    keys = [f"{first.id}-{second.id}" for first, second in experiments]
-    signs = np.array([float(scores[key][path]["sign_count"][0]) for key in keys])
-    return signs[:runs], signs[runs:], np.array(accuracy)
+    pairs = [(concept, random) for random in randoms] + [(randoms[(i + 1) % runs], randoms[i]) for i in range(runs)]
+    signs, accuracy = _sign_counts(activations, gradient, pairs, seed)
+    return signs[:runs], signs[runs:], accuracy[:runs], _two_sided_p(signs[:runs], signs[runs:])
+
+
+def _permutation_layer(
+    activations: torch.Tensor, gradient: torch.Tensor, concept: np.ndarray, pseudo: list[np.ndarray],
+    references: list[np.ndarray], seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The concept's scores against each reference set, each pseudo-concept's mean score, the concept CAVs'
+    accuracies and the permutation p-value of the concept's distance from the mean of all mean scores."""
+    runs = len(references)
+    pairs = [(tested, reference) for tested in [concept, *pseudo] for reference in references]
+    signs, accuracy = _sign_counts(activations, gradient, pairs, seed)
+    means = signs.reshape(len(pseudo) + 1, runs).mean(axis=1)
+    distance = np.abs(means - means.mean())
+    tolerance = 1e-12 * max(1.0, float(distance.max()))  # ties (equal float means) count against the concept
+    p = (1 + int((distance[1:] >= distance[0] - tolerance).sum())) / (len(pseudo) + 1)
+    return signs[:runs], means[1:], accuracy[:runs], p
 
 
 def tcav(
@@ -210,47 +289,85 @@ def tcav(
     target: Any,
     inputs: ImageBatch | None = None,
     runs: int = MIN_RUNS,
+    test: str = "permutation",
+    permutations: int = PERMUTATIONS,
     seed: int = 0,
     progress: bool = True,
 ) -> TcavResult:
-    """TCAV (Kim et al. 2018) of ``concept_images`` for class ``target`` at each of ``layers``, with the test.
+    """TCAV (Kim et al. 2018) of ``concept_images`` for class ``target`` at each of ``layers``, with a test.
 
-    ``random_images`` are split into ``runs`` random concepts of ``len(concept_images)`` images each
-    (disjoint when there are enough, else each drawn anew from the pool). ``inputs`` are the images whose
-    directional derivatives are scored – Kim et al. score images of the target class, so pass them; by
-    default the pooled ``random_images`` are scored. Every input is differentiated in one batch.
+    ``test="permutation"`` (default, exact; see the module docstring) takes ``runs`` disjoint reference sets of
+    ``len(concept_images)`` random images and permutes the concept with the remaining random images;
+    ``test="kim"`` is Kim et al.'s t-test over ``runs`` random concepts (disjoint when there are enough, else
+    each drawn anew from the pool). ``inputs`` are the images whose directional derivatives are scored – Kim
+    et al. score images of the target class, so pass them; by default the pooled ``random_images`` are scored.
+    Every input is differentiated in one batch.
     """
     started = time.perf_counter()
     classifier = as_classifier(classifier, caller="tcav")
     if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < MIN_RUNS:
-        raise InputError(f"runs must be an integer ≥ {MIN_RUNS} (Kim et al.'s t-test needs at least {MIN_RUNS} "
-                         f"random concepts), got {runs!r}; pass runs={MIN_RUNS} or more and enough random_images.")
+        raise InputError(f"runs must be an integer ≥ {MIN_RUNS} (TCAV's tests need at least {MIN_RUNS} random "
+                         f"concepts), got {runs!r}; pass runs={MIN_RUNS} or more and enough random_images.")
+    if test not in TESTS:
+        raise InputError(f"Unknown test {test!r}; pick one of {', '.join(TESTS)} ('permutation' holds its error rate, "
+                         "'kim' is Kim et al.'s t-test).")
     index = classifier.class_index(target)
     paths = _layer_paths(classifier, layers)
     concept_pixels = classifier.to_pixels(concept_images)
     random_pixels = classifier.to_pixels(random_images)
-    size = min(len(concept_pixels), len(random_pixels))
-    if size < 2:
-        raise InputError(f"tcav needs at least 2 concept images and 2 random images (got {len(concept_pixels)} "
-                         f"and {len(random_pixels)}); give more images of each.")
-    sets, disjoint = _random_sets(len(random_pixels), size, int(runs), np.random.default_rng(seed))
+    generator = np.random.default_rng(seed)
+    concept = np.arange(len(concept_pixels))  # indices into ``pixels``: the concept images, then the random ones
+    pixels = torch.cat([concept_pixels, random_pixels])
+    if test == "kim":
+        size = min(len(concept_pixels), len(random_pixels))
+        if size < 2:
+            raise InputError(f"tcav needs at least 2 concept images and 2 random images (got {len(concept_pixels)} "
+                             f"and {len(random_pixels)}); give more images of each.")
+        sets, disjoint = _random_sets(len(random_pixels), size, int(runs), generator)
+        pseudo: list[np.ndarray] = []
+    else:
+        size = len(concept_pixels)
+        count = _check_permutations(permutations, len(paths), size, len(random_pixels), int(runs))
+        order = generator.permutation(len(random_pixels))
+        half = len(order) // 2  # the reference sets come from one half, the concept is permuted with the other
+        chosen, disjoint = _random_sets(half, size, int(runs), generator)
+        sets = [order[indices] for indices in chosen]
+        permuted = np.concatenate([concept, len(concept) + order[half:]])
+        pseudo = [permuted[generator.choice(len(permuted), size, replace=False)] for _ in range(count)]
+    randoms = [len(concept) + chosen for chosen in sets]
     scored = classifier.preprocess(random_pixels if inputs is None else inputs)
-    concept = Concept(0, "concept", _batches(classifier.normalize(concept_pixels).to(classifier.device)))
-    randoms = [Concept(i + 1, f"random_{i}", _batches(classifier.normalize(random_pixels[chosen]).to(classifier.device)))
-               for i, chosen in enumerate(sets)]
-    raw: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
-    with user_state_guard(classifier.module), isolated_rng(seed):  # Captum draws from the global RNG
-        for name, path in tqdm(paths.items(), desc="tcav", unit="layer", file=sys.stderr, disable=not progress):
-            raw.append((name, *_layer_scores(classifier, path, concept, randoms, scored, index, seed)))
-    p_values = [_two_sided_p(scores, null) for _name, scores, null, _acc in raw]
-    adjusted = stats.holm(p_values)
+    raw: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]] = []
+    with user_state_guard(classifier.module), isolated_rng(seed):
+        for name in tqdm(paths, desc="tcav", unit="layer", file=sys.stderr, disable=not progress):
+            values = _layer_values(classifier, name, pixels, scored, index)
+            if test == "kim":
+                raw.append((name, *_kim_layer(*values, concept, randoms, seed)))
+            else:
+                raw.append((name, *_permutation_layer(*values, concept, pseudo, randoms, seed)))
+    adjusted = stats.holm([p for *_rest, p in raw])
     rows = [TcavLayer(
         layer=name, score=stats.mean_interval(scores), null=stats.mean_interval(null), p_value=p,
         p_adjusted=float(p_adj), significant=bool(math.isfinite(p_adj) and p_adj < stats.ALPHA),
         cav_accuracy=stats.mean_interval(accuracy), concept_scores=scores.tolist(), null_scores=null.tolist(),
-    ) for (name, scores, null, accuracy), p, p_adj in zip(raw, p_values, adjusted, strict=True)]
+    ) for (name, scores, null, accuracy, p), p_adj in zip(raw, adjusted, strict=True)]
     return TcavResult(
         layers=rows, target=index, target_label=classifier.labels[index], runs=int(runs), n_inputs=len(scored),
         n_concept=len(concept_pixels), random_size=size, disjoint=disjoint, seconds=time.perf_counter() - started,
-        model_name=classifier.name,
+        model_name=classifier.name, test=test, permutations=len(pseudo),
     )
+
+
+def _check_permutations(permutations: Any, layers: int, size: int, random_count: int, runs: int) -> int:
+    """The permutation test's count of pseudo-concepts, refused where no layer could pass Holm or the random
+    images cannot give the reference sets and something to permute with."""
+    needed = math.floor(layers / stats.ALPHA)  # Holm's first step needs 1 / (permutations + 1) < ALPHA / layers
+    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < needed:
+        raise InputError(f"permutations must be an integer ≥ {needed} for {layers} layer(s) (its smallest p-value, "
+                         f"1 / (permutations + 1), must pass Holm at {stats.ALPHA:g}), got {permutations!r}; pass "
+                         f"permutations={max(needed, PERMUTATIONS)}.")
+    if size < 2 or random_count < 4 * size:
+        raise InputError(f"The permutation test needs at least 2 concept images and 4 × as many random images (half "
+                         f"for the {runs} reference sets, half to permute the concept with), got {size} and "
+                         f"{random_count}; give at least {4 * max(size, 2)} random images, fewer concept images, or "
+                         "test='kim'.")
+    return int(permutations)

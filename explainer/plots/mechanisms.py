@@ -94,12 +94,14 @@ def concepts_figure(result: Concepts, crops_per_concept: int = 4) -> go.Figure:
 
 
 def tcav_figure(result: TcavResult) -> go.Figure:
-    """Per layer: the concept's TCAV score (interval over runs) beside the random-concept scores (the null);
-    layers without a significant difference after Holm are drawn grey – no claim there."""
+    """Per layer: the concept's TCAV score (interval over runs) beside the null – the permutation test's
+    pseudo-concept means, or Kim et al.'s random-vs-random scores; layers without a significant difference
+    after Holm are drawn grey – no claim there."""
+    null_name = "random subsets (mean score)" if result.test == "permutation" else "random concepts"
     fig = go.Figure()
     for row in result.layers:
         fig.add_trace(go.Box(y=np.asarray(row.null_scores, dtype=np.float32), x=[row.layer] * len(row.null_scores),
-                             name="random concepts", marker_color="#bab0ac", boxpoints="all", jitter=0.4,
+                             name=null_name, marker_color="#bab0ac", boxpoints="all", jitter=0.4,
                              showlegend=row is result.layers[0], offsetgroup="null"))
     fig.add_trace(go.Scatter(
         x=[row.layer for row in result.layers], y=[np.float32(row.score.mean) for row in result.layers],
@@ -107,6 +109,8 @@ def tcav_figure(result: TcavResult) -> go.Figure:
         marker={"size": 12, "color": ["#e45756" if row.significant else "#8c8c8c" for row in result.layers]},
         text=[f"Holm p = {row.p_adjusted:.2g}" + ("" if row.significant else " – no claim") for row in result.layers],
         hovertemplate="%{x}: %{y:.2f}, %{text}<extra></extra>"))
-    fig.update_layout(title=f"TCAV for {result.target_label!r}: concept vs {result.runs} random concepts",
+    against = (f"{result.permutations} random subsets" if result.test == "permutation"
+               else f"{result.runs} random concepts (Kim et al.'s t-test)")
+    fig.update_layout(title=f"TCAV for {result.target_label!r}: concept vs {against}",
                       yaxis={"title": "TCAV score", "range": [0, 1.05]}, height=380, boxmode="group")
     return fig
