@@ -24,6 +24,7 @@ from explainer.errors import InputError
 from explainer.inside.features import visualize_channel
 from explainer.inside.intervention import ablate, cam_channel_importance
 from explainer.models.anatomy import model_anatomy
+from explainer.models.classifier import Classifier
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_feature)
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> Classifier:
     return model_from_args(args)
 
 

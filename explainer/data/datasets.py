@@ -76,7 +76,7 @@ class Dataset:
         )
 
 
-def load_dataset(name: str, **options) -> Dataset:
+def load_dataset(name: str, **options: Any) -> Dataset:
     """Load a dataset by name.
 
     * ``digits`` – scikit-learn's 8×8 handwritten digits (offline); ``test_fraction``, ``seed``.
@@ -313,7 +313,7 @@ def load_torchvision_dataset(
     except OSError as exc:  # download attempted without a network
         raise DatasetError(f"Could not download {kind} into {root} ({exc}); you seem to be offline.") from None
 
-    def tensors(split) -> tuple[torch.Tensor, torch.Tensor]:
+    def tensors(split: Any) -> tuple[torch.Tensor, torch.Tensor]:
         data = split.data if isinstance(split.data, torch.Tensor) else torch.from_numpy(np.asarray(split.data))
         targets = torch.as_tensor(np.asarray(split.targets), dtype=torch.int64)
         if limit is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,7 +68,7 @@ def _final_linear(classifier: Classifier, inputs: torch.Tensor) -> str:
         )
     order: list[str] = []
 
-    def record(name: str):
+    def record(name: str) -> Callable[[nn.Module, object, object], None]:
         def hook(_module: nn.Module, _inputs: object, _output: object) -> None:
             order.append(name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -124,7 +125,7 @@ def build_cnn(
 
 
 def build_model(
-    arch: str, dataset: Dataset | str, *, seed: int = 0, **spec
+    arch: str, dataset: Dataset | str, *, seed: int = 0, **spec: Any
 ) -> nn.Module:
     """A fresh, randomly initialised network for ``dataset`` (a :class:`Dataset` or its name).
 

@@ -6,6 +6,7 @@ import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
@@ -61,8 +62,8 @@ def _transpose(shape: Sequence[int]) -> list[int]:
 
 
 def _conv_backward_flop(
-    grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed, _output_padding,
-    groups, output_mask, out_shape=None, **kwargs,
+    grad_out_shape: Any, x_shape: Any, w_shape: Any, _bias: Any, _stride: Any, _padding: Any, _dilation: Any,
+    transposed: Any, _output_padding: Any, groups: Any, output_mask: Any, out_shape: Any = None, **kwargs: Any,
 ) -> int:
     """Convolution backward FLOPs; torch's own formula counts the weight gradient ``groups`` times over."""
     flops = 0

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pandas as pd
 import torch
@@ -239,7 +240,8 @@ class _LayerMeter:
         return dict(zip(self.names, grads)), dict(zip(self.names, ratios))
 
 
-def _check_options(epochs, lr, optimizer, batch_size, target_accuracy, l1, l2, telemetry, stats_every) -> None:
+def _check_options(epochs: Any, lr: Any, optimizer: Any, batch_size: Any, target_accuracy: Any, l1: Any, l2: Any,
+                   telemetry: Any, stats_every: Any) -> None:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be a positive integer, got {epochs!r}.")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):

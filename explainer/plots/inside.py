@@ -4,6 +4,7 @@ one convolution step. Pure functions of the result objects; arrays go to plotly 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,11 +23,11 @@ _CLASS_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b
                  "#9d755d", "#bab0ac")
 
 
-def _f32(values) -> np.ndarray:
+def _f32(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-def _rgb(pixels) -> np.ndarray:
+def _rgb(pixels: Any) -> np.ndarray:
     """(C, H, W) pixels in [0, 1] → (H, W, 3) uint8 for go.Image (grey images repeated)."""
     array = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
     if array.shape[0] == 1:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from explainer.errors import InputError
@@ -41,7 +42,7 @@ def _fixed(results: SweepResults, shown: set[str], fixed: Mapping[str, Any] | No
     return {name: chosen.get(name, best[name]) for name in results.settings if name not in shown}
 
 
-def _rows(results: SweepResults, fixed: Mapping[str, Any]):
+def _rows(results: SweepResults, fixed: Mapping[str, Any]) -> pd.DataFrame:
     summary = results.summary()
     for name, value in fixed.items():
         summary = summary[summary[name] == value]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
 from explainer.errors import InputError
@@ -14,7 +17,7 @@ _SPLIT_COLORS = {"train": "#1f77b4", "test": "#ff7f0e"}
 HEALTHY_UPDATE_RATIO = 1e-3
 
 
-def _f32(values) -> np.ndarray:
+def _f32(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
@@ -76,7 +79,7 @@ def update_ratios(run: TrainingRun, per: str = "epoch") -> go.Figure:
     return figure
 
 
-def _as_matrix(tensor) -> np.ndarray:
+def _as_matrix(tensor: torch.Tensor) -> np.ndarray:
     values = tensor.detach().cpu().float().numpy()
     return values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(1, -1)
 
