@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _scipy_stats
 
 from explainer.errors import InputError
 
@@ -89,6 +89,13 @@ class Interval:
         }
 
 
+def _scipy_stats() -> ModuleType:
+    """``scipy.stats``, imported on first use: it costs about a second, which ``import explainer`` should not pay."""
+    from scipy import stats
+
+    return stats
+
+
 def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
@@ -115,7 +122,7 @@ def _t_interval(array: np.ndarray, confidence: float) -> Interval:
     mean = float(array.mean()) if n else math.nan
     if n < 2:
         return Interval(mean, math.nan, math.nan, n, confidence, "t")
-    half = float(_scipy_stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * float(array.std(ddof=1)) / math.sqrt(n)
+    half = float(_scipy_stats().t.ppf(0.5 + confidence / 2.0, n - 1)) * float(array.std(ddof=1)) / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n, confidence, "t")
 
 
@@ -192,7 +199,7 @@ def t_test(differences: Sequence[float] | np.ndarray, null: float = 0.0) -> floa
     if float(array.std()) == 0.0:
         return 0.0 if float(array.mean()) != 0.0 else 1.0
     statistic = float(array.mean()) / (float(array.std(ddof=1)) / math.sqrt(array.size))
-    return float(2.0 * _scipy_stats.t.sf(abs(statistic), array.size - 1))
+    return float(2.0 * _scipy_stats().t.sf(abs(statistic), array.size - 1))
 
 
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -410,9 +417,9 @@ def difference_words(
     p = math.nan
     if interval.defined and interval.n >= 2:
         half = (interval.high - interval.low) / 2.0
-        critical = float(_scipy_stats.t.ppf(0.5 + interval.confidence / 2.0, interval.n - 1))
+        critical = float(_scipy_stats().t.ppf(0.5 + interval.confidence / 2.0, interval.n - 1))
         se = half / critical if critical > 0 else 0.0
-        p = (float(2 * _scipy_stats.t.sf(abs(interval.mean) / se, interval.n - 1)) if se > 0
+        p = (float(2 * _scipy_stats().t.sf(abs(interval.mean) / se, interval.n - 1)) if se > 0
              else (0.0 if interval.mean != 0 else 1.0))
     comparison = Comparison(name_a, name_b, interval, p, higher_is_better, over, interval.n if interval.n else 0, p, 1)
     return comparison.words(unit)
@@ -503,7 +510,7 @@ def variance_shares(frame: pd.DataFrame, factors: Sequence[str], value: str) -> 
     for term in terms:
         if df_residual > 0 and dfs[term] > 0 and mean_square_error > 0:
             f_value = (sums[term] / dfs[term]) / mean_square_error
-            p_values[term] = float(_scipy_stats.f.sf(f_value, dfs[term], df_residual))
+            p_values[term] = float(_scipy_stats().f.sf(f_value, dfs[term], df_residual))
             omega[term] = max(0.0, (sums[term] - dfs[term] * mean_square_error) / (whole + mean_square_error))
         else:
             p_values[term] = 0.0 if df_residual > 0 and dfs[term] > 0 and sums[term] > 0 else math.nan
@@ -548,7 +555,7 @@ def crossed_interval(values: Sequence[Sequence[float]] | np.ndarray, *, confiden
     mean, variance, df, n = _crossed(_crossed_matrix(values, "values"))
     if not math.isfinite(variance):
         return Interval(mean, math.nan, math.nan, n, float(confidence), "t-crossed")
-    half = float(_scipy_stats.t.ppf(0.5 + float(confidence) / 2.0, df)) * math.sqrt(variance)
+    half = float(_scipy_stats().t.ppf(0.5 + float(confidence) / 2.0, df)) * math.sqrt(variance)
     return Interval(mean, mean - half, mean + half, n, float(confidence), "t-crossed")
 
 
@@ -575,7 +582,7 @@ def crossed_compare(
     elif variance == 0.0:
         p = 0.0 if mean != 0.0 else 1.0
     else:
-        p = float(2.0 * _scipy_stats.t.sf(abs(mean) / math.sqrt(variance), df))
+        p = float(2.0 * _scipy_stats().t.sf(abs(mean) / math.sqrt(variance), df))
     per_seed = differences.mean(axis=1)
     agree = int((np.sign(per_seed) == (1.0 if mean >= 0 else -1.0)).sum())
     return Comparison(a, b, interval, p, bool(higher_is_better), over, agree, p, 1)

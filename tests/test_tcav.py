@@ -86,7 +86,7 @@ def test_scores_are_captums_on_the_same_sets(sets, tmp_path):
     a concept whose scores vary (the uninformative one), at both layers."""
     from captum.concept import TCAV, Concept
 
-    from explainer.inside.tcav import LinearCav
+    from explainer.inside.cav import LinearCav
 
     classifier, concept, pool = sets["classifier"], sets["uninformative"], sets["random"]
     result = explainer.tcav(classifier, concept, pool, layers=["1", "4"], target=0, inputs=sets["inputs"],

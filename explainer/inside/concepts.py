@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.decomposition import NMF
 from torch import nn
 
 from explainer import stats
@@ -111,6 +110,8 @@ def concepts(
         crop_acts = _activations(classifier, layer, crops).mean((2, 3)).numpy()
         if n_concepts < 1 or n_concepts > crop_acts.shape[1]:
             raise InputError(f"n_concepts must be from 1 to {crop_acts.shape[1]} (the layer's channels).")
+        from sklearn.decomposition import NMF  # scikit-learn costs ~0.5 s at import: on first use
+
         model = NMF(n_components=n_concepts, init="nndsvda", max_iter=500, random_state=seed)
         coefficients = model.fit_transform(crop_acts)
         directions = model.components_

@@ -29,7 +29,7 @@ attribution (``LayerActivation``, ``LayerGradientXActivation`` without the multi
 at a layer once, and each pair of sets then costs one CAV fit and one matrix product – a permutation test
 fits a thousand CAVs per layer, which Captum's ``interpret`` (per-set activation files, one CAV file per pair)
 took 235 s for where this takes seconds. ``tests/test_tcav.py`` checks the scores equal
-``captum.concept.TCAV.interpret``'s on the same sets. The CAVs come from :class:`LinearCav`, a
+``captum.concept.TCAV.interpret``'s on the same sets. The CAVs come from :class:`explainer.inside.cav.LinearCav`, a
 ``captum.concept.Classifier`` with the linear model of Captum's ``DefaultClassifier`` and Kim et al.
 (scikit-learn ``SGDClassifier``, ``alpha=0.01``), seeded, fitted on two thirds of the activations and scored
 on the rest. Captum's ``DefaultClassifier`` is not used: for two concepts its linear model has one output column, so its
@@ -49,11 +49,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from captum.attr import LayerActivation, LayerGradientXActivation
-from captum.concept import Classifier as CaptumClassifier
-from scipy import stats as _scipy_stats
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import SGDClassifier
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -143,39 +138,6 @@ class TcavResult(JsonResult):
         return {**super().to_dict(), "test_description": self.test_description}
 
 
-class LinearCav(CaptumClassifier):
-    """Concept classifier for Captum's TCAV: a seeded linear SGD classifier on a stratified 2/3 split,
-    its held-out accuracy in ``{"accs": ...}``; the CAV is the normal of its boundary."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.model = SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3, random_state=seed)
-
-    def train_and_eval(self, dataloader: Any, test_split_ratio: float = 1 / 3, **kwargs: Any) -> dict[str, float]:
-        """Fit on a stratified ``1 - test_split_ratio`` share of the activations; accuracy on the rest."""
-        batches = list(dataloader)
-        x = torch.cat([b[0] for b in batches]).detach().double().cpu().numpy()  # SGD computes in float64
-        y = torch.cat([b[1] for b in batches]).cpu().numpy()
-        generator = np.random.default_rng(self.seed)
-        test = np.zeros(len(y), dtype=bool)
-        for label in np.unique(y):
-            members = generator.permutation(np.flatnonzero(y == label))
-            test[members[: int(len(members) * test_split_ratio)]] = True
-        with warnings.catch_warnings():  # an unconverged boundary still separates; its held-out accuracy says how well
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.model.fit(x[~test], y[~test])
-        return {"accs": float((self.model.predict(x[test]) == y[test]).mean()) if test.any() else math.nan}
-
-    def weights(self) -> torch.Tensor:
-        """One row per class (for two classes ``[-w, w]``), in the order of :meth:`classes`."""
-        coef = torch.as_tensor(self.model.coef_, dtype=torch.float32)
-        return torch.cat([-coef, coef]) if coef.shape[0] == 1 else coef
-
-    def classes(self) -> list[int]:
-        """The concept ids in the order of :meth:`weights`' rows."""
-        return [int(c) for c in self.model.classes_]
-
-
 def _layer_paths(classifier: Classifier, layers: str | Sequence[str]) -> dict[str, str]:
     """Each requested layer name → its dotted path in ``classifier.module`` (what Captum looks up)."""
     names = [layers] if isinstance(layers, str) else list(layers)
@@ -204,9 +166,11 @@ def _two_sided_p(concept: np.ndarray, null: np.ndarray) -> float:
     """Student's unpaired t-test; where both samples are constant, 0 if their values differ, else 1."""
     if concept.std() == 0.0 and null.std() == 0.0:
         return 0.0 if concept.mean() != null.mean() else 1.0
+    from scipy.stats import ttest_ind
+
     with warnings.catch_warnings():  # one constant sample (all scores 1.0) is fine for the pooled variance
         warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
-        return float(_scipy_stats.ttest_ind(concept, null).pvalue)
+        return float(ttest_ind(concept, null).pvalue)
 
 
 def _layer_values(
@@ -214,6 +178,8 @@ def _layer_values(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every image's flattened activation at ``layer`` (``pixels`` in [0, 1]) and every input's flattened
     target-logit gradient there (``inputs`` already normalised)."""
+    from captum.attr import LayerActivation, LayerGradientXActivation  # Captum costs ~1 s at import: on first use
+
     module = classifier.get_layer(layer)
     activation = LayerActivation(classifier.module, module)
     with torch.no_grad():
@@ -242,6 +208,7 @@ def _sign_counts(
     """For each pair of image index sets (tested, reference): the TCAV sign-count score of the tested set –
     the share of inputs whose gradient has a positive component along its CAV – and the CAV's held-out
     accuracy. The tested set is labelled first, as ``captum.concept.TCAV`` labels a concept of smaller id."""
+    from explainer.inside.cav import LinearCav  # imports Captum and scikit-learn: on first use
     activations, gradient = _in_their_span(activations, gradient)
     signs, accuracy = np.empty(len(pairs)), np.empty(len(pairs))
     for i, (tested, reference) in enumerate(pairs):

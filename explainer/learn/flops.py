@@ -12,7 +12,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from explainer._plumbing import JsonResult, headline, legacy_positional
 from explainer.errors import InputError
@@ -66,6 +65,7 @@ def _conv_backward_flop(
     transposed: Any, _output_padding: Any, groups: Any, output_mask: Any, out_shape: Any = None, **kwargs: Any,
 ) -> int:
     """Convolution backward FLOPs; torch's own formula counts the weight gradient ``groups`` times over."""
+    from torch.utils.flop_counter import conv_flop_count
     flops = 0
     if output_mask[0]:
         flops += conv_flop_count(grad_out_shape, w_shape, out_shape[0], not transposed)
@@ -88,6 +88,8 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], *, num_samples: in
         raise InputError(f"input_shape must be the shape of one sample, e.g. (1, 8, 8), got {tuple(input_shape)!r}.")
     meta_model = copy.deepcopy(model).to("meta").train()
     inputs = torch.zeros((num_samples, *shape), device="meta")
+    from torch.utils.flop_counter import FlopCounterMode  # ~0.5 s at import (it loads triton): on first use
+
     mapping = {aten.convolution_backward: _conv_backward_flop}
     with FlopCounterMode(display=False, custom_mapping=mapping) as forward_counter:
         logits = meta_model(inputs)
