@@ -1,7 +1,7 @@
 """What do dataset-scale faithfulness curves cost, against Quantus in the same run – and Ray against local?
 
 1. MoRF deletion curves of the bundled EfficientNet-Lite0 at 224 px: ``explainer``'s
-   :func:`explainer.evidence.metrics.perturbation_curves` (perturbed inputs of every image and step share
+   :func:`explainer.evidence.curves.perturbation_curves` (perturbed inputs of every image and step share
    forward passes, memory bounded as ``explain`` does it) against Quantus' ``PixelFlipping`` on the same
    saliency maps, images, model, steps (84) and baseline (0 in normalized input space, the "zero"
    baseline); Quantus flips the same number of values per step (all channels of a pixel, as ours).
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 import explainer
-from explainer.evidence.metrics import forward_batch_size, perturbation_curves
+from explainer.evidence.curves import forward_batch_size, perturbation_curves
 from explainer.evidence.precision import FastForward, fast_forward, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]

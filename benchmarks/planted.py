@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 import explainer
-from explainer.evidence.planted import PlantedSettings, planted_benchmark
+from explainer.evidence.planted import planted_benchmark
+from explainer.evidence.planted_settings import PlantedSettings
 from explainer.learn.influence import gradient_layers, self_influence
 
 

@@ -15,7 +15,8 @@ from explainer.attribution.registry import METHODS, MethodSpec, Param, get_metho
 from explainer.data.datasets import Dataset, load_dataset
 from explainer.data.images import load_image, sample_images
 from explainer.errors import DatasetError, ExplainerError, InputError, ModelLoadError
-from explainer.evidence.evaluate import Evaluation, evaluate
+from explainer.evidence.evaluate import evaluate
+from explainer.evidence.evaluation import Evaluation
 from explainer.evidence.faithfulness import (
     FaithfulnessReport,
     MaskShare,
@@ -23,7 +24,9 @@ from explainer.evidence.faithfulness import (
     mask_share,
     method_agreement,
 )
-from explainer.evidence.planted import PlantedReport, Reliance, planted_benchmark, shortcut_reliance
+from explainer.evidence.planted import planted_benchmark
+from explainer.evidence.planted_reliance import Reliance, shortcut_reliance
+from explainer.evidence.planted_report import PlantedReport
 from explainer.hardware import describe_device, matmul_peak_gflops
 from explainer.inside.activations import Activations, LayerActivation, layer_activations
 from explainer.inside.concepts import Concepts, concepts
@@ -37,16 +40,13 @@ from explainer.learn.architectures import build_cnn, build_mlp, build_model
 from explainer.learn.flops import FlopCount, count_flops
 from explainer.learn.influence import DataAttribution, MislabelSearch, data_attribution, find_mislabeled
 from explainer.learn.playground import PlaygroundConfig, PlaygroundFrame, PlaygroundRun, train_playground
-from explainer.learn.sweep import SweepEstimate, SweepResults, TrainingTask, estimate_sweep, open_sweep, sweep
-from explainer.learn.training import (
-    EpochStats,
-    LearningStep,
-    StepStats,
-    TrainingRun,
-    fit,
-    learning_step,
-    train_steps,
-)
+from explainer.learn.sgd_step import LearningStep, learning_step
+from explainer.learn.stepping import train_steps
+from explainer.learn.sweep import estimate_sweep, open_sweep, sweep
+from explainer.learn.sweep_grid import TrainingTask
+from explainer.learn.sweep_results import SweepEstimate, SweepResults
+from explainer.learn.training import fit
+from explainer.learn.training_run import EpochStats, StepStats, TrainingRun
 from explainer.models import BUNDLED_MODEL, Classifier, Prediction, list_model_sources, load_model
 from explainer.models.anatomy import Anatomy, model_anatomy
 from explainer.models.sources import weights_fingerprint

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explainer.evidence.planted import PlantedSettings, open_planted, planted_benchmark
+from explainer.evidence.planted import open_planted, planted_benchmark
+from explainer.evidence.planted_settings import PlantedSettings
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
 TIMEOUT = 180

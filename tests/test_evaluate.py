@@ -21,9 +21,11 @@ import torch
 import explainer
 from explainer import InputError
 from explainer.cli import main as cli_main
-from explainer.evidence import metrics as M
 from explainer.evidence.controls import CONTROLS, control_maps
-from explainer.evidence.evaluate import Evaluation, evaluate, trained_classifier
+from explainer.evidence.curves import noisy_linear_impute
+from explainer.evidence.evaluate import evaluate, trained_classifier
+from explainer.evidence.evaluation import Evaluation
+from explainer.evidence.map_scores import gini, mask_share_values, pointing_game
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"steps": 10, "randomization_steps": 2, "progress": False}
@@ -157,24 +159,24 @@ def test_metrics_on_known_maps():
     square = torch.zeros(1, 8, 8)
     square[0, 2:4, 2:4] = 1.0
     masks = square.bool().unsqueeze(1)
-    share, why = M.mask_share_values(square, masks)
+    share, why = mask_share_values(square, masks)
     assert share[0] == pytest.approx(1.0) and why == [None]
-    empty_share, empty_why = M.mask_share_values(torch.zeros(1, 8, 8), masks)
+    empty_share, empty_why = mask_share_values(torch.zeros(1, 8, 8), masks)
     assert empty_share[0] == pytest.approx(4 / 64) and empty_why == ["empty map"]
-    assert M.pointing_game(square, masks)[0] == 1.0
-    assert M.pointing_game(torch.zeros(1, 8, 8), masks)[0] == pytest.approx(4 / 64)
-    gini_flat, _ = M.gini(torch.ones(1, 8, 8))
-    gini_one, _ = M.gini(torch.zeros(1, 8, 8).index_put_((torch.tensor([0]), torch.tensor([0]), torch.tensor([0])),
+    assert pointing_game(square, masks)[0] == 1.0
+    assert pointing_game(torch.zeros(1, 8, 8), masks)[0] == pytest.approx(4 / 64)
+    gini_flat, _ = gini(torch.ones(1, 8, 8))
+    gini_one, _ = gini(torch.zeros(1, 8, 8).index_put_((torch.tensor([0]), torch.tensor([0]), torch.tensor([0])),
                                                          torch.tensor(1.0)))
     assert gini_flat[0] == pytest.approx(0.0, abs=1e-12) and gini_one[0] == pytest.approx(1 - 1 / 64)
-    assert M.gini(torch.zeros(1, 4, 4))[1] == ["empty map"]
+    assert gini(torch.zeros(1, 4, 4))[1] == ["empty map"]
 
 
 def test_road_imputation_solves_the_neighbour_equations():
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(2, 3, 12, 12, generator=generator)
     removed = torch.rand(2, 1, 12, 12, generator=generator) < 0.4
-    filled = M.noisy_linear_impute(image, removed, noise=0.0)
+    filled = noisy_linear_impute(image, removed, noise=0.0)
     keep = ~removed.expand_as(image)
     assert torch.equal(filled[keep], image[keep])
     weights = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]])
@@ -184,8 +186,8 @@ def test_road_imputation_solves_the_neighbour_equations():
     mean = torch.nn.functional.conv2d(padded, kernel, groups=3) / torch.nn.functional.conv2d(ones, kernel, groups=3)
     gap = (filled - mean)[removed.expand_as(image)].abs().max()
     assert gap < 2e-3, gap  # every imputed pixel is the weighted mean of its neighbours
-    noisy = M.noisy_linear_impute(image, removed, noise=0.05, noise_seeds=[1, 2])
-    again = M.noisy_linear_impute(image, removed, noise=0.05, noise_seeds=[1, 2])
+    noisy = noisy_linear_impute(image, removed, noise=0.05, noise_seeds=[1, 2])
+    again = noisy_linear_impute(image, removed, noise=0.05, noise_seeds=[1, 2])
     assert torch.equal(noisy, again) and not torch.equal(noisy, filled)
     assert torch.equal(noisy[keep], image[keep])
 

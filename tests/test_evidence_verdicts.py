@@ -18,7 +18,11 @@ from explainer import InputError
 from explainer.cli import main as cli_main
 from explainer.evidence import metrics as M
 from explainer.evidence.controls import CONTROLS
-from explainer.evidence.evaluate import NULL, Evaluation, Settings, evaluate, randomized_copies, trained_classifier
+from explainer.evidence.curves import insertion_canvas
+from explainer.evidence.evaluate import evaluate, trained_classifier
+from explainer.evidence.evaluation import NULL, Evaluation
+from explainer.evidence.image_scoring import Settings, randomized_copies
+from explainer.evidence.map_scores import pointing_game, pointing_tolerance
 from explainer.stats import MIN_SAMPLES
 
 QUICK = {"steps": 4, "randomization_steps": 1, "progress": False}
@@ -136,31 +140,31 @@ def test_randomization_judged_against_a_null_from_independent_copies(digits_cnn,
 def test_pointing_game_hits_within_15_px_at_224():
     mask = torch.zeros(1, 1, 224, 224, dtype=torch.bool)
     mask[..., 100:120, 100:120] = True
-    assert M.pointing_tolerance(224, 224) == 15.0 and M.pointing_tolerance(8, 8) == pytest.approx(15 * 8 / 224)
+    assert pointing_tolerance(224, 224) == 15.0 and pointing_tolerance(8, 8) == pytest.approx(15 * 8 / 224)
     for distance, hit in ((0, 1.0), (14, 1.0), (15, 1.0), (16, 0.0), (40, 0.0)):
         heat = torch.zeros(1, 224, 224)
         heat[0, 110, 119 + distance] = 1.0
-        assert M.pointing_game(heat, mask)[0] == hit, distance
+        assert pointing_game(heat, mask)[0] == hit, distance
     signed = torch.zeros(1, 224, 224)
     signed[0, 10, 10] = -5.0  # strong negative evidence far away does not count
     signed[0, 110, 110] = 0.5
-    assert M.pointing_game(signed, mask)[0] == 1.0
+    assert pointing_game(signed, mask)[0] == 1.0
     small = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
     small[..., 2:4, 2:4] = True
     near = torch.zeros(1, 8, 8)
     near[0, 2, 4] = 1.0  # adjacent to the mask: beyond the 0.54 px tolerance at 8 px
-    assert M.pointing_game(near, small)[0] == 0.0
+    assert pointing_game(near, small)[0] == 0.0
 
 
 def test_insertion_canvas_is_rises_kernel_by_default():
     from torchvision.transforms.functional import gaussian_blur
 
     image = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(M.insertion_canvas(image), gaussian_blur(image, [11, 11], [5.0, 5.0]))
-    old = M.insertion_canvas(image, "sigma20")
-    assert (old - image).abs().mean() > (M.insertion_canvas(image) - image).abs().mean()  # sigma 11.2: stronger
+    torch.testing.assert_close(insertion_canvas(image), gaussian_blur(image, [11, 11], [5.0, 5.0]))
+    old = insertion_canvas(image, "sigma20")
+    assert (old - image).abs().mean() > (insertion_canvas(image) - image).abs().mean()  # sigma 11.2: stronger
     with pytest.raises(InputError, match="insertion_blur"):
-        M.insertion_canvas(image, "box")
+        insertion_canvas(image, "box")
 
 
 def test_road_in_both_orders(digits_cnn, digits):

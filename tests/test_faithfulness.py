@@ -286,7 +286,7 @@ def test_the_old_call_with_images_still_works_and_warns():
 
 
 def test_a_vanished_randomized_map_has_similarity_zero_with_a_reason():
-    from explainer.evidence.metrics import map_similarity
+    from explainer.evidence.randomization import map_similarity
 
     a = torch.arange(16.0).view(4, 4)
     assert map_similarity(a, torch.zeros(4, 4)) == (0.0, "randomized map vanished")

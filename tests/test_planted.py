@@ -19,16 +19,15 @@ from ray_cluster import private_ray_cluster  # noqa: F401 - the session's Ray cl
 import explainer
 from explainer import stats
 from explainer.errors import InputError
-from explainer.evidence.planted import (
+from explainer.evidence.planted import open_planted, planted_benchmark
+from explainer.evidence.planted_estimate import estimate_planted
+from explainer.evidence.planted_reliance import shortcut_reliance
+from explainer.evidence.planted_settings import (
     NO_SHORTCUT_CONCEPT,
     RANDOM_SITE,
     PlantedSettings,
     available_optional_kinds,
-    estimate_planted,
-    open_planted,
-    planted_benchmark,
     planted_units,
-    shortcut_reliance,
 )
 from explainer.learn.influence import find_mislabeled
 from explainer.run import finished_keys
@@ -130,7 +129,8 @@ def test_benchmark_report_rows_and_results_file(tmp_path):
 
 _SCRIPT = """
 import json, sys
-from explainer.evidence.planted import PlantedSettings, planted_benchmark
+from explainer.evidence.planted import planted_benchmark
+from explainer.evidence.planted_settings import PlantedSettings
 settings = PlantedSettings(**json.loads(sys.argv[1]))
 report = planted_benchmark(seeds=int(sys.argv[2]), settings=settings, out=None if sys.argv[3] == "-" else sys.argv[3],
                            backend=sys.argv[4], address=None if sys.argv[4] == "local" else "auto", progress=False)

@@ -13,7 +13,7 @@ import explainer
 from explainer import InputError
 from explainer.attribution.explanation import explain
 from explainer.evidence.controls import control_maps
-from explainer.evidence.metrics import area_under_curve, perturbation_curves
+from explainer.evidence.curves import area_under_curve, perturbation_curves
 from explainer.evidence.precision import fast_forward, native_bf16, resolve_precision
 
 PHOTOS = ("cat", "coffee")

@@ -19,17 +19,9 @@ from common import shows_errors
 
 from explainer.data.datasets import TOY_SETS
 from explainer.learn.playground import PlaygroundConfig
-from explainer.learn.sweep import (
-    SETTING_HELP,
-    SweepProgress,
-    SweepResults,
-    TrainingTask,
-    check_grid,
-    estimate_sweep,
-    open_sweep,
-    parse_setting,
-    sweep,
-)
+from explainer.learn.sweep import SweepProgress, estimate_sweep, open_sweep, sweep
+from explainer.learn.sweep_grid import SETTING_HELP, TrainingTask, check_grid, parse_setting
+from explainer.learn.sweep_results import SweepResults
 from explainer.plots.sweep import (
     accuracy_by_setting,
     accuracy_vs_seconds,

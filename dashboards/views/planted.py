@@ -16,14 +16,9 @@ import streamlit as st
 from common import shipped, shows_errors
 
 from explainer.attribution.registry import list_methods
-from explainer.evidence.planted import (
-    CONTROLS,
-    QUICK_METHODS,
-    PlantedSettings,
-    estimate_planted,
-    open_planted,
-    planted_benchmark,
-)
+from explainer.evidence.planted import open_planted, planted_benchmark
+from explainer.evidence.planted_estimate import estimate_planted
+from explainer.evidence.planted_settings import CONTROLS, QUICK_METHODS, PlantedSettings
 from explainer.plots.planted import planted_report_figure, planted_timeline_figure
 
 #: This learner's latest live report (session only).

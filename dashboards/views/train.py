@@ -21,7 +21,7 @@ from training_queue import training_turn
 
 import explainer
 from explainer.learn.architectures import ACTIVATIONS
-from explainer.learn.training import OPTIMIZERS
+from explainer.learn.training_options import OPTIMIZERS
 from explainer.plots.datasets import sample_grid
 from explainer.plots.inside import anatomy_figure
 from explainer.plots.training import gradient_norms, learning_step_figure, training_curves, update_ratios

@@ -9,9 +9,10 @@ from typing import Any
 
 from explainer.commands._json import print_json
 from explainer.commands._options import add_budget_option, add_json_option, add_method_options, method_params
+from explainer.data.evaluation_data import SAMPLE_PHOTOS, load_evaluation_data
 from explainer.errors import InputError
 from explainer.evidence.controls import CONTROLS
-from explainer.evidence.evaluate import SAMPLE_PHOTOS, TRAIN_PREFIX, evaluate, load_evaluation_data, trained_classifier
+from explainer.evidence.evaluate import TRAIN_PREFIX, evaluate, trained_classifier
 from explainer.evidence.metrics import (
     DEFAULT_STEPS,
     INSERTION_BLURS,

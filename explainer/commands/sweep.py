@@ -8,7 +8,8 @@ import sys
 from explainer.commands._json import print_json
 from explainer.commands._options import add_budget_option, add_json_option
 from explainer.errors import InputError
-from explainer.learn.sweep import SETTING_HELP, SETTINGS, SweepProgress, TrainingTask, parse_setting, sweep
+from explainer.learn.sweep import SweepProgress, sweep
+from explainer.learn.sweep_grid import SETTING_HELP, SETTINGS, TrainingTask, parse_setting
 from explainer.stats import MIN_SAMPLES
 
 

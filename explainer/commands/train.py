@@ -10,7 +10,9 @@ from explainer.data.datasets import load_dataset
 from explainer.errors import InputError
 from explainer.hardware import resolve_device
 from explainer.learn.architectures import ACTIVATIONS, build_model
-from explainer.learn.training import OPTIMIZERS, EpochStats, fit
+from explainer.learn.training import fit
+from explainer.learn.training_options import OPTIMIZERS
+from explainer.learn.training_run import EpochStats
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

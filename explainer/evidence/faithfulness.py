@@ -29,20 +29,17 @@ from explainer._plumbing import eval_mode
 from explainer.attribution.explanation import Explanation, explain
 from explainer.errors import InputError
 from explainer.evidence.controls import random_map
-from explainer.evidence.metrics import (
-    CURVES,
-    aligned_masks,
-    area_under_curve,
+from explainer.evidence.curves import area_under_curve, check_steps, perturbation_curves
+from explainer.evidence.map_scores import aligned_masks
+from explainer.evidence.metrics import CURVES, protocol_description
+from explainer.evidence.precision import CHECK_IMAGES, fast_forward, resolve_precision
+from explainer.evidence.randomization import (
     cascade_units,
-    check_steps,
     foreground_mask,
     map_similarity,
-    perturbation_curves,
-    protocol_description,
     randomized_cascade,
     rank_correlation,
 )
-from explainer.evidence.precision import CHECK_IMAGES, fast_forward, resolve_precision
 from explainer.models import Classifier
 
 __all__ = [
@@ -369,7 +366,7 @@ def check_faithfulness(
         explanation = legacy_explanation
     started = time.perf_counter()
     _check_options(classifier, explanation, steps, random_seeds, randomization_steps)
-    from explainer.evidence.evaluate import unit_seed
+    from explainer.evidence.image_scoring import unit_seed
 
     device = classifier.device
     inputs = explanation.inputs.to(device)
@@ -477,7 +474,7 @@ def _announce(classifier: Classifier, explanation: Explanation, inputs: torch.Te
 def _randomization(
     classifier: Classifier, explanation: Explanation, num_steps: int, seed: int, bar: Any = None
 ) -> list[RandomizationStep]:
-    """The cascade of :func:`explainer.evidence.metrics.randomized_cascade`, scored by ``map_similarity``."""
+    """The cascade of :func:`explainer.evidence.randomization.randomized_cascade`, scored by ``map_similarity``."""
     original = explanation.heatmap(absolute=True)
     masks = foreground_mask(explanation.pixels)
     method_params = {key: value for key, value in explanation.params.items() if key in explanation.spec.defaults}

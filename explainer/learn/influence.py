@@ -77,7 +77,7 @@ class DataAttribution:
 
 
 def _module_and_normalize(run_or_classifier: Any) -> tuple[nn.Module, Any, list[dict[str, torch.Tensor]], float | None, str]:
-    from explainer.learn.training import TrainingRun
+    from explainer.learn.training_run import TrainingRun
     from explainer.models import Classifier
 
     if isinstance(run_or_classifier, TrainingRun):

@@ -16,7 +16,9 @@ from explainer.data.datasets import TOY_SETS, Dataset, load_dataset
 from explainer.errors import InputError
 from explainer.hardware import resolve_device
 from explainer.learn.architectures import ACTIVATIONS, build_mlp
-from explainer.learn.training import OPTIMIZERS, EpochStats, TrainingRun, fit
+from explainer.learn.training import fit
+from explainer.learn.training_options import OPTIMIZERS
+from explainer.learn.training_run import EpochStats, TrainingRun
 
 #: Input features as in TensorFlow Playground, computed from the point (x1, x2).
 FEATURES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

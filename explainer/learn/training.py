@@ -1,209 +1,44 @@
-"""`fit()`: a plain, fast PyTorch training loop with telemetry, and `learning_step()`: one SGD step laid open."""
+"""`fit()`: a plain, fast PyTorch training loop with telemetry.
+
+Its records are in :mod:`explainer.learn.training_run`, its options in :mod:`explainer.learn.training_options`,
+the step it shares with ``train_steps`` in :mod:`explainer.learn.stepping` and ``learning_step`` in
+:mod:`explainer.learn.sgd_step`; the names this module held before that split are still importable from here
+(and from the old ``explainer.training``).
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainer._plumbing import (
-    JsonResult,
-    eval_mode,
-    hook_guard,
-    isolated_rng,
-    json_ready,
-    legacy_positional,
-    preserved_grads,
-    seeded_generator,
-    train_mode,
-)
+from explainer._plumbing import eval_mode, isolated_rng, legacy_positional, seeded_generator
 from explainer.data.datasets import Dataset
 from explainer.errors import InputError
 from explainer.hardware import describe_device, matmul_peak_gflops, resolve_device
-from explainer.learn.flops import FlopCount, count_flops
+from explainer.learn.flops import count_flops
+from explainer.learn.sgd_step import LOSSES as LOSSES
+from explainer.learn.sgd_step import LearningStep as LearningStep
+from explainer.learn.sgd_step import learning_step as learning_step
+from explainer.learn.stepping import _epoch_batches, _Stepper
+from explainer.learn.stepping import train_steps as train_steps
+from explainer.learn.training_options import OPTIMIZERS as OPTIMIZERS
+from explainer.learn.training_options import TELEMETRY as TELEMETRY
+from explainer.learn.training_options import _check_data, _check_options
+from explainer.learn.training_run import EpochStats, StepStats, TrainingRun, _layer_of
 from explainer.models.classifier import Classifier
 from explainer.models.coerce import for_dataset, remember_dataset
 
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-}
-TELEMETRY = ("epoch", "step", "off")
-LOSSES = ("cross_entropy", "mse")
 #: A training loss above this multiple of the first step's loss (or not finite) counts as diverged.
 DIVERGENCE_FACTOR = 10.0
 #: In ``telemetry="epoch"`` mode, per-layer gradient statistics are measured every this many steps.
 EPOCH_STATS_EVERY = 10
 EVAL_BATCH_SIZE = 1024
-
-
-@dataclass
-class EpochStats:
-    """What one epoch did. Train loss/accuracy are running means over the epoch's batches (data loss
-    only, without the L1/L2 penalty); test numbers come from the whole test split after the epoch.
-    ``grad_norm`` and ``update_ratio`` (‖Δw‖/‖w‖ of the optimizer step) are per layer, averaged over
-    the steps measured in this epoch."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    test_loss: float
-    test_accuracy: float
-    seconds: float
-    elapsed: float
-    samples_per_second: float
-    grad_norm: dict[str, float]
-    update_ratio: dict[str, float]
-
-
-@dataclass
-class StepStats:
-    """One optimizer step (``telemetry="step"``); the per-layer dicts are empty on unmeasured steps."""
-
-    step: int
-    epoch: int
-    loss: float
-    accuracy: float
-    grad_norm: dict[str, float]
-    update_ratio: dict[str, float]
-
-
-@dataclass
-class TrainingRun:
-    """A finished training run: per-epoch (and per-step) telemetry, outcome, cost and how it was made.
-
-    ``train_seconds`` is the wall time of the loop (training steps plus the per-epoch test
-    evaluation); ``compute_seconds`` the time spent in training steps alone, from which
-    samples/s and GFLOP/s are computed. Counting FLOPs and probing the peak happen before
-    and after the loop and are not included.
-    """
-
-    model: nn.Module = field(repr=False)
-    dataset: str
-    history: list[EpochStats]
-    steps: list[StepStats] = field(repr=False)
-    status: str
-    message: str
-    parameters: int
-    flops: FlopCount
-    train_seconds: float
-    compute_seconds: float
-    samples_seen: int
-    device: str
-    device_name: str
-    threads: int
-    peak_gflops: float
-    config: dict
-    model_name: str = ""  # the model's class name (e.g. "Sequential", "ResNet")
-    #: With ``fit(..., keep_checkpoints=True)``: the model's ``state_dict`` (CPU copies) after each epoch.
-    checkpoints: list[dict[str, torch.Tensor]] = field(default_factory=list, repr=False)
-    #: The trained model as a :class:`~explainer.Classifier` for the dataset's images (None for 2-D point sets):
-    #: what ``layer_activations``, ``explain``, ``ablate``, ``evaluate`` … take.
-    classifier: Classifier | None = field(default=None, repr=False)
-
-    @property
-    def seconds(self) -> float:
-        """Wall time of the training loop (the same as :attr:`train_seconds`)."""
-        return self.train_seconds
-
-    def to_dict(self) -> dict:
-        """JSON-ready: :meth:`receipt_dict`, the model's name, seconds and the per-epoch history (NaN → None).
-
-        The per-step telemetry is left out; ``json_ready(run.steps)`` gives it.
-        """
-        return json_ready({**self.receipt_dict(), "model_name": self.model_name, "seconds": self.seconds,
-                           "history": self.history})
-
-    def summary(self) -> pd.DataFrame:
-        """The headline numbers, one row per epoch: losses, accuracies, seconds and samples/s."""
-        columns = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds",
-                   "samples_per_second"]
-        return pd.DataFrame([{name: getattr(epoch, name) for name in columns} for epoch in self.history],
-                            columns=columns)
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
-
-    @property
-    def epochs(self) -> int:
-        """Epochs completed (a diverged epoch counts)."""
-        return len(self.history)
-
-    @property
-    def test_accuracy(self) -> float:
-        return self.history[-1].test_accuracy if self.history else float("nan")
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples_seen / self.compute_seconds if self.compute_seconds > 0 else float("nan")
-
-    @property
-    def gflops_per_second(self) -> float:
-        """Training FLOPs (forward + backward) per second of training compute, in GFLOP/s."""
-        return self.flops.training * self.samples_per_second / 1e9
-
-    @property
-    def peak_fraction(self) -> float:
-        """Achieved GFLOP/s as a fraction of this machine's measured matrix-multiply peak."""
-        return self.gflops_per_second / self.peak_gflops
-
-    @property
-    def layers(self) -> list[str]:
-        """Names of the layers that carry parameters, in model order."""
-        return list(dict.fromkeys(_layer_of(name) for name, _ in self.model.named_parameters()))
-
-    def receipt(self) -> str:
-        """One sentence with the computed numbers: parameters, accuracy, seconds, threads, GFLOP/s, peak share."""
-        where = "on this CPU" if self.device == "cpu" else f"on this {self.device_name}"
-        threads = f" ({self.threads} thread{'s' if self.threads != 1 else ''})" if self.device == "cpu" else ""
-        outcome = "diverged" if self.diverged else f"trained to {self.test_accuracy:.1%} test accuracy"
-        return (
-            f"{self.parameters:,} parameters {outcome} in {self.train_seconds:.2f} s {where}{threads}: "
-            f"{self.gflops_per_second:.1f} GFLOP/s = {self.peak_fraction:.0%} of this machine's measured "
-            f"matrix-multiply peak ({self.peak_gflops:.0f} GFLOP/s)."
-        )
-
-    def receipt_dict(self) -> dict:
-        """The receipt's numbers (and how they were made) as plain JSON-ready values."""
-        return {
-            "status": self.status,
-            "message": self.message,
-            "dataset": self.dataset,
-            "test_accuracy": self.test_accuracy,
-            "train_accuracy": self.history[-1].train_accuracy if self.history else float("nan"),
-            "epochs": self.epochs,
-            "train_seconds": self.train_seconds,
-            "compute_seconds": self.compute_seconds,
-            "parameters": self.parameters,
-            "flops_per_sample": self.flops.training,
-            "forward_flops_per_sample": self.flops.forward,
-            "backward_flops_per_sample": self.flops.backward,
-            "flop_method": self.flops.description,
-            "samples_seen": self.samples_seen,
-            "samples_per_second": self.samples_per_second,
-            "gflops_per_second": self.gflops_per_second,
-            "peak_gflops": self.peak_gflops,
-            "peak_fraction": self.peak_fraction,
-            "peak_method": "best of repeated fp32 square matrix multiplies (hardware.matmul_peak_gflops)",
-            "device": self.device,
-            "device_name": self.device_name,
-            "threads": self.threads,
-            "config": dict(self.config),
-            "receipt": self.receipt(),
-        }
-
-
-def _layer_of(parameter_name: str) -> str:
-    return parameter_name.rpartition(".")[0] or parameter_name
 
 
 class _LayerMeter:
@@ -240,46 +75,6 @@ class _LayerMeter:
         return dict(zip(self.names, grads)), dict(zip(self.names, ratios))
 
 
-def _check_options(epochs: Any, lr: Any, optimizer: Any, batch_size: Any, target_accuracy: Any, l1: Any, l2: Any,
-                   telemetry: Any, stats_every: Any) -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise InputError(f"epochs must be a positive integer, got {epochs!r}.")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise InputError(f"lr (learning rate) must be a positive number, got {lr!r}; 1e-3 suits Adam.")
-    if optimizer not in OPTIMIZERS:
-        raise InputError(f"Unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if target_accuracy is not None and not 0.0 < target_accuracy <= 1.0:
-        raise InputError(f"target_accuracy is a fraction in (0, 1], e.g. 0.97; got {target_accuracy!r}.")
-    if l1 < 0 or l2 < 0:
-        raise InputError(f"l1 and l2 regularization strengths must be ≥ 0, got l1={l1}, l2={l2}.")
-    if telemetry not in TELEMETRY:
-        raise InputError(f"Unknown telemetry {telemetry!r}; choose one of: {', '.join(TELEMETRY)}.")
-    if stats_every is not None and (isinstance(stats_every, bool) or not isinstance(stats_every, int) or stats_every < 1):
-        raise InputError(f"stats_every must be a positive integer (steps), got {stats_every!r}.")
-
-
-def _check_data(model: nn.Module, dataset: Dataset, device: torch.device) -> None:
-    if not isinstance(dataset, Dataset):
-        raise InputError(f"fit needs an explainer Dataset (from load_dataset), got {type(dataset).__name__}.")
-    if len(dataset.y_train) == 0 or len(dataset.y_test) == 0:
-        raise InputError(f"Dataset {dataset.name!r} needs both training and test examples.")
-    try:
-        with torch.inference_mode(), eval_mode(model):
-            logits = model(dataset.x_train[:2].to(device))
-    except RuntimeError as exc:
-        raise InputError(
-            f"The model cannot take {dataset.name!r} inputs shaped {dataset.input_shape}: {exc}. "
-            "Build it for this dataset, e.g. build_model('cnn', dataset)."
-        ) from None
-    if logits.ndim != 2 or logits.shape[1] < dataset.num_classes:
-        raise InputError(
-            f"The model outputs shape {tuple(logits.shape)} but {dataset.name!r} has {dataset.num_classes} classes; "
-            f"it must return logits shaped (batch, {dataset.num_classes})."
-        )
-
-
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)`` (eval mode, restored after)."""
@@ -295,98 +90,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     return loss / len(y), hits / len(y)
 
 
-def _penalty(weights: Sequence[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
-    """L1 · Σ|w| + L2 · ½ Σw² over weight matrices and kernels (biases and norm scales excluded)."""
-    total = torch.zeros((), device=weights[0].device)
-    for weight in weights:
-        if l1:
-            total = total + l1 * weight.abs().sum()
-        if l2:
-            total = total + 0.5 * l2 * weight.square().sum()
-    return total
-
-
 def _diverged_message(epoch: int, step: int, loss: float, lr: float, optimizer: str) -> str:
     what = f"became {loss}" if not math.isfinite(loss) else f"rose to {loss:.3g}, over {DIVERGENCE_FACTOR:g}× its start"
     return (
         f"Training diverged in epoch {epoch} (step {step}): the training loss {what}. "
         f"The learning rate {lr:g} is far too high for {optimizer}; try one 10–100× smaller."
     )
-
-
-class _Stepper:
-    """One optimizer step on cross-entropy (plus the L1/L2 penalty): the step both :func:`fit` and
-    :func:`train_steps` take."""
-
-    def __init__(self, model: nn.Module, optimizer: str, lr: float, l1: float = 0.0, l2: float = 0.0) -> None:
-        self.model = model
-        self.opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
-        self.weights = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
-        self.l1, self.l2 = l1, l2
-        self.regularized = (l1 > 0 or l2 > 0) and bool(self.weights)
-
-    def __call__(
-        self, inputs: torch.Tensor, targets: torch.Tensor, before_step: Callable[[], None] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward, loss, backward, ``before_step()`` (to measure gradients), step; the data loss and the logits
-        (both detached)."""
-        logits = self.model(inputs)
-        loss = F.cross_entropy(logits, targets)
-        objective = loss + _penalty(self.weights, self.l1, self.l2) if self.regularized else loss
-        self.opt.zero_grad(set_to_none=True)
-        objective.backward()
-        if before_step is not None:
-            before_step()
-        self.opt.step()
-        return loss.detach(), logits.detach()
-
-
-def _epoch_batches(
-    inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, batch_size: int, usable: int | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch: a single seeded shuffle (on the CPU generator), then consecutive slices of ``batch_size``
-    over the first ``usable`` shuffled examples (default: all of them)."""
-    order = torch.randperm(len(targets), generator=generator).to(inputs.device)
-    xs, ys = inputs[order], targets[order]
-    end = len(targets) if usable is None else usable
-    for start in range(0, end, batch_size):
-        yield xs[start : min(start + batch_size, end)], ys[start : min(start + batch_size, end)]
-
-
-def train_steps(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    steps: int,
-    lr: float = 1e-3,
-    optimizer: str = "adam",
-    batch_size: int = 32,
-    seed: int = 0,
-    l1: float = 0.0,
-    l2: float = 0.0,
-) -> list[float]:
-    """Exactly ``steps`` optimizer steps on cross-entropy, mini-batches drawn epoch by epoch in a seeded order
-    (the same step and batching as :func:`fit`); returns each step's data loss.
-
-    For a step budget without fit's epoch bookkeeping: no test pass, no divergence stop, no telemetry.
-    The model's mode is the caller's (set ``model.train()`` first); the batch order comes from a private
-    generator seeded with ``seed``, other random draws (dropout) from the global RNG as the caller set it.
-    """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InputError(f"steps must be a positive integer, got {steps!r}.")
-    _check_options(1, lr, optimizer, batch_size, None, l1, l2, "off", None)
-    if len(targets) == 0 or len(inputs) != len(targets):
-        raise InputError(f"inputs and targets need the same, non-zero length; got {len(inputs)} and {len(targets)}.")
-    step = _Stepper(model, optimizer, lr, l1, l2)
-    generator = seeded_generator(seed)
-    losses: list[float] = []
-    while len(losses) < steps:
-        for batch_inputs, batch_targets in _epoch_batches(inputs, targets, generator, batch_size):
-            losses.append(float(step(batch_inputs, batch_targets)[0]))
-            if len(losses) == steps:
-                break
-    return losses
 
 
 _FIT_ORDER = ("epochs", "lr", "optimizer", "batch_size", "target_accuracy", "l1", "l2", "device", "seed", "callback",
@@ -597,100 +306,3 @@ class _Loop:
         self.status = "diverged"
         self.message = _diverged_message(epoch, self.step, value, self.lr, self.optimizer_name)
         return True
-
-
-@dataclass
-class LearningStep(JsonResult):
-    """Everything one plain SGD step did: new weight = old weight + update, update = −lr · gradient.
-
-    ``activations`` maps each leaf layer's name to its output, in forward order; the weight dicts
-    map parameter names (e.g. ``"fc1.weight"``) to tensors. All tensors are detached copies.
-    """
-
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    activations: dict[str, torch.Tensor]
-    logits: torch.Tensor
-    loss: float
-    loss_name: str
-    lr: float
-    weights_before: dict[str, torch.Tensor]
-    gradients: dict[str, torch.Tensor]
-    updates: dict[str, torch.Tensor]
-    weights_after: dict[str, torch.Tensor]
-    seconds: float
-    device: str
-    model_name: str = ""
-    method: str = "sgd"  # plain SGD: update = −lr · gradient
-
-    def summary(self) -> pd.DataFrame:
-        """The headline numbers, one row per parameter: its norm before, the gradient's and the update's norm."""
-        return pd.DataFrame([
-            {"parameter": name, "weight_norm": float(self.weights_before[name].norm()),
-             "gradient_norm": float(self.gradients[name].norm()), "update_norm": float(self.updates[name].norm())}
-            for name in self.weights_before
-        ])
-
-
-def _step_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.Tensor:
-    if loss == "cross_entropy":
-        return F.cross_entropy(logits, targets)
-    return F.mse_loss(logits, F.one_hot(targets, logits.shape[1]).to(logits.dtype))
-
-
-@legacy_positional("lr", "loss")
-def learning_step(
-    model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, lr: float, loss: str = "cross_entropy"
-) -> LearningStep:
-    """Run one SGD step on ``batch = (inputs, targets)`` and return every number it involved.
-
-    The model's weights are updated in place exactly as returned; everything else is as it was:
-    forward hooks that record each leaf layer's output are removed afterwards, every ``training`` flag
-    is restored and each parameter's ``.grad`` is the one it had before (also on error). ``loss`` is
-    ``"cross_entropy"`` or ``"mse"`` (against one-hot targets).
-    """
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise InputError(f"lr (learning rate) must be a positive number, got {lr!r}.")
-    if loss not in LOSSES:
-        raise InputError(f"Unknown loss {loss!r}; choose one of: {', '.join(LOSSES)}.")
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and all(isinstance(t, torch.Tensor) for t in batch)):
-        raise InputError("batch must be a pair of tensors (inputs, targets), e.g. (dataset.x_train[:8], dataset.y_train[:8]).")
-    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    if not named:
-        raise InputError("The model has no trainable parameters; there is nothing for a learning step to change.")
-    device = named[0][1].device
-    inputs, targets = batch[0].to(device), batch[1].to(device)
-    activations: dict[str, torch.Tensor] = {}
-
-    def record(name: str) -> Callable[[nn.Module, object, object], None]:
-        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            if isinstance(output, torch.Tensor):
-                activations[name] = output.detach().clone()
-        return hook
-
-    start = time.perf_counter()
-    with hook_guard(model), train_mode(model), preserved_grads(model):
-        for name, module in model.named_modules():
-            if name and not any(module.children()):
-                module.register_forward_hook(record(name))
-        for _, p in named:
-            p.grad = None
-        try:
-            logits = model(inputs)
-            value = _step_loss(logits, targets, loss)
-        except (RuntimeError, IndexError) as exc:
-            raise InputError(f"The model cannot take this batch (inputs {tuple(inputs.shape)}, targets {tuple(targets.shape)}): {exc}") from None
-        value.backward()
-        before = {name: p.detach().clone() for name, p in named}
-        gradients = {name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for name, p in named}
-        updates = {name: gradients[name] * -lr for name in gradients}
-        with torch.no_grad():
-            for name, p in named:
-                p.add_(updates[name])
-        after = {name: p.detach().clone() for name, p in named}
-    return LearningStep(
-        inputs=inputs.detach().clone(), targets=targets.detach().clone(), activations=activations,
-        logits=logits.detach().clone(), loss=value.item(), loss_name=loss, lr=float(lr),
-        weights_before=before, gradients=gradients, updates=updates, weights_after=after,
-        seconds=time.perf_counter() - start, device=str(device), model_name=type(model).__name__,
-    )

@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from explainer.errors import InputError
 from explainer.evidence.controls import is_control
-from explainer.evidence.evaluate import Evaluation
+from explainer.evidence.evaluation import Evaluation
 from explainer.evidence.metrics import METRICS
 
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")

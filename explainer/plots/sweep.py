@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from explainer.errors import InputError
-from explainer.learn.sweep import RESULT_FIELDS, SweepResults
+from explainer.learn.sweep_results import RESULT_FIELDS, SweepResults
 
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 

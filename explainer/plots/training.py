@@ -10,7 +10,8 @@ import torch
 from plotly.subplots import make_subplots
 
 from explainer.errors import InputError
-from explainer.learn.training import LearningStep, TrainingRun
+from explainer.learn.sgd_step import LearningStep
+from explainer.learn.training_run import TrainingRun
 
 _SPLIT_COLORS = {"train": "#1f77b4", "test": "#ff7f0e"}
 #: A widely used rule of thumb: healthy updates change a layer's weights by about 1e-3 of their size.

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explainer.learn.training import train_steps
+from explainer.learn.stepping import train_steps
 from explainer.transfer.feature_cache import pooled_features
 
 #: Inverse L2 strength of both logistic regressions (scikit-learn's ``C``), and their L-BFGS iterations.
