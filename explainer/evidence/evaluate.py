@@ -31,7 +31,7 @@ import functools
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explainer._plumbing import json_ready
 from explainer.data.evaluation_data import EvaluationData, load_evaluation_data
@@ -44,10 +44,11 @@ from explainer.evidence.evaluation_estimate import estimate_evaluation
 from explainer.evidence.image_scoring import Settings, make_worker
 from explainer.evidence.precision import CHECK_IMAGES, resolve_precision
 
+if TYPE_CHECKING:
+    from explainer.run import StudyProgress
+
 #: Metrics computed by default (mask metrics only where the data have masks).
 DEFAULT_METRICS = tuple(M.METRICS)
-
-ProgressCallback = Callable[[int, int, "float | None"], None]
 
 
 def _methods(methods: Sequence[str] | str, controls: bool) -> tuple[str, ...]:
@@ -100,7 +101,7 @@ def evaluate(
     backend: str = "local",
     address: str | None = None,
     seed: int = 0,
-    progress: bool | ProgressCallback = True,
+    progress: bool | StudyProgress = True,
     estimate: bool = False,
     precision: str = "fp32",
     compile: bool = False,

@@ -50,9 +50,7 @@ from explainer.evidence.planted_settings import (
     planted_units,
 )
 from explainer.evidence.planted_worker import make_worker
-from explainer.run import finished_keys, run_units
-
-ProgressCallback = Callable[[int, int, "float | None"], None]
+from explainer.run import StudyProgress, finished_keys, run_units
 
 
 def _seeds(seeds: int | Sequence[int]) -> list[int]:
@@ -85,7 +83,7 @@ def _methods(methods: Sequence[str] | None, quick: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*methods, BASELINE_CONTROL]))
 
 
-def _progress(progress: bool | ProgressCallback, total: int) -> tuple[Callable[[int, int, Any], None] | None, Any]:
+def _progress(progress: bool | StudyProgress, total: int) -> tuple[Callable[[int, int, Any], None] | None, Any]:
     if progress is False:
         return None, None
     started = time.perf_counter()
@@ -118,7 +116,7 @@ def planted_benchmark(
     backend: str = "local",
     address: str | None = None,
     timeline: bool = False,
-    progress: bool | ProgressCallback = True,
+    progress: bool | StudyProgress = True,
     budget_seconds: float | None = None,
     settings: PlantedSettings | None = None,
 ) -> PlantedReport:

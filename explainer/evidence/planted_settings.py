@@ -7,12 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from explainer.evidence.controls import CONTROLS as CONTROL_SPECS
+
 KINDS = ("reliance", "pixels", "data")
 OPTIONAL_KINDS = {"patching": "explainer.inside.patching", "concepts": "explainer.inside.concepts"}
 #: The optional kinds the benchmark scores when their module is there.
 SCORED_OPTIONAL = ("patching", "concepts")
 QUICK_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "gradcam")
-CONTROLS = ("control:random", "control:edges", "control:brightness", "control:centre")
+CONTROLS = tuple(CONTROL_SPECS)  # every control map, in their registry's order
 BASELINE_CONTROL = "control:random"
 NO_RELATION = "no relation (r = 0)"
 #: A site picked at random: its expected shortcut share is the shortcut's area share for both networks.

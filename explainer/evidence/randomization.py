@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -166,21 +165,3 @@ def _reinitialize(module: nn.Module) -> None:
         else:
             for parameter in sub.parameters(recurse=False):
                 nn.init.normal_(parameter, std=0.02)
-
-
-def randomization_similarities(
-    cascade: Sequence[CascadeStep],
-    original: torch.Tensor,
-    pixels: torch.Tensor,
-    explain_on: Callable[[Classifier], torch.Tensor],
-) -> list[list[tuple[float, str | None]]]:
-    """Per cascade step, per image: (similarity, reason) of ``explain_on(copy)`` maps with ``original``.
-
-    ``original`` ``(N, H, W)`` relevance; ``explain_on(classifier) -> (N, H, W)`` relevance on that model.
-    """
-    masks = foreground_mask(pixels)
-    out = []
-    for step in cascade:
-        again = explain_on(step.classifier)
-        out.append([map_similarity(original[i], again[i], masks[i]) for i in range(original.shape[0])])
-    return out

@@ -23,7 +23,10 @@ from explainer.run.results_file import ResultsWriter, Row, row_key, unit_key
 Unit = Mapping[str, Any]
 Work = Callable[[Unit], Mapping[str, Any]]
 WorkerFactory = Callable[[], Work]
+#: The runner's progress callback: units done, units in all, the row just finished (or kept from the file).
 Progress = Callable[[int, int, Row], None]
+#: A study's progress callback (evaluate, planted): units done, units in all, seconds left (None at first).
+StudyProgress = Callable[[int, int, "float | None"], None]
 BACKENDS = ("local", "ray")
 #: Seconds to wait for a TCP connection to a cluster address before calling it dead.
 CONNECT_PROBE_SECONDS = 1.0

@@ -24,7 +24,7 @@ from explainer.data.datasets import Dataset, load_dataset
 from explainer.errors import InputError
 from explainer.hardware import resolve_device
 from explainer.models import BUNDLED_MODEL, Classifier
-from explainer.run import finished_keys, read_results, run_units, unit_key
+from explainer.run import Progress, finished_keys, read_results, run_units, unit_key
 from explainer.stats import MIN_SAMPLES
 from explainer.transfer.feature_cache import tensor_digest
 from explainer.transfer.learners import PROBE_C
@@ -46,7 +46,6 @@ __all__ = [  # open_results, STRATEGIES and TransferResults are re-exported for 
 ]
 DEFAULT_SHOTS = (1, 2, 5, 10, 20, 50)
 Row = dict[str, Any]
-Progress = Callable[[int, int, Row], None]
 
 
 def few_shot_sample(labels: torch.Tensor, num_classes: int, shots: int, seed: int) -> np.ndarray:
