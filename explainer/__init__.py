@@ -35,7 +35,7 @@ from explainer.inside.embeddings import Embedding, embed_dataset
 from explainer.inside.features import FeatureVisualization, TopActivating, top_activating, visualize_channel
 from explainer.inside.intervention import ChannelImportance, Intervention, ablate, cam_channel_importance
 from explainer.inside.patching import PatchResult, corrupt, patch
-from explainer.inside.tcav import TcavResult, tcav
+from explainer.inside.tcav import TcavResult, concept_sets, tcav
 from explainer.learn.architectures import build_cnn, build_mlp, build_model
 from explainer.learn.flops import FlopCount, count_flops
 from explainer.learn.influence import DataAttribution, MislabelSearch, data_attribution, find_mislabeled
@@ -76,7 +76,7 @@ __all__ = [
     "build_report",
     "ReportSection",
     "save_report",
-    "Concepts", "concepts", "PatchResult", "corrupt", "patch", "TcavResult", "tcav",
+    "Concepts", "concepts", "PatchResult", "corrupt", "patch", "TcavResult", "concept_sets", "tcav",
     "ablate",
     "Activations",
     "Anatomy",

@@ -1,4 +1,4 @@
-"""The "Where does the answer live?" page: alive on first load, and the numbers of explainer.patch / concepts."""
+"""The "Where does the answer live?" page: alive on first load, and the numbers of explainer.patch / concepts / tcav."""
 
 from __future__ import annotations
 
@@ -67,6 +67,15 @@ def test_first_load_patches_the_cat_finds_concepts_and_patches_every_layer_as_th
     assert page.number_input(key=f"mechanisms_feature_channel_{layer}").value == channel
     picture = explainer.visualize_channel(bundled_classifier, layer=layer, channel=channel, steps=32, size=96)
     assert picture.verdict() in text
+    # TCAV of the first texture for the cat's class, scored on the sample photos: the library's numbers
+    textures = explainer.load_dataset("textures")
+    concept, random = explainer.concept_sets(textures, textures.class_names[0], size=12, random=48)
+    predicted = bundled_classifier.predict([cat], top_k=1)[0][0]
+    tested = explainer.tcav(bundled_classifier, concept, random, layers=[layer], target=predicted.index,
+                            inputs=list(photos.values()), progress=False)
+    assert tested.verdict() in " ".join(m.value for m in page.markdown)
+    scatter = _charts(page)["mechanisms_tcav"]["data"][-1]
+    assert _values(scatter, "y").astype(float) == pytest.approx([tested.layers[0].score.mean], abs=1e-6)
 
 
 def _switch_to(at: AppTest, text: str) -> None:
@@ -84,7 +93,9 @@ def test_the_page_works_for_a_network_trained_in_the_dashboard_and_for_an_upload
     trained = train_digits(at, epochs=2)
     _switch_to(at, f"on digits – {trained.test_accuracy:.1%}")
     open_page(at, "mechanisms")
-    assert {"mechanisms_patch", "mechanisms_concepts"} <= set(_charts(at))
+    assert {"mechanisms_patch", "mechanisms_concepts", "mechanisms_tcav"} <= set(_charts(at))
+    assert any("TCAV with 10 random reference sets" in m.value and "digits test images of that class" in m.value
+               for m in at.markdown)
     assert any("smaller than the 16 px" in c.value for c in at.caption)  # an 8-px network gets no feature picture
 
     torch.manual_seed(0)
@@ -94,6 +105,6 @@ def test_the_page_works_for_a_network_trained_in_the_dashboard_and_for_an_upload
                       labels="ant\nbee\ncat")
     open_page(at, "mechanisms")
     charts = _charts(at)
-    assert {"mechanisms_patch", "mechanisms_concepts", "mechanisms_feature"} <= set(charts)
+    assert {"mechanisms_patch", "mechanisms_concepts", "mechanisms_tcav", "mechanisms_feature"} <= set(charts)
     assert charts["mechanisms_patch"]["data"][0]["type"] == "heatmap"  # the ViT's 14×14 token grid
     assert _values(charts["mechanisms_patch"]["data"][0], "z").shape == (14, 14)

@@ -116,3 +116,19 @@ def test_bad_runs_tests_permutations_and_layers_are_refused(sets):
         explainer.tcav(classifier, square, pool, layers=["1", "4"], target=0, permutations=20)
     with pytest.raises(InputError, match=r"at least 120 random images.*test='kim'"):
         explainer.tcav(classifier, square, pool[:100], layers="1", target=0)
+
+
+def test_concept_sets_draw_a_class_and_random_images_that_never_overlap():
+    data = explainer.load_dataset("known_answer", n_train=200, n_test=8, seed=0)
+    concept, random = explainer.concept_sets(data, "top-left", size=12, random=48, seed=3)
+    assert concept.shape[0] == 12 and random.shape[0] == 48
+    members = {tuple(image.flatten().tolist()) for image in data.x_train[data.y_train == 0]}
+    assert all(tuple(image.flatten().tolist()) in members for image in concept)
+    chosen = {tuple(image.flatten().tolist()) for image in concept}
+    assert not chosen & {tuple(image.flatten().tolist()) for image in random}
+    again = explainer.concept_sets(data, 0, size=12, random=48, seed=3)
+    assert torch.equal(again[0], concept) and torch.equal(again[1], random)  # seeded
+    with pytest.raises(InputError, match="'stripes' is not a class of known_answer; pick one of top-left"):
+        explainer.concept_sets(data, "stripes")
+    with pytest.raises(InputError, match="random must be from 2 to"):
+        explainer.concept_sets(data, 0, random=10_000)

@@ -28,9 +28,10 @@ from explainer.inside.concepts import concepts
 from explainer.inside.features import visualize_channel
 from explainer.inside.intervention import cam_channel_importance
 from explainer.inside.patching import corrupt, patch
+from explainer.inside.tcav import concept_sets, tcav
 from explainer.models.layers import feature_layers, find_cam_layer
 from explainer.plots.inside import feature_visualization_figure
-from explainer.plots.mechanisms import concepts_figure, patch_figure
+from explainer.plots.mechanisms import concepts_figure, patch_figure, tcav_figure
 
 #: Concepts extracted on the page (a few, so the first view is quick).
 CONCEPTS = 4
@@ -40,6 +41,8 @@ DATASET_IMAGES = 16
 FEATURE_STEPS, FEATURE_SIZE, FEATURE_MIN_SIZE = 32, 96, 16
 #: Dataset test images searched for a dataset model's natural exemplars.
 FEATURE_EXEMPLARS = 200
+#: TCAV on the page: concept and random images (the permutation test needs 4 × as many random), inputs scored.
+TCAV_CONCEPT, TCAV_RANDOM, TCAV_INPUTS = 12, 48, 32
 
 st.title("Where does the answer live?")
 st.markdown(
@@ -101,6 +104,36 @@ with shows_errors():
     st.markdown(f"{CONCEPTS} concepts from {source} (each cut into 2×2 crops). {found.verdict()} "
                 "Importance is each image's own predicted class losing logit when the concept is removed.")
     st.plotly_chart(concepts_figure(found), width="stretch", key="mechanisms_concepts")
+
+st.subheader("Is the class sensitive to a concept? (TCAV)")
+with shows_errors():
+    with st.spinner("Predicting…"):
+        predicted = remember(entry, "prediction", input_key(picked.image),
+                             lambda: classifier.predict(batch, top_k=1)[0][0])
+    if entry.images == PHOTOS:  # concepts shown by texture crops; the sample photos are scored for the class
+        concept_data, tcav_inputs, tcav_target = dataset("textures"), images, predicted.index
+        scored = f"the {len(images)} sample photos"
+    else:  # the class's own training images as the concept; its test images are scored
+        concept_data = dataset(entry.images)
+        tcav_target = predicted.index
+        tcav_inputs = concept_data.x_test[concept_data.y_test == tcav_target][:TCAV_INPUTS]
+        scored = f"{len(tcav_inputs)} {concept_data.name} test images of that class"
+    concept_name = st.selectbox(f"Concept ({TCAV_CONCEPT} {concept_data.name} training images of one class)",
+                                concept_data.class_names, key=f"mechanisms_tcav_concept_{concept_data.name}",
+                                index=tcav_target if entry.images != PHOTOS else 0)
+
+    def run_tcav():
+        """TCAV of the chosen concept for the predicted class at the Grad-CAM layer (the library's calls)."""
+        concept_images, random_images = concept_sets(concept_data, concept_name, size=TCAV_CONCEPT,
+                                                     random=TCAV_RANDOM)
+        return tcav(classifier, concept_images, random_images, layers=[cam_layer], target=tcav_target,
+                    inputs=tcav_inputs, progress=False)
+
+    with st.spinner(f"TCAV: 10 reference sets, 99 random subsets at {cam_layer}…"):
+        tested = remember(entry, "tcav", f"{cam_layer}|{entry.images}|{concept_name}|{tcav_target}", run_tcav)
+    st.markdown(f"Concept **{concept_name}** against {TCAV_RANDOM} random {concept_data.name} training images, "
+                f"for **{predicted.label}**, scored on {scored}. {tested.verdict()}")
+    st.plotly_chart(tcav_figure(tested), width="stretch", key="mechanisms_tcav")
 
 st.subheader("A feature picture, checked against real images")
 st.markdown(

@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from explainer import stats
 from explainer._plumbing import JsonResult, isolated_rng, user_state_guard
+from explainer.data.datasets import Dataset
 from explainer.errors import InputError
 from explainer.models.classifier import Classifier, ImageBatch
 from explainer.models.coerce import as_classifier
@@ -130,7 +131,7 @@ class TcavResult(JsonResult):
             else:
                 parts.append(f"layer {row.layer}: not significant: no claim (score {row.score.mean:.2f} vs random "
                              f"{row.null.mean:.2f}, Holm-adjusted p = {row.p_adjusted:.2g})")
-        return (f"TCAV over {self.runs} random concepts, {self.n_inputs} input(s), {self.test_description}: "
+        return (f"TCAV with {self.runs} random reference sets, {self.n_inputs} input(s), {self.test_description}: "
                 + "; ".join(parts) + ".")
 
     def to_dict(self) -> dict[str, Any]:
@@ -338,3 +339,32 @@ def _check_permutations(permutations: Any, layers: int, size: int, random_count:
                          f"{random_count}; give at least {4 * max(size, 2)} random images, fewer concept images, or "
                          "test='kim'.")
     return int(permutations)
+
+
+def concept_sets(
+    data: Dataset, concept: int | str, *, size: int = 12, random: int = 48, seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Example images for :func:`tcav` from a labelled dataset: ``size`` training images of class ``concept``
+    (an index or a name of ``data.class_names``) and ``random`` training images of every class, none of them in
+    the concept set, both drawn with ``seed``. The permutation test needs ``random ≥ 4 × size``."""
+    if isinstance(concept, str):
+        if concept not in data.class_names:
+            raise InputError(f"{concept!r} is not a class of {data.name}; pick one of {', '.join(data.class_names)}.")
+        concept = data.class_names.index(concept)
+    if isinstance(concept, bool) or not 0 <= int(concept) < data.num_classes:
+        raise InputError(f"concept must be a class of {data.name} (0 to {data.num_classes - 1} or a name), "
+                         f"got {concept!r}.")
+    generator = torch.Generator().manual_seed(seed)
+    members = torch.nonzero(data.y_train == int(concept)).flatten()
+    members = members[torch.randperm(len(members), generator=generator)]
+    if size < 2 or len(members) < size:
+        raise InputError(f"size must be from 2 to {len(members)} (the training images of {data.class_names[concept]!r}), "
+                         f"got {size!r}.")
+    chosen = members[:size]
+    others = torch.ones(len(data.y_train), dtype=torch.bool)
+    others[chosen] = False
+    pool = torch.nonzero(others).flatten()
+    if random < 2 or len(pool) < random:
+        raise InputError(f"random must be from 2 to {len(pool)} (the other training images), got {random!r}.")
+    drawn = pool[torch.randperm(len(pool), generator=generator)[:random]]
+    return data.x_train[chosen], data.x_train[drawn]
