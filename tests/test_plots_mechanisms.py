@@ -59,7 +59,7 @@ def test_tcav_figure_shows_the_null_and_marks_significance(known_answer_cnn):
     classifier, data = known_answer_cnn
     x, y = data.x_train, data.y_train
     result = explainer.tcav(classifier, x[y == 0][:20], x[200:400], layers=["1", "4"], target=0,
-                            inputs=data.x_test[data.y_test == 0], progress=False)
+                            inputs=data.x_test[data.y_test == 0], permutations=40, progress=False)
     fig = tcav_figure(result)
     boxes = [trace for trace in fig.data if isinstance(trace, go.Box)]
     assert [list(box.y) for box in boxes] == [pytest.approx(row.null_scores, abs=1e-6) for row in result.layers]
@@ -67,4 +67,4 @@ def test_tcav_figure_shows_the_null_and_marks_significance(known_answer_cnn):
     assert list(scatter.y) == pytest.approx([row.score.mean for row in result.layers], abs=1e-6)
     colours = list(scatter.marker.color)
     assert colours == ["#e45756" if row.significant else "#8c8c8c" for row in result.layers]
-    assert "99 random subsets" in fig.layout.title.text and boxes[0].name == "random subsets (mean score)"
+    assert "40 random subsets" in fig.layout.title.text and boxes[0].name == "random subsets (mean score)"
