@@ -313,7 +313,7 @@ def test_ray_backend_without_ray_says_how_to_install(digits_cnn, digits, monkeyp
 
 # ------------------------------------------------------------------------------- CLI
 def test_cli_json_on_digits_with_a_trained_cnn(capsys):
-    code = cli_main(["evaluate", "digits", "--model", "train:cnn", "--method", "saliency", "--limit", "12",
+    code = cli_main(["evaluate", "--dataset", "digits", "--model", "train:cnn", "--method", "saliency", "--limit", "12",
                      "--metric", "deletion_morf", "insertion", "--steps", "8", "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -55,7 +55,7 @@ def test_three_images_name_no_winner_and_say_why(digits_cnn, digits):
 
 
 def test_cli_json_on_two_images_says_enough_false(capsys):
-    code = cli_main(["evaluate", "digits", "--model", "train:cnn", "--method", "integrated_gradients", "saliency",
+    code = cli_main(["evaluate", "--dataset", "digits", "--model", "train:cnn", "--method", "integrated_gradients", "saliency",
                      "--limit", "2", "--metric", *REAL, "--steps", "4", "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -56,6 +56,28 @@ def test_a_model_is_loaded_with_the_same_flags_everywhere():
             assert {"--arch", "--random-weights", "--device"} <= set(flags), name
 
 
+def test_a_dataset_is_named_with_dataset_everywhere():
+    for name in ("evaluate", "train", "sweep", "transfer"):
+        assert "--dataset" in _visible(COMMANDS[name]), f"{name}: a dataset name is given with --dataset"
+    for name, parser in COMMANDS.items():
+        for action in parser._actions:
+            if not action.option_strings:  # positionals are files, never dataset names
+                assert "dataset" not in (action.help or "").split("(")[0], f"{name}: {action.dest} names a dataset"
+
+
+def test_evaluate_takes_files_or_one_dataset_and_says_which_is_missing(capsys, tmp_path):
+    assert main(["evaluate", "--method", "saliency"]) == 2
+    assert "--dataset NAME" in capsys.readouterr().err
+    assert main(["evaluate", "a.png", "--dataset", "digits", "--method", "saliency"]) == 2
+    assert "not both" in capsys.readouterr().err
+    from explainer.commands.evaluate import _data
+
+    old = build_parser().parse_args(["evaluate", "digits"])
+    assert _data(old) == "digits" and "evaluate --dataset digits" in capsys.readouterr().err  # 0.3 spelling still works
+    assert _data(build_parser().parse_args(["evaluate", "--dataset", "digits"])) == "digits"
+    assert _data(build_parser().parse_args(["evaluate", "a.png", "b.png"])) == ["a.png", "b.png"]
+
+
 def test_out_is_a_file_and_out_dir_a_folder():
     for name, parser in COMMANDS.items():
         flags = _visible(parser)

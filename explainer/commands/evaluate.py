@@ -1,4 +1,4 @@
-"""`explainer evaluate DATA... --method M...`: which attribution map can I trust? – evidence over a dataset."""
+"""`explainer evaluate (IMAGE... | --dataset NAME) --method M...`: which attribution map can I trust? – evidence over a dataset."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import time
 from typing import Any
 
 from explainer.commands._json import print_json
-from explainer.commands._options import add_budget_option, add_json_option, add_method_options, method_params
+from explainer.commands._options import (
+    add_budget_option,
+    add_json_option,
+    add_method_options,
+    method_params,
+    warn_deprecated,
+)
 from explainer.data.evaluation_data import SAMPLE_PHOTOS, load_evaluation_data
 from explainer.errors import InputError
 from explainer.evidence.controls import CONTROLS
@@ -40,8 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "on, flags where a method does not beat a control (random, edges, brightness, centre), and a "
                     "verdict that names a winner only from 5 images on.",
     )
-    parser.add_argument("data", nargs="+", metavar="DATA",
-                        help=f"image files, or one dataset name: digits, known_answer, imagefolder:PATH, "
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="image files (or use --dataset)")
+    parser.add_argument("--dataset", default=None, metavar="NAME",
+                        help=f"a dataset instead of image files: digits, known_answer, textures, imagefolder:PATH, "
                              f"{SAMPLE_PHOTOS} (the bundled photos)")
     parser.add_argument("--model", default=None,
                         help="model source (default: the bundled model); train:cnn or train:mlp trains that small "
@@ -73,12 +80,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+#: Names that a positional DATA argument meant a dataset in 0.3 (now ``--dataset NAME``; accepted until 0.5).
+_DATASET_NAMES = ("digits", "known_answer", "textures", "mnist", "fashion_mnist", "cifar10", SAMPLE_PHOTOS)
+
+
 def _data(args: argparse.Namespace) -> Any:
-    if len(args.data) == 1 and (":" in args.data[0] or args.data[0] in ("digits", "known_answer", "textures",
-                                                                         "mnist", "fashion_mnist", "cifar10",
-                                                                         SAMPLE_PHOTOS)):
-        return args.data[0]
-    return list(args.data)
+    """The dataset name or the list of image files the user gave (exactly one of the two)."""
+    images = list(args.images)
+    if args.dataset is not None:
+        if images:
+            raise InputError(f"give image files or --dataset {args.dataset}, not both "
+                             f"(got {len(images)} file(s) beside it).")
+        return args.dataset
+    if not images:
+        raise InputError("nothing to evaluate: give image files, or a dataset with --dataset NAME "
+                         f"(for example --dataset digits, or --dataset {SAMPLE_PHOTOS} for the bundled photos).")
+    if len(images) == 1 and (":" in images[0] or images[0] in _DATASET_NAMES):
+        warn_deprecated(f"a dataset name as a positional argument ('evaluate {images[0]}')",
+                        f"'evaluate --dataset {images[0]}'")
+        return images[0]
+    return images
 
 
 def _model(args: argparse.Namespace, data: Any) -> Any:
