@@ -32,6 +32,33 @@ def test_fit_keeps_one_checkpoint_per_epoch_as_copies(run_and_data):
     assert last["out.weight"].data_ptr() != run.model.state_dict()["out.weight"].data_ptr()
 
 
+def _by_hand(run, x, y, layers):
+    """Σ over checkpoints of lr · ‖∇ loss‖² in ``layers``' weights, one image at a time with plain autograd."""
+    import copy
+
+    import torch.nn.functional as F
+
+    model = copy.deepcopy(run.model).eval()
+    total = torch.zeros(len(y))
+    for state in run.checkpoints:
+        model.load_state_dict(state)
+        weights = [p for name, p in model.named_parameters() if name.rpartition(".")[0] in layers]
+        for i in range(len(y)):
+            loss = F.cross_entropy(model(x[i : i + 1]), y[i : i + 1], reduction="sum")
+            total[i] += float(run.config["lr"]) * sum(g.square().sum() for g in torch.autograd.grad(loss, weights))
+    return total
+
+
+@pytest.mark.parametrize("layers", [None, ["conv1", "out"]])  # the last two layers; the first and the last
+def test_self_influence_equals_per_example_gradients_by_hand(run_and_data, layers):
+    run, data = run_and_data
+    x, y = data.x_train[:24], data.y_train[:24]
+    chosen = layers or gradient_layers(run.model)
+    scores = self_influence(run, (x, y), layers=layers, batch_size=10)
+    expected = _by_hand(run, x, y, chosen)
+    assert torch.allclose(scores, expected, rtol=1e-4, atol=1e-8)
+
+
 def test_data_attribution_helpful_and_harmful_images(run_and_data):
     run, data = run_and_data
     before = {name: value.clone() for name, value in run.model.state_dict().items()}

@@ -121,6 +121,8 @@ def _tracin(module: nn.Module, x: torch.Tensor, y: torch.Tensor, checkpoints: Se
     chosen = list(layers) if layers else gradient_layers(module)
     for name, parameter in private.named_parameters():  # no weight gradients outside the chosen layers
         parameter.requires_grad_(name.rpartition(".")[0] in chosen)
+    _start_graphs_at(private, chosen)
+    _explicit_padding(private)
     device = next((p.device for p in private.parameters()), torch.device("cpu"))
     states = list(checkpoints)
 
@@ -132,6 +134,41 @@ def _tracin(module: nn.Module, x: torch.Tensor, y: torch.Tensor, checkpoints: Se
     return TracInCP(private, loader, list(range(len(states))), checkpoints_load_func=load,
                     layers=chosen, loss_fn=nn.CrossEntropyLoss(reduction="sum"),
                     batch_size=batch_size, sample_wise_grads_per_batch=True), device
+
+
+def _explicit_padding(private: nn.Module) -> None:
+    """``padding="same"`` as numbers in the private copy: Captum's per-example convolution gradients (``unfold``)
+    take only numbers. For an odd kernel at stride 1 "same" is half the dilated kernel on every side."""
+    for module in private.modules():
+        if isinstance(module, nn.Conv2d) and module.padding == "same":
+            sizes = [(k - 1) * d for k, d in zip(module.kernel_size, module.dilation)]
+            if any(size % 2 for size in sizes) or module.padding_mode != "zeros":
+                continue  # uneven padding: left as it is (Captum then refuses this layer)
+            module.padding = tuple(size // 2 for size in sizes)
+
+
+def _start_graphs_at(private: nn.Module, chosen: Sequence[str]) -> None:
+    """Let every backward of the private copy stop at the first chosen layer a forward reaches.
+
+    Captum's TracInCP marks the pixels as requiring gradients, so each backward ran down to the input although
+    the chosen weights' gradients never need it. No chosen parameter is computed before the first chosen layer
+    a forward reaches, so its input is replaced by a detached leaf that requires a gradient (Captum's per-example
+    hooks need one there): the pixels' part of the graph is never built, the weight gradients are unchanged."""
+    reached = [False]
+
+    def new_forward(_module: nn.Module, _inputs: tuple[Any, ...]) -> None:
+        reached[0] = False
+
+    def cut(_module: nn.Module, inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if reached[0] or not inputs or not isinstance(inputs[0], torch.Tensor):
+            return None
+        reached[0] = True
+        return (inputs[0].detach().requires_grad_(), *inputs[1:])
+
+    private.register_forward_pre_hook(new_forward)
+    modules = dict(private.named_modules())
+    for name in chosen:
+        modules[name].register_forward_pre_hook(cut)
 
 
 def _resolve(run_or_classifier: Any, train: Any, checkpoints: Sequence[Mapping[str, torch.Tensor]] | None,
