@@ -90,6 +90,8 @@ def test_mislabeled_images_rank_high_on_self_influence_and_loss(run_and_data):
 
 
 def test_precision_at_k_and_bad_input(run_and_data):
+    with pytest.raises(InputError, match=r"not linear or convolution layers.*'fc1'"):
+        self_influence(run_and_data[0], run_and_data[1], layers=["act1"])
     run, data = run_and_data
     assert precision_at_k(torch.tensor([0.1, 0.9, 0.5, 0.7]), [1, 2], 2) == 0.5
     with pytest.raises(InputError, match="top_k must be a positive"):

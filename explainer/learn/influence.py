@@ -100,8 +100,8 @@ def _train_tensors(train: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def gradient_layers(module: nn.Module) -> list[str]:
-    """The layers whose per-example weight gradients Captum computes: linear layers and convolutions with
-    numeric padding (``padding="same"`` convolutions are left out)."""
+    """The default layers of TracIn's per-example weight gradients: linear layers and convolutions with numeric
+    padding (``padding="same"`` convolutions are left out of the default; name them in ``layers=[...]``)."""
     names = [name for name, layer in module.named_modules() if name and (
         isinstance(layer, nn.Linear)
         or (isinstance(layer, nn.Conv2d) and not isinstance(layer.padding, str)))]
@@ -119,6 +119,10 @@ def _tracin(module: nn.Module, x: torch.Tensor, y: torch.Tensor, checkpoints: Se
 
     private = copy.deepcopy(module).eval()
     chosen = list(layers) if layers else gradient_layers(module)
+    known = {name for name, layer in module.named_modules() if isinstance(layer, (nn.Linear, nn.Conv2d))}
+    if unknown := [name for name in chosen if name not in known]:
+        raise InputError(f"layers {unknown} are not linear or convolution layers of the model; TracIn can take "
+                         f"per-example gradients in {sorted(known)}.")
     for name, parameter in private.named_parameters():  # no weight gradients outside the chosen layers
         parameter.requires_grad_(name.rpartition(".")[0] in chosen)
     _start_graphs_at(private, chosen)
