@@ -27,12 +27,12 @@ from pathlib import Path
 
 import torch
 
-from explainer._plumbing import isolated_rng
 from explainer.data.datasets import load_dataset
 from explainer.learn.architectures import build_model
 from explainer.learn.sweep import sweep
 from explainer.learn.sweep_grid import TrainingTask, make_units
 from explainer.learn.training import fit
+from explainer.rng import isolated_rng
 
 GRID: dict[str, list] = {"lr": [0.001, 0.01, 0.1], "activation": ["relu", "tanh", "sigmoid"]}
 SEEDS = 3

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from explainer.attribution.registry import METHODS, Param, get_method, list_methods
+from explainer import METHODS, Param, get_method, list_methods
 
 
 def method_label(name: str) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 if TYPE_CHECKING:
-    from explainer.report import ReportSection
+    from explainer import ReportSection
 
 #: Session-state key holding the report sections a learner has produced so far.
 REPORT_KEY = "report_sections"
@@ -31,7 +31,7 @@ def offer_report(key: str, section: ReportSection | None = None) -> None:
     With ``section=None`` the button offers whatever was last kept under ``key`` (parts of a page
     that rerun on their own call :func:`keep_report`); the HTML is built only when clicked.
     """
-    from explainer.report import build_report
+    from explainer import build_report
 
     if section is not None:
         keep_report(key, section)

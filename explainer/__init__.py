@@ -8,7 +8,7 @@ Notebook use::
     model.predict(photos["cat"], top_k=3)
 """
 
-from explainer import _legacy_paths
+from explainer import compat
 from explainer.attribution.estimate import CostEstimate, check_budget, estimate_cost
 from explainer.attribution.explanation import Explanation, explain
 from explainer.attribution.registry import METHODS, MethodSpec, Param, get_method, list_methods, register_method
@@ -63,13 +63,13 @@ from explainer.transfer import (
 
 __version__ = "0.3.0"
 
-_legacy_paths.install()
+compat.install()
 
 
 def __getattr__(name: str) -> object:
     """0.1's ``explainer.anatomy`` / ``explainer.activations``: deprecated aliases for one release."""
-    if name in _legacy_paths.RENAMED_FUNCTIONS:
-        return _legacy_paths.renamed_function(name)
+    if name in compat.RENAMED_FUNCTIONS:
+        return compat.renamed_function(name)
     raise AttributeError(f"module 'explainer' has no attribute {name!r}")
 
 __all__ = [

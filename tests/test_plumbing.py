@@ -1,4 +1,5 @@
-"""The shared guards and helpers of explainer._plumbing, each on a real model the user owns."""
+"""The shared guards and helpers (explainer.guards, .rng, .baselines, .jsonable, .models.predictions), each on a
+real model the user owns."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ import torch
 from torch import nn
 
 import explainer
-from explainer import _plumbing
+from explainer.baselines import baseline, blur_sigma
 from explainer.errors import InputError
+from explainer.guards import eval_mode, hook_guard, preserved_grads, user_state_guard
+from explainer.jsonable import json_ready
+from explainer.models.predictions import resolve_targets, top_k
+from explainer.rng import isolated_rng, seeded_generator
 
 
 class _Net(nn.Module):
@@ -73,7 +78,7 @@ def _assert_same(before: dict, model: nn.Module) -> None:
 def test_eval_mode_restores_every_submodules_flag():
     model = _user_model()
     before = {n: m.training for n, m in model.named_modules()}
-    with _plumbing.eval_mode(model):
+    with eval_mode(model):
         assert not any(m.training for m in model.modules())
     assert {n: m.training for n, m in model.named_modules()} == before
     assert model.training and not model.bn.training
@@ -81,7 +86,7 @@ def test_eval_mode_restores_every_submodules_flag():
 
 def test_eval_mode_restores_on_error():
     model = _user_model()
-    with pytest.raises(RuntimeError, match="boom"), _plumbing.eval_mode(model):
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
         raise RuntimeError("boom")
     assert model.training and model.drop.training and not model.bn.training
 
@@ -90,7 +95,7 @@ def test_eval_mode_restores_on_error():
 def test_preserved_grads_survive_zero_grad_and_backward():
     model = _user_model()
     before = _state(model)
-    with _plumbing.preserved_grads(model):
+    with preserved_grads(model):
         model.zero_grad(set_to_none=False)  # zeroes the user's grad tensors in place
         model(torch.ones(2, 3, 8, 8)).sum().backward()  # and creates one for head.bias
         model.zero_grad(set_to_none=True)
@@ -100,7 +105,7 @@ def test_preserved_grads_survive_zero_grad_and_backward():
 def test_preserved_grads_restore_on_error():
     model = _user_model()
     before = _state(model)
-    with pytest.raises(ValueError), _plumbing.preserved_grads(model):
+    with pytest.raises(ValueError), preserved_grads(model):
         model(torch.ones(2, 3, 8, 8)).sum().backward()
         raise ValueError
     _assert_same(before, model)
@@ -119,7 +124,7 @@ def test_hook_guard_removes_hooks_added_inside_and_keeps_the_users():
     calls: list[str] = []
     model.conv.register_forward_hook(lambda *_: calls.append("user"))
     before = _hook_counts(model)
-    with _plumbing.hook_guard(model):
+    with hook_guard(model):
         model.bn.register_forward_hook(lambda *_: calls.append("leak"))
         model.act.register_forward_pre_hook(lambda *_: calls.append("leak-pre"))
         model.head.register_full_backward_hook(lambda *_: calls.append("leak-bwd"))
@@ -137,7 +142,7 @@ def test_hook_guard_removes_hooks_added_inside_and_keeps_the_users():
 def test_hook_guard_removes_hooks_on_error():
     model = _user_model()
     before = _hook_counts(model)
-    with pytest.raises(KeyError), _plumbing.hook_guard(model):
+    with pytest.raises(KeyError), hook_guard(model):
         model.conv.register_forward_hook(lambda *_: None)
         raise KeyError
     assert _hook_counts(model) == before
@@ -147,7 +152,7 @@ def test_user_state_guard_leaves_everything_as_found():
     model = _user_model()
     before = _state(model)
     hooks = _hook_counts(model)
-    with _plumbing.user_state_guard(model):
+    with user_state_guard(model):
         assert not model.training
         model.conv.register_forward_hook(lambda *_: None)
         model(torch.randn(2, 3, 8, 8)).sum().backward()
@@ -160,13 +165,13 @@ def test_seeded_generator_is_reproducible_and_private():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    first = torch.rand(4, generator=_plumbing.seeded_generator(7))
-    second = torch.rand(4, generator=_plumbing.seeded_generator(7))
+    first = torch.rand(4, generator=seeded_generator(7))
+    second = torch.rand(4, generator=seeded_generator(7))
     assert torch.equal(first, second)
-    assert not torch.equal(first, torch.rand(4, generator=_plumbing.seeded_generator(8)))
+    assert not torch.equal(first, torch.rand(4, generator=seeded_generator(8)))
     assert torch.equal(torch.rand(3), expected)  # the global stream did not move
     with pytest.raises(InputError):
-        _plumbing.seeded_generator(1.5)  # type: ignore[arg-type]
+        seeded_generator(1.5)  # type: ignore[arg-type]
 
 
 def test_isolated_rng_seeds_inside_and_restores_all_global_states():
@@ -177,11 +182,11 @@ def test_isolated_rng_seeds_inside_and_restores_all_global_states():
     torch.manual_seed(5)
     np.random.seed(5)
     random.seed(5)
-    with _plumbing.isolated_rng(0):
+    with isolated_rng(0):
         inside = nn.Linear(4, 4).weight.detach().clone()  # nn.init draws from the global RNG
         np.random.rand(10)
         random.random()
-    with _plumbing.isolated_rng(0):
+    with isolated_rng(0):
         again = nn.Linear(4, 4).weight.detach().clone()
     assert torch.equal(inside, again)
     after = (torch.rand(3), np.random.rand(3), random.random())
@@ -194,7 +199,7 @@ def test_isolated_rng_restores_on_error():
     torch.manual_seed(9)
     expected = torch.rand(2)
     torch.manual_seed(9)
-    with pytest.raises(ZeroDivisionError), _plumbing.isolated_rng(1):
+    with pytest.raises(ZeroDivisionError), isolated_rng(1):
         torch.rand(100)
         _ = 1 / 0
     assert torch.equal(torch.rand(2), expected)
@@ -210,52 +215,52 @@ def tiny_classifier() -> explainer.Classifier:
 
 def test_resolve_targets_vocabulary(tiny_classifier):
     logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 1.0]])
-    assert _plumbing.resolve_targets(tiny_classifier, None, logits) == [1, 0]
-    assert _plumbing.resolve_targets(tiny_classifier, 2, logits) == [2, 2]
-    assert _plumbing.resolve_targets(tiny_classifier, "Dog", logits) == [1, 1]
-    assert _plumbing.resolve_targets(tiny_classifier, ["bird", 0], logits) == [2, 0]
-    assert _plumbing.resolve_targets(tiny_classifier, torch.tensor([2, 1]), logits) == [2, 1]
-    assert _plumbing.resolve_targets(tiny_classifier, torch.tensor(1), logits) == [1, 1]
-    assert _plumbing.resolve_targets(tiny_classifier, np.array([0, 2]), count=2) == [0, 2]
-    assert _plumbing.resolve_targets(tiny_classifier, "cat", count=3) == [0, 0, 0]
+    assert resolve_targets(tiny_classifier, None, logits) == [1, 0]
+    assert resolve_targets(tiny_classifier, 2, logits) == [2, 2]
+    assert resolve_targets(tiny_classifier, "Dog", logits) == [1, 1]
+    assert resolve_targets(tiny_classifier, ["bird", 0], logits) == [2, 0]
+    assert resolve_targets(tiny_classifier, torch.tensor([2, 1]), logits) == [2, 1]
+    assert resolve_targets(tiny_classifier, torch.tensor(1), logits) == [1, 1]
+    assert resolve_targets(tiny_classifier, np.array([0, 2]), count=2) == [0, 2]
+    assert resolve_targets(tiny_classifier, "cat", count=3) == [0, 0, 0]
     with pytest.raises(InputError, match="one per image"):
-        _plumbing.resolve_targets(tiny_classifier, [0, 1, 2], logits)
+        resolve_targets(tiny_classifier, [0, 1, 2], logits)
     with pytest.raises(InputError, match="out of range"):
-        _plumbing.resolve_targets(tiny_classifier, 3, logits)
+        resolve_targets(tiny_classifier, 3, logits)
     with pytest.raises(InputError, match="logits"):
-        _plumbing.resolve_targets(tiny_classifier, None, count=2)
+        resolve_targets(tiny_classifier, None, count=2)
 
 
 # ------------------------------------------------------------------------------- baselines
 def test_baseline_vocabulary_and_alias():
     inputs = torch.rand(2, 3, 40, 60)
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
-    assert torch.equal(_plumbing.baseline(inputs, "zero"), torch.zeros_like(inputs))
-    assert torch.equal(_plumbing.baseline(inputs, "zeros"), _plumbing.baseline(inputs, "zero"))
-    black = _plumbing.baseline(inputs, "black", mean=mean, std=std)
-    white = _plumbing.baseline(inputs, "white", mean=mean, std=std)
+    assert torch.equal(baseline(inputs, "zero"), torch.zeros_like(inputs))
+    assert torch.equal(baseline(inputs, "zeros"), baseline(inputs, "zero"))
+    black = baseline(inputs, "black", mean=mean, std=std)
+    white = baseline(inputs, "white", mean=mean, std=std)
     assert black[0, :, 0, 0].tolist() == pytest.approx([-0.5 / 0.2, -0.4 / 0.25, -0.3 / 0.5])
     assert white[1, :, 5, 5].tolist() == pytest.approx([0.5 / 0.2, 0.6 / 0.25, 0.7 / 0.5])
-    blurred = _plumbing.baseline(inputs, "blur")
+    blurred = baseline(inputs, "blur")
     assert blurred.shape == inputs.shape
-    assert _plumbing.blur_sigma(40, 60) == pytest.approx(2.0)  # 1/20 of the shorter side
+    assert blur_sigma(40, 60) == pytest.approx(2.0)  # 1/20 of the shorter side
     assert blurred.std() < inputs.std() / 2  # noise is smoothed away
     assert blurred.mean() == pytest.approx(float(inputs.mean()), abs=0.02)
     tiny = torch.rand(1, 1, 1, 5)
-    assert torch.equal(_plumbing.baseline(tiny, "blur"), tiny)  # too small for a kernel: unchanged
+    assert torch.equal(baseline(tiny, "blur"), tiny)  # too small for a kernel: unchanged
     with pytest.raises(InputError, match="zero, black, white, blur"):
-        _plumbing.baseline(inputs, "gray")
+        baseline(inputs, "gray")
 
 
 # ----------------------------------------------------------------------------------- top_k
 def test_top_k_predictions():
     probabilities = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])
-    rows = _plumbing.top_k(probabilities, ["a", "b", "c"], 2)
+    rows = top_k(probabilities, ["a", "b", "c"], 2)
     assert [[(p.label, p.index) for p in row] for row in rows] == [[("b", 1), ("c", 2)], [("a", 0), ("c", 2)]]
     assert rows[0][0].probability == pytest.approx(0.7)
-    assert len(_plumbing.top_k(probabilities, ["a", "b", "c"], 10)[0]) == 3
+    assert len(top_k(probabilities, ["a", "b", "c"], 10)[0]) == 3
     with pytest.raises(InputError):
-        _plumbing.top_k(probabilities, ["a", "b", "c"], 0)
+        top_k(probabilities, ["a", "b", "c"], 0)
 
 
 # ------------------------------------------------------------------------------ json_ready
@@ -274,11 +279,11 @@ def test_json_ready_handles_numpy_torch_nan_and_dataclasses():
         name="r", value=float("nan"), array=np.array([1.5, np.inf]), tensor=torch.tensor([[1, 2]]),
         nested={1: np.float32(0.25), "t": (np.int64(3), torch.tensor(float("-inf")))}, model=nn.Linear(1, 1),
     )
-    ready = _plumbing.json_ready(result)
+    ready = json_ready(result)
     assert ready == {"name": "r", "value": None, "array": [1.5, None], "tensor": [[1, 2]],
                      "nested": {"1": 0.25, "t": [3, None]}, "model": "Linear"}
     assert json.loads(json.dumps(ready, allow_nan=False)) == ready
-    assert "model" not in _plumbing.json_ready(result, exclude=("model",))
+    assert "model" not in json_ready(result, exclude=("model",))
     assert math.isnan(result.value)  # the object itself is untouched
 
 

@@ -127,7 +127,7 @@ def test_bf16_and_compile_leave_the_users_model_as_it_was(compile):
     assert _bytes(module) == before and [p.stride() for p in module.parameters()] == strides
     assert all(p.is_contiguous() for p in module.parameters()) and module.training and module[1].training
     assert torch.equal(module[0].weight.grad, torch.ones_like(module[0].weight))
-    with explainer._plumbing.eval_mode(module), torch.inference_mode():
+    with explainer.guards.eval_mode(module), torch.inference_mode():
         reference = module(inputs).softmax(1)
     assert (forward(inputs) - reference).abs().max() < 0.02  # bf16 of the same weights
     assert all(np.all((c >= 0) & (c <= 1)) for c in curves.values())

@@ -358,6 +358,57 @@ def test_a_winner_needs_five_seeds_and_to_survive_holm_across_shot_levels():
     assert "At 10 per class: one seed: no verdict – add seeds." in cut_short.verdict()
 
 
+def test_headline_is_the_best_pretrained_against_the_best_from_scratch_at_each_level(bundled_classifier, small_textures):
+    results = compare_transfer(small_textures, bundled_classifier, shots=(1, 2), seeds=2, steps=5,
+                               strategies=("pixels", "linear_probe", "small_cnn"))
+    head = results.headline().set_index("shots")
+    means = results.table.groupby(["strategy", "shots"])["accuracy"].mean()
+    pairs = results.comparisons()
+    assert list(head.index) == [1, 2]
+    for shots in (1, 2):
+        row = head.loc[shots]
+        scratch = max(("pixels", "small_cnn"), key=lambda name: means[(name, shots)])
+        assert (row["a"], row["b"]) == ("linear_probe", scratch)
+        assert row["difference"] == pytest.approx(100 * (means[("linear_probe", shots)] - means[(scratch, shots)]))
+        assert row["ci_low"] <= row["difference"] <= row["ci_high"] and row["n"] == 2
+        same = pairs[(pairs["shots"] == shots) & pairs["a"].isin(row[["a", "b"]]) & pairs["b"].isin(row[["a", "b"]])]
+        assert row["p_adjusted"] == same.iloc[0]["p_adjusted"] and row["family"] == len(pairs)
+
+
+def test_headline_turns_a_pair_round_so_that_pretrained_comes_first():
+    rng = np.random.default_rng(1)
+    # small_cnn is listed first, so comparisons() has it as `a`; fine_tune (pretrained) is behind at 5 shots
+    rows = [(s, k, seed, float(base + rng.normal(0, 0.02)))
+            for seed in range(6) for k, pair in ((1, (0.60, 0.60)), (5, (0.70, 0.90)))
+            for s, base in zip(("fine_tune", "small_cnn"), pair)]
+    rows += [("small_cnn", 10, seed, 0.95) for seed in range(6)]  # no pretrained strategy at 10: no headline row
+    results = study(rows, strategies=("small_cnn", "fine_tune"))
+    assert set(results.comparisons()["a"]) == {"small_cnn"}
+    head = results.headline().set_index("shots")
+    assert list(head.index) == [1, 5] and set(head["a"]) == {"fine_tune"} and set(head["b"]) == {"small_cnn"}
+    by_seed = results.table[results.table["shots"] == 5].pivot(index="seed", columns="strategy", values="accuracy")
+    expected = paired_difference(100 * by_seed["fine_tune"], 100 * by_seed["small_cnn"])
+    assert head.loc[5, "difference"] == pytest.approx(expected.mean) and expected.mean < -10
+    assert (head.loc[5, "ci_low"], head.loc[5, "ci_high"]) == pytest.approx((expected.low, expected.high))
+    assert head.loc[5, "distinguishable"]
+
+
+def test_estimate_is_the_median_seconds_per_run_of_each_strategy_times_the_runs():
+    config = {"dataset": "given", "model_name": "efficientnet_lite0", "test_counts": [50, 50], "input_shape": [3, 64, 64]}
+    seconds = {"pixels": [1.0, 2.0, 30.0], "small_cnn": [10.0, 10.0, 4.0]}  # medians 2 and 10
+    records = [{"strategy": name, "shots": 1, "seed": seed, "accuracy": 0.5, "seconds": value, "device": "cpu"}
+               for name, values in seconds.items() for seed, value in enumerate(values)]
+    results = TransferResults.from_rows(records, config)
+    estimate = results.estimate(["pixels", "small_cnn", "fine_tune"], [1, 5], 3)
+    assert estimate is not None
+    assert (estimate.seconds, estimate.runs, estimate.unknown, estimate.device) == (72.0, 12, ("fine_tune",), "cpu")
+    assert estimate.words() == ("≈ 72 s for 12 runs (plus fine_tune, not in the reference runs) – the median seconds "
+                                "per run measured in the reference study on cpu, times the runs.")
+    assert results.estimate(["pixels"], [1], 2).seconds == 4.0
+    assert results.estimate(["fine_tune"], [1, 5], 3) is None
+    assert results.estimate([], [1], 3) is None and results.estimate(["pixels"], [], 3) is None
+
+
 def test_a_strategy_registered_from_outside_runs_in_the_study_and_the_cli(monkeypatch, capsys):
     def nearest_mean(task, support, seed, params, held_out):
         """Nearest class mean of the raw pixels (nothing to tune: a grid of one)."""

@@ -17,11 +17,10 @@ import streamlit as st
 import torch
 from common import shows_errors
 
+from explainer import PlaygroundConfig, SweepResults, TrainingTask, estimate_sweep, open_sweep, sweep
 from explainer.data.datasets import TOY_SETS
-from explainer.learn.playground import PlaygroundConfig
-from explainer.learn.sweep import SweepProgress, estimate_sweep, open_sweep, sweep
-from explainer.learn.sweep_grid import SETTING_HELP, TrainingTask, check_grid, parse_setting
-from explainer.learn.sweep_results import SweepResults
+from explainer.learn.sweep import SweepProgress
+from explainer.learn.sweep_grid import SETTING_HELP, check_grid, parse_setting
 from explainer.plots.sweep import (
     accuracy_by_setting,
     accuracy_vs_seconds,

@@ -37,11 +37,9 @@ import streamlit as st
 from common import shows_errors
 
 import explainer
-from explainer.attribution.registry import list_methods
+from explainer import Evaluation, evaluate, list_methods
 from explainer.data.evaluation_data import load_evaluation_data
 from explainer.evidence.controls import CONTROLS
-from explainer.evidence.evaluate import evaluate
-from explainer.evidence.evaluation import Evaluation
 from explainer.evidence.evaluation_estimate import estimate_evaluation
 from explainer.evidence.image_scoring import Settings
 from explainer.evidence.metrics import METRICS, ROAD_NOISE

@@ -24,11 +24,7 @@ from common import (
     shows_errors,
 )
 
-from explainer.inside.concepts import concepts
-from explainer.inside.features import visualize_channel
-from explainer.inside.intervention import cam_channel_importance
-from explainer.inside.patching import corrupt, patch
-from explainer.inside.tcav import concept_sets, tcav
+from explainer import cam_channel_importance, concept_sets, concepts, corrupt, patch, tcav, visualize_channel
 from explainer.models.layers import feature_layers, find_cam_layer
 from explainer.plots.inside import feature_visualization_figure
 from explainer.plots.mechanisms import concepts_figure, patch_figure, tcav_figure

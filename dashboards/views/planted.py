@@ -15,8 +15,8 @@ from pathlib import Path
 import streamlit as st
 from common import shipped, shows_errors
 
-from explainer.attribution.registry import list_methods
-from explainer.evidence.planted import open_planted, planted_benchmark
+from explainer import list_methods, planted_benchmark
+from explainer.evidence.planted import open_planted
 from explainer.evidence.planted_estimate import estimate_planted
 from explainer.evidence.planted_settings import CONTROLS, QUICK_METHODS, PlantedSettings
 from explainer.plots.planted import planted_report_figure, planted_timeline_figure

@@ -8,17 +8,10 @@ import streamlit as st
 from common import offer_report, shows_errors, url_choice, url_option, url_value, write_url
 from sections.experiment import render_experiment_section
 
+from explainer import PlaygroundConfig, PlaygroundFrame, PlaygroundRun, ReportSection, train_playground
 from explainer.data.datasets import TOY_SETS
 from explainer.learn.architectures import ACTIVATIONS
-from explainer.learn.playground import (
-    FEATURES,
-    MAX_LAYERS,
-    MAX_NEURONS,
-    PlaygroundConfig,
-    PlaygroundFrame,
-    PlaygroundRun,
-    train_playground,
-)
+from explainer.learn.playground import FEATURES, MAX_LAYERS, MAX_NEURONS
 from explainer.plots.playground import (
     decision_boundary,
     frame_boundary,
@@ -27,7 +20,6 @@ from explainer.plots.playground import (
     network_diagram,
     neuron_heatmaps,
 )
-from explainer.report import ReportSection
 
 #: This learner's runs, newest last (session only: another learner never sees them).
 RUNS_KEY = "playground_runs"

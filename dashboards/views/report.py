@@ -6,9 +6,9 @@ import streamlit as st
 from common import BUNDLED_KEY, bundled_classifier, model_lock, report_sections, slug
 
 import explainer
-from explainer.models.anatomy import Anatomy
+from explainer import Anatomy, ReportSection, build_report
 from explainer.plots.inside import anatomy_figure
-from explainer.report import ReportSection, build_report, environment
+from explainer.report import environment
 
 
 @st.cache_data(show_spinner=False)

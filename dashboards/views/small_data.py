@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 from common import offer_report, shipped, shows_errors
 
 import explainer
+from explainer import STRATEGIES, ReportSection, TransferResults
 from explainer.plots.transfer import transfer_curve
-from explainer.report import ReportSection
-from explainer.transfer.experiment import DEFAULT_SHOTS, STRATEGIES, TransferResults
+from explainer.transfer import DEFAULT_SHOTS
 
 #: This learner's latest live or opened comparison (session only).
 RESULTS_KEY = "transfer_results"
@@ -31,8 +30,6 @@ DATASETS = {
     "digits": "8×8 handwritten digits – the counter-example: tiny images unlike ImageNet photos",
     "known_answer": "synthetic squares in quadrants – the class is *where*, not *what*",
 }
-PRETRAINED = [name for name, strategy in STRATEGIES.items() if strategy.pretrained]
-FROM_SCRATCH = [name for name in STRATEGIES if name not in PRETRAINED]
 
 
 def shipped_file(name: str) -> Path | None:
@@ -47,28 +44,6 @@ def shipped_results(path: str, modified: float) -> TransferResults:
     return explainer.open_results(path)
 
 
-def headline(results: TransferResults) -> pd.DataFrame:
-    """At each shot level the best pretrained strategy against the best from-scratch one (by mean), paired by seed:
-    the library's difference in points with its 95 % interval (positive = pretrained ahead)."""
-    table = results.comparisons()
-    means = results.table.groupby(["strategy", "shots"])["accuracy"].mean()
-    rows = []
-    for shots in sorted(int(k) for k in results.table["shots"].unique()):
-        def best(names: list[str], shots: int = shots) -> str | None:
-            present = [n for n in names if (n, shots) in means.index]
-            return max(present, key=lambda n: float(means[(n, shots)])) if present else None
-
-        pre, base = best(PRETRAINED), best(FROM_SCRATCH)
-        pair = table[(table["shots"] == shots) & table["a"].isin([pre, base]) & table["b"].isin([pre, base])]
-        if pre is None or base is None or pair.empty:
-            continue
-        row = pair.iloc[0].to_dict()
-        if row["a"] != pre:
-            row.update(a=pre, b=base, difference=-row["difference"], ci_low=-row["ci_high"], ci_high=-row["ci_low"])
-        rows.append(row)
-    return pd.DataFrame(rows, columns=table.columns)
-
-
 def show_study(results: TransferResults, key: str, threshold: float, note: str = "") -> list:
     """The curve with bands across seeds, the library's verdict, and the headline difference with its interval."""
     curve = transfer_curve(results)
@@ -76,7 +51,7 @@ def show_study(results: TransferResults, key: str, threshold: float, note: str =
     if note:
         st.caption(note)
     st.markdown(results.verdict(threshold))
-    rows = headline(results)
+    rows = results.headline()
     if len(rows):
         st.dataframe(rows[["shots", "a", "b", "difference", "ci_low", "ci_high", "n", "distinguishable"]],
                      hide_index=True, key=f"sd_headline_{key}", column_config={
@@ -88,19 +63,10 @@ def show_study(results: TransferResults, key: str, threshold: float, note: str =
     return [curve]
 
 
-def estimate_seconds(reference: TransferResults | None, strategies: list[str], shots: list[int], seeds: int) -> str:
-    """How long a live run will take, from the measured seconds per run of the shipped study (or nothing)."""
-    if reference is None or not strategies or not shots:
-        return ""
-    per_run = reference.table.groupby("strategy")["seconds"].median()
-    known = [s for s in strategies if s in per_run.index]
-    if not known:
-        return ""
-    total = sum(float(per_run[s]) for s in known) * len(shots) * seeds
-    unknown = [s for s in strategies if s not in per_run.index]
-    extra = f" (plus {', '.join(unknown)}, not in the shipped runs)" if unknown else ""
-    return (f"Estimate before you start: ≈ {total:.0f} s for {len(known) * len(shots) * seeds} runs{extra} – the "
-            f"median seconds per run measured in the shipped study on {reference.device}, times the runs.")
+def estimate_words(reference: TransferResults | None, strategies: list[str], shots: list[int], seeds: int) -> str:
+    """The library's estimate of a live run from the shipped study's measured runs, in words (or nothing)."""
+    estimate = reference.estimate(strategies, shots, seeds) if reference is not None else None
+    return f"Estimate before you start: {estimate.words('shipped')}" if estimate is not None else ""
 
 
 def seed_counts(results: TransferResults) -> str:
@@ -168,7 +134,7 @@ with live_tab:
         steps = st.slider("Training steps (fine-tune and networks from scratch)", 10, 200, 100, step=10,
                           key="sd_steps")
         st.caption(" · ".join(f"**{name.replace('_', ' ')}**: {text}" for name, text in STRATEGIES.items()))
-    estimate = estimate_seconds(studies.get(dataset) or next(iter(studies.values()), None), strategies, shots, seeds)
+    estimate = estimate_words(studies.get(dataset) or next(iter(studies.values()), None), strategies, shots, seeds)
     if estimate:
         st.info(estimate, icon=":material/timer:")
     if st.button("Run the comparison", type="primary", icon=":material/play_arrow:", key="sd_run"):

@@ -20,12 +20,12 @@ from sections.experiment import render_experiment_section
 from training_queue import training_turn
 
 import explainer
+from explainer import ReportSection
 from explainer.learn.architectures import ACTIVATIONS
 from explainer.learn.training_options import OPTIMIZERS
 from explainer.plots.datasets import sample_grid
 from explainer.plots.inside import anatomy_figure
 from explainer.plots.training import gradient_norms, learning_step_figure, training_curves, update_ratios
-from explainer.report import ReportSection
 
 #: This learner's latest run (model + telemetry) lives in the session, never in a shared cache.
 RUN_KEY = "train_run"

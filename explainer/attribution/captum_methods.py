@@ -13,10 +13,9 @@ from typing import Any
 import torch
 
 from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
+from explainer.baselines import BASELINES  # the reference images IG, DeepLIFT, GradientSHAP, occlusion and ablation use
 from explainer.errors import InputError
 
-#: Baselines (reference images) understood by IG, DeepLIFT, GradientSHAP, occlusion and ablation.
-BASELINES = ("zero", "black", "white", "blur")
 #: Integration rules of Integrated Gradients (Captum's names).
 INTEGRATIONS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 

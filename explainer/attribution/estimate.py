@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from explainer._plumbing import eval_mode
 from explainer.attribution.registry import MethodSpec, get_method
 from explainer.errors import InputError
+from explainer.guards import eval_mode
 
 if TYPE_CHECKING:
     from explainer.models import Classifier, ImageBatch

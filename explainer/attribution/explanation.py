@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from explainer._plumbing import eval_mode, resolve_targets, user_state_guard
 from explainer.attribution import cam as _cam  # noqa: F401  (registers the CAM family)
 from explainer.attribution.captum_methods import BASELINES, occlusion_window
 from explainer.attribution.estimate import DEFAULT_BUDGET_SECONDS, check_budget
@@ -43,8 +42,10 @@ from explainer.attribution.registry import (
     register_method,
 )
 from explainer.errors import ExplainerError, InputError
+from explainer.guards import eval_mode, user_state_guard
 from explainer.models.coerce import as_classifier
 from explainer.models.layers import LayerInfo, describe_layer, find_cam_layer
+from explainer.models.predictions import resolve_targets
 
 if TYPE_CHECKING:
     from explainer.models import Classifier, ImageBatch

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from explainer._plumbing import eval_mode
+from explainer.guards import eval_mode
 
 if TYPE_CHECKING:
     from explainer.models import Classifier

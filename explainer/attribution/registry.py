@@ -246,9 +246,9 @@ class Job:
 
         "zero": all zeros (the data mean for normalized models, Captum's default); "black"/"white":
         pixels 0/1 normalized; "blur": a Gaussian blur (sigma = 1/20 of the shorter side) of the input
-        (:func:`explainer._plumbing.baseline`).
+        (:func:`explainer.baselines.baseline`).
         """
-        from explainer._plumbing import baseline
+        from explainer.baselines import baseline
 
         return baseline(self.inputs if inputs is None else inputs, name, mean=self.mean, std=self.std)
 
@@ -259,7 +259,7 @@ class Job:
     @contextmanager
     def seeded(self, seed: int) -> Iterator[None]:
         """Reproducible random draws from the global RNG inside the block (for Captum's noise); restored after."""
-        from explainer._plumbing import isolated_rng
+        from explainer.rng import isolated_rng
 
         with isolated_rng(seed):
             yield

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from explainer._plumbing import json_ready
+from explainer.jsonable import json_ready
 
 
 def print_json(payload: Any) -> None:
@@ -17,7 +17,7 @@ def print_json(payload: Any) -> None:
 
     JSON has no NaN or Infinity: a non-finite number becomes ``null`` and the object holding
     it gains ``"null_reasons": {"key": "not finite (nan)"}``, so a reader knows why it is empty.
-    numpy/torch values, paths and dataclasses are converted by ``_plumbing.json_ready``.
+    numpy/torch values, paths and dataclasses are converted by ``explainer.jsonable.json_ready``.
     """
     text = json.dumps(json_ready(_explain_nulls(payload)), indent=2, default=str, allow_nan=False)
     sys.stdout.write(text + "\n")

@@ -225,4 +225,4 @@ def parse_params(pairs: list[str], methods: list[str]) -> dict[str, dict[str, An
 
 def warn_deprecated(old: str, new: str) -> None:
     """One line on stderr: ``old`` still works but will go; use ``new``."""
-    print(f"explainer: {old} is deprecated and will be removed; use {new}.", file=sys.stderr)
+    print(f"explainer: {old} is deprecated and goes away in 0.5; use {new}.", file=sys.stderr)

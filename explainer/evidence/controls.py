@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from explainer._plumbing import seeded_generator
 from explainer.errors import InputError
+from explainer.rng import seeded_generator
 
 #: Prefix of every control's name.
 PREFIX = "control:"

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from explainer._plumbing import baseline as reference_image
-from explainer._plumbing import baseline_name, eval_mode, seeded_generator
+from explainer.baselines import baseline as reference_image
+from explainer.baselines import baseline_name
 from explainer.errors import InputError
 from explainer.evidence.metrics import (
     CURVES,
@@ -25,6 +25,8 @@ from explainer.evidence.metrics import (
     ROAD_RIDGE,
     ROAD_TOLERANCE,
 )
+from explainer.guards import eval_mode
+from explainer.rng import seeded_generator
 
 if TYPE_CHECKING:
     from explainer.models import Classifier

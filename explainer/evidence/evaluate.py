@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from explainer._plumbing import json_ready
 from explainer.data.evaluation_data import EvaluationData, load_evaluation_data
 from explainer.errors import InputError
 from explainer.evidence import metrics as M
@@ -43,6 +42,7 @@ from explainer.evidence.evaluation import Evaluation
 from explainer.evidence.evaluation_estimate import estimate_evaluation
 from explainer.evidence.image_scoring import Settings, make_worker
 from explainer.evidence.precision import CHECK_IMAGES, resolve_precision
+from explainer.jsonable import json_ready
 
 if TYPE_CHECKING:
     from explainer.run import StudyProgress

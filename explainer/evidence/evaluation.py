@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from explainer._plumbing import json_ready
 from explainer.errors import InputError
 from explainer.evidence import metrics as M
 from explainer.evidence.controls import is_control
+from explainer.jsonable import json_ready
 from explainer.stats import (
     MIN_SAMPLES,
     Best,

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explainer._plumbing import eval_mode
 from explainer.attribution.explanation import Explanation, explain
+from explainer.baselines import BASELINES  # what a deleted pixel can become ("zeros" is accepted for "zero")
 from explainer.errors import InputError
 from explainer.evidence.controls import random_map
 from explainer.evidence.curves import area_under_curve, check_steps, perturbation_curves
@@ -40,6 +40,7 @@ from explainer.evidence.randomization import (
     randomized_cascade,
     rank_correlation,
 )
+from explainer.guards import eval_mode
 from explainer.models import Classifier
 
 __all__ = [
@@ -47,8 +48,6 @@ __all__ = [
     "check_faithfulness", "foreground_mask", "mask_share", "method_agreement", "rank_correlation",
 ]
 
-#: Baselines a deleted pixel can become (one vocabulary with explain; "zeros" is accepted for "zero").
-BASELINES = ("zero", "black", "white", "blur")
 #: Similarity below which a map counts as changed by full model randomization.
 RANDOMIZATION_THRESHOLD = 0.5
 #: Bounds of the repeat counts (each random order and each randomization step costs a full pass of curves).

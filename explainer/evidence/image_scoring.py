@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from explainer._plumbing import json_ready
 from explainer.data.evaluation_data import EvaluationData, load_evaluation_data
 from explainer.errors import InputError
 from explainer.evidence import metrics as M
@@ -19,6 +18,7 @@ from explainer.evidence.curves import area_under_curve, perturbation_curves
 from explainer.evidence.map_scores import gini, mask_share_values, pointing_game
 from explainer.evidence.precision import Precision, fast_forward
 from explainer.evidence.randomization import CascadeStep, foreground_mask, map_similarity, randomized_cascade
+from explainer.jsonable import json_ready
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def _target(classifier: Any, inputs: torch.Tensor, data: EvaluationData, index: 
         return int(data.labels[index])
     if isinstance(targets, (list, tuple)):
         return classifier.class_index(targets[index])
-    from explainer._plumbing import eval_mode
+    from explainer.guards import eval_mode
 
     with eval_mode(classifier.module), torch.inference_mode():
         return int(classifier.module(inputs).argmax(dim=1)[0])

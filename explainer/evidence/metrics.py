@@ -15,7 +15,7 @@ class; the metric is the area under the curve by the trapezoid rule over [0, 1])
   in the normalized input space, i.e. the model's normalisation mean – the data mean colour only where
   the model normalises by the data mean (ImageNet models by ImageNet's mean; a model wrapped with
   mean 0, std 1 gets black); ``"black"``, ``"white"``, ``"blur"`` as in
-  :func:`explainer._plumbing.baseline`). Lower is better.
+  :func:`explainer.baselines.baseline`). Lower is better.
 * ``deletion_lerf`` – least relevant pixels first become the baseline. Higher is better.
 * ``insertion`` – the canvas starts *blurred* and the most relevant pixels first get their original
   values back. Higher is better. The default blur is RISE's (Petsiuk et al. 2018, their code:
@@ -81,7 +81,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from explainer._plumbing import baseline_name
+from explainer.baselines import baseline_name
 from explainer.errors import InputError
 
 #: The perturbation curves, in the order they are computed.

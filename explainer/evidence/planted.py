@@ -36,7 +36,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from explainer._plumbing import json_ready
 from explainer.errors import InputError
 from explainer.evidence.planted_estimate import estimate_planted
 from explainer.evidence.planted_report import PlantedReport, _report
@@ -50,6 +49,7 @@ from explainer.evidence.planted_settings import (
     planted_units,
 )
 from explainer.evidence.planted_worker import make_worker
+from explainer.jsonable import json_ready
 from explainer.run import StudyProgress, finished_keys, run_units
 
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
-from explainer._plumbing import json_ready
 from explainer.errors import InputError
 from explainer.evidence.planted_settings import CONCEPTS, PATCH_LAYER, PlantedSettings, planted_units
 from explainer.evidence.planted_worker import _one_thread, _Worker
 from explainer.inside.activations import capture
+from explainer.jsonable import json_ready
 from explainer.run import unit_key
 
 

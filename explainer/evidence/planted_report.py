@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from explainer import stats
-from explainer._plumbing import json_ready
 from explainer.evidence.planted_settings import (
     BASELINE_CONTROL,
     NO_RELATION,
@@ -23,6 +22,7 @@ from explainer.evidence.planted_settings import (
     SCORED_OPTIONAL,
     PlantedSettings,
 )
+from explainer.jsonable import json_ready
 
 
 def _interval_row(kind: str, method: str, values: Sequence[float], baseline: str | None,

@@ -40,8 +40,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from explainer._plumbing import baseline, eval_mode, seeded_generator
+from explainer.baselines import baseline
 from explainer.errors import InputError
+from explainer.guards import eval_mode
+from explainer.rng import seeded_generator
 
 if TYPE_CHECKING:
     from explainer.models import Classifier

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from explainer._plumbing import isolated_rng
 from explainer.errors import InputError
 from explainer.evidence.metrics import RANDOMIZATION_STEPS
+from explainer.rng import isolated_rng
 
 if TYPE_CHECKING:
     from explainer.models import Classifier
@@ -131,7 +131,7 @@ def randomized_cascade(classifier: Classifier, steps: int = RANDOMIZATION_STEPS,
     """Copies of the model re-initialized from the output down in ``steps`` cumulative steps (seeded).
 
     PyTorch's default initialization for every layer that has one, other parameters ~ N(0, 0.02²);
-    the draws come from the global generator inside :func:`explainer._plumbing.isolated_rng`, so the
+    the draws come from the global generator inside :func:`explainer.rng.isolated_rng`, so the
     caller's random state and model are untouched. The same ``seed`` gives the same copies.
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:

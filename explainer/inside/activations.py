@@ -14,19 +14,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explainer._plumbing import (
-    JsonResult,
-    deprecated_alias,
-    eval_mode,
-    hook_guard,
-    legacy_positional,
-    top_k,
-)
+from explainer.compat import deprecated_alias, legacy_positional
 from explainer.errors import InputError
+from explainer.guards import eval_mode, hook_guard
+from explainer.jsonable import JsonResult
 from explainer.models import Prediction
 from explainer.models.anatomy import layer_units
 from explainer.models.coerce import as_classifier
 from explainer.models.layers import feature_layers
+from explainer.models.predictions import top_k
 
 if TYPE_CHECKING:
     from explainer.models import Classifier, ImageBatch
@@ -278,5 +274,5 @@ def _summarize(classifier: Classifier, name: str, output: torch.Tensor) -> Layer
 def activations(classifier: Classifier, images: ImageBatch, layers: Sequence[str] | str | None = None) -> Activations:
     """Deprecated name of :func:`layer_activations` (``explainer.activations`` shadowed the submodule)."""
     warnings.warn("explainer.activations(...) is now explainer.layer_activations(classifier, images, layers=...); "
-                  "the old name goes away in the next release.", DeprecationWarning, stacklevel=2)
+                  "the old name goes away in 0.5.", DeprecationWarning, stacklevel=2)
     return layer_activations(classifier, images, layers=layers)

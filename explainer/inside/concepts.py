@@ -18,12 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from explainer import stats
-from explainer._plumbing import JsonResult, resolve_targets, user_state_guard
 from explainer.errors import InputError
+from explainer.guards import user_state_guard
 from explainer.inside.activations import capture, first_tensor
+from explainer.jsonable import JsonResult
 from explainer.models.classifier import Classifier, ImageBatch
 from explainer.models.coerce import as_classifier
 from explainer.models.layers import describe_layer
+from explainer.models.predictions import resolve_targets
 
 #: Concept extraction methods.
 METHODS = ("nmf",)

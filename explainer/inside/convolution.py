@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainer._plumbing import JsonResult, headline, legacy_positional
+from explainer.compat import legacy_positional
 from explainer.errors import InputError
 from explainer.inside.activations import capture
+from explainer.jsonable import JsonResult, headline
 from explainer.models import Classifier
 from explainer.models.coerce import as_classifier
 

@@ -11,10 +11,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explainer._plumbing import JsonResult, deprecated_alias, eval_mode, legacy_positional
+from explainer.compat import deprecated_alias, legacy_positional
 from explainer.data.datasets import Dataset
 from explainer.errors import InputError
+from explainer.guards import eval_mode
 from explainer.inside.activations import capture, forward_hooks
+from explainer.jsonable import JsonResult
 from explainer.models import Classifier
 from explainer.models.coerce import as_classifier
 from explainer.models.layers import feature_layers

@@ -29,13 +29,14 @@ import torch
 import torch.nn.functional as F
 
 from explainer import stats
-from explainer._plumbing import JsonResult, headline, seeded_generator
 from explainer.data.datasets import Dataset
 from explainer.data.images import sample_images
 from explainer.errors import InputError
 from explainer.inside.activations import as_maps, capture, check_channel
 from explainer.inside.concepts import grid_crops
 from explainer.inside.features import TopActivating, _as_items
+from explainer.jsonable import JsonResult, headline
+from explainer.rng import seeded_generator
 
 if TYPE_CHECKING:
     from explainer.inside.features import FeatureVisualization

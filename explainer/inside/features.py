@@ -16,12 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainer._plumbing import JsonResult, headline, legacy_positional, seeded_generator
+from explainer.compat import legacy_positional
 from explainer.data.datasets import Dataset
 from explainer.data.images import sample_images
 from explainer.errors import InputError
 from explainer.inside.activations import as_maps, capture, check_channel
+from explainer.jsonable import JsonResult, headline
 from explainer.models.layers import feature_layers
+from explainer.rng import seeded_generator
 
 if TYPE_CHECKING:
     from explainer.inside.feature_check import FeatureCheck
@@ -109,11 +111,11 @@ def _accept_old_order(function: F_) -> F_:
                 kwargs["top_k"] = rest[0]
             args = (classifier, images)
             warnings.warn("top_activating(classifier, layer, channel, images, k) is now top_activating(classifier, "
-                          "images, layer=..., channel=..., top_k=...); the old order goes away in the next release.",
+                          "images, layer=..., channel=..., top_k=...); the old order goes away in 0.5.",
                           DeprecationWarning, stacklevel=2)
         if "k" in kwargs:
             kwargs["top_k"] = kwargs.pop("k")
-            warnings.warn("top_activating(k=...) is now top_k=...; the old name goes away in the next release.",
+            warnings.warn("top_activating(k=...) is now top_k=...; the old name goes away in 0.5.",
                           DeprecationWarning, stacklevel=2)
         return function(*args, **kwargs)
 

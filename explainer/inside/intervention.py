@@ -13,21 +13,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explainer._plumbing import (
-    JsonResult,
-    Target,
-    deprecated_alias,
-    eval_mode,
-    headline,
-    legacy_positional,
-    resolve_targets,
-)
-from explainer._plumbing import top_k as top_k_predictions
+from explainer.compat import deprecated_alias, legacy_positional
 from explainer.errors import InputError
+from explainer.guards import eval_mode
 from explainer.inside.activations import first_tensor, forward_hooks
+from explainer.jsonable import JsonResult, headline
 from explainer.models import Prediction
 from explainer.models.coerce import as_classifier
 from explainer.models.layers import feature_layers, find_cam_layer
+from explainer.models.predictions import Target, resolve_targets
+from explainer.models.predictions import top_k as top_k_predictions
 
 if TYPE_CHECKING:
     from explainer.models import Classifier, ImageBatch

@@ -30,12 +30,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from explainer import stats
-from explainer._plumbing import JsonResult, blur_sigma, headline, resolve_targets, seeded_generator, user_state_guard
+from explainer.baselines import blur_sigma
 from explainer.errors import InputError
+from explainer.guards import user_state_guard
 from explainer.inside.activations import first_tensor
+from explainer.jsonable import JsonResult, headline
 from explainer.models.classifier import Classifier, ImageBatch
 from explainer.models.coerce import as_classifier
 from explainer.models.layers import LayerInfo, describe_layer, feature_layers, find_cam_layer
+from explainer.models.predictions import resolve_targets
+from explainer.rng import seeded_generator
 
 #: Site granularities: a whole layer, one channel of a layer, one spatial position / token of a layer.
 GRANULARITIES = ("layer", "channel", "position")

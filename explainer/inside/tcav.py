@@ -53,11 +53,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from explainer import stats
-from explainer._plumbing import JsonResult, isolated_rng, user_state_guard
 from explainer.data.datasets import Dataset
 from explainer.errors import InputError
+from explainer.guards import user_state_guard
+from explainer.jsonable import JsonResult
 from explainer.models.classifier import Classifier, ImageBatch
 from explainer.models.coerce import as_classifier
+from explainer.rng import isolated_rng
 
 #: Fewest random concepts (runs) the significance test of Kim et al. is run with.
 MIN_RUNS = 10

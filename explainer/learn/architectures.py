@@ -9,10 +9,11 @@ from typing import Any
 
 from torch import nn
 
-from explainer._plumbing import isolated_rng, legacy_positional
+from explainer.compat import legacy_positional
 from explainer.data.datasets import Dataset, load_dataset
 from explainer.errors import InputError, ModelLoadError
 from explainer.models.coerce import remember_dataset
+from explainer.rng import isolated_rng
 
 #: Activation name → module class. ``linear`` is the identity (no non-linearity).
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -132,7 +133,7 @@ def build_model(
     ``arch`` is ``"cnn"`` (:func:`build_cnn`), ``"mlp"`` (:func:`build_mlp`) or any timm
     architecture name (``pretrained=False``); ``spec`` goes to the builder (cnn/mlp only).
     ``seed`` fixes the initial weights: the layers are initialised inside
-    :func:`explainer._plumbing.isolated_rng`, so the same seed gives the same weights and the
+    :func:`explainer.rng.isolated_rng`, so the same seed gives the same weights and the
     caller's global random state is left as it was. The inspection calls (``layer_activations``,
     ``explain`` …) take the returned module as it is: it is remembered as built for ``dataset``.
     """

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainer._plumbing import JsonResult, headline, legacy_positional
+from explainer.compat import legacy_positional
 from explainer.errors import InputError
+from explainer.jsonable import JsonResult, headline
 
 aten = torch.ops.aten
 

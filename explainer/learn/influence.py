@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainer._plumbing import json_ready
 from explainer.data.datasets import Dataset
 from explainer.errors import InputError
+from explainer.jsonable import json_ready
 
 METHODS = ("tracin",)
 RANKINGS = ("tracin_self_influence", "training_loss", "random")
@@ -293,7 +293,7 @@ def precision_at_k(scores: torch.Tensor | np.ndarray, relevant: Sequence[int] | 
 
 def training_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Per-example cross-entropy of ``model`` on ``(x, y)`` (eval mode, restored after)."""
-    from explainer._plumbing import eval_mode
+    from explainer.guards import eval_mode
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     parts = []

@@ -11,14 +11,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explainer._plumbing import eval_mode, isolated_rng, json_ready, legacy_positional
+from explainer.compat import legacy_positional
 from explainer.data.datasets import TOY_SETS, Dataset, load_dataset
 from explainer.errors import InputError
+from explainer.guards import eval_mode
 from explainer.hardware import resolve_device
+from explainer.jsonable import json_ready
 from explainer.learn.architectures import ACTIVATIONS, build_mlp
 from explainer.learn.training import fit
 from explainer.learn.training_options import OPTIMIZERS
 from explainer.learn.training_run import EpochStats, TrainingRun
+from explainer.rng import isolated_rng
 
 #: Input features as in TensorFlow Playground, computed from the point (x1, x2).
 FEATURES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainer._plumbing import JsonResult, hook_guard, legacy_positional, preserved_grads, train_mode
+from explainer.compat import legacy_positional
 from explainer.errors import InputError
+from explainer.guards import hook_guard, preserved_grads, train_mode
+from explainer.jsonable import JsonResult
 
 LOSSES = ("cross_entropy", "mse")
 

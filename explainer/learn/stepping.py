@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainer._plumbing import seeded_generator
 from explainer.errors import InputError
 from explainer.learn.training_options import OPTIMIZERS, _check_options
+from explainer.rng import seeded_generator
 
 
 def _penalty(weights: Sequence[torch.Tensor], l1: float, l2: float) -> torch.Tensor:

@@ -9,7 +9,7 @@ first run is trained and timed, giving the estimate (and the refusal when ``budg
 small). Diverged runs are kept as rows with ``status="diverged"``.
 
 Each unit's numbers depend only on the unit and the task: the seed fixes the initial weights (built
-inside :func:`explainer._plumbing.isolated_rng`, so the caller's global RNG is untouched) and the
+inside :func:`explainer.rng.isolated_rng`, so the caller's global RNG is untouched) and the
 shuffling (``fit``'s own generator), so a repeat – or the same grid on Ray – gives the same table
 (wall-clock seconds aside).
 

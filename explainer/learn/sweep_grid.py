@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from explainer._plumbing import json_ready
 from explainer.data.datasets import TOY_SETS
 from explainer.errors import InputError
+from explainer.jsonable import json_ready
 from explainer.learn.architectures import ACTIVATIONS
 from explainer.learn.playground import MAX_LAYERS, MAX_NEURONS, PlaygroundConfig
 from explainer.learn.training_options import OPTIMIZERS

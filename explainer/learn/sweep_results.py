@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 
 from explainer import stats
-from explainer._plumbing import json_ready
 from explainer.errors import InputError
+from explainer.jsonable import json_ready
 from explainer.learn.sweep_grid import Task, _task_payload
 
 #: Columns of the tidy table besides the settings.

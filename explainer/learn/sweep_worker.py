@@ -11,14 +11,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from explainer._plumbing import isolated_rng, json_ready
 from explainer.data.datasets import Dataset, load_dataset
 from explainer.hardware import resolve_device
+from explainer.jsonable import json_ready
 from explainer.learn.architectures import build_model
 from explainer.learn.playground import PlaygroundConfig, train_playground
 from explainer.learn.sweep_grid import TrainingTask, task_from_payload
 from explainer.learn.training import fit
 from explainer.learn.training_run import TrainingRun
+from explainer.rng import isolated_rng
 
 #: Weight initialisation draws from torch's global RNG (seeded inside isolated_rng): one thread at a time,
 #: so two sweeps in one process (two dashboard sessions) cannot interleave their seeds.

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explainer._plumbing import eval_mode, isolated_rng, legacy_positional, seeded_generator
+from explainer.compat import legacy_positional
 from explainer.data.datasets import Dataset
 from explainer.errors import InputError
+from explainer.guards import eval_mode
 from explainer.hardware import describe_device, matmul_peak_gflops, resolve_device
 from explainer.learn.flops import count_flops
 from explainer.learn.sgd_step import LOSSES as LOSSES
@@ -33,6 +34,7 @@ from explainer.learn.training_options import _check_data, _check_options
 from explainer.learn.training_run import EpochStats, StepStats, TrainingRun, _layer_of
 from explainer.models.classifier import Classifier
 from explainer.models.coerce import for_dataset, remember_dataset
+from explainer.rng import isolated_rng, seeded_generator
 
 #: A training loss above this multiple of the first step's loss (or not finite) counts as diverged.
 DIVERGENCE_FACTOR = 10.0
@@ -131,7 +133,7 @@ def fit(
     :class:`StepStats` per step, layer statistics every step unless ``stats_every`` says otherwise)
     or ``"off"`` (no per-layer statistics). ``device=None`` trains where the model's parameters are.
     ``seed`` fixes the shuffling and every random draw inside the model (dropout), through private
-    generators and :func:`explainer._plumbing.isolated_rng`: the caller's global RNG is left as it was.
+    generators and :func:`explainer.rng.isolated_rng`: the caller's global RNG is left as it was.
     The model is left in train mode, as a training loop leaves it. ``keep_checkpoints=True`` keeps a CPU
     copy of the weights after every epoch in ``run.checkpoints`` (for training-data attribution).
     ``model`` may be a :class:`~explainer.Classifier` (its module is trained on inputs normalized as it

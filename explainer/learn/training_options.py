@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from explainer._plumbing import eval_mode
 from explainer.data.datasets import Dataset
 from explainer.errors import InputError
+from explainer.guards import eval_mode
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explainer._plumbing import json_ready
+from explainer.jsonable import json_ready
 from explainer.learn.flops import FlopCount
 from explainer.models.classifier import Classifier
 

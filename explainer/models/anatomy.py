@@ -12,8 +12,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explainer._plumbing import JsonResult, deprecated_alias, eval_mode, hook_guard, legacy_positional
+from explainer.compat import deprecated_alias, legacy_positional
 from explainer.errors import InputError
+from explainer.guards import eval_mode, hook_guard
+from explainer.jsonable import JsonResult
 from explainer.models.coerce import as_classifier
 
 if TYPE_CHECKING:
@@ -200,5 +202,5 @@ def _numel(shape: tuple[int, ...] | None) -> int:
 def anatomy(classifier: Classifier, depth: int = 1) -> Anatomy:
     """Deprecated name of :func:`model_anatomy` (``explainer.anatomy`` shadowed the submodule)."""
     warnings.warn("explainer.anatomy(...) is now explainer.model_anatomy(classifier, depth=...); "
-                  "the old name goes away in the next release.", DeprecationWarning, stacklevel=2)
+                  "the old name goes away in 0.5.", DeprecationWarning, stacklevel=2)
     return model_anatomy(classifier, depth=depth)

@@ -15,11 +15,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from explainer._plumbing import eval_mode, legacy_positional
-from explainer._plumbing import top_k as _top_k
+from explainer.compat import legacy_positional
 from explainer.data.images import ImageSource, load_image, resize_and_crop
 from explainer.errors import InputError
+from explainer.guards import eval_mode
 from explainer.hardware import resolve_device
+from explainer.models.predictions import Prediction
+from explainer.models.predictions import top_k as _top_k
 
 BUNDLED_MODEL = "efficientnet_lite0"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,15 +30,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 NETWORK_PROBE_SECONDS = 1.0
 
 ImageBatch = ImageSource | Sequence[ImageSource] | torch.Tensor
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One class of a prediction: its label, index and softmax probability."""
-
-    label: str
-    index: int
-    probability: float
 
 
 @dataclass(eq=False)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from explainer._plumbing import seeded_generator, user_state_guard
 from explainer.errors import InputError
+from explainer.guards import user_state_guard
+from explainer.rng import seeded_generator
 
 if TYPE_CHECKING:
     from explainer.models import Classifier

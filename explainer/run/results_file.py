@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from explainer._plumbing import json_ready
 from explainer.errors import InputError
+from explainer.jsonable import json_ready
 
 FORMAT = "explainer-results"
 VERSION = 1

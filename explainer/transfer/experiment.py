@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from explainer._plumbing import isolated_rng
 from explainer.data.datasets import Dataset, load_dataset
 from explainer.errors import InputError
 from explainer.hardware import resolve_device
 from explainer.models import BUNDLED_MODEL, Classifier
+from explainer.rng import isolated_rng
 from explainer.run import Progress, finished_keys, read_results, run_units, unit_key
 from explainer.stats import MIN_SAMPLES
 from explainer.transfer.feature_cache import tensor_digest

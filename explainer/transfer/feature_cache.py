@@ -17,8 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from explainer._plumbing import eval_mode
 from explainer.errors import InputError
+from explainer.guards import eval_mode
 from explainer.models import Classifier
 
 #: Environment variable that overrides the cache folder (default ``~/.cache/explainer``).

@@ -1,5 +1,7 @@
 """Transfer results: the tidy table of runs, its summary with intervals across seeds, and reading a results file.
 
+:meth:`TransferResults.estimate` turns the measured seconds per run into a :class:`TransferEstimate` for a new study.
+
 :func:`open_results` only reads a results file – it never trains or scores anything; completing an
 interrupted file is the explicit :func:`explainer.transfer.experiment.resume_results`.
 """
@@ -16,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 import explainer.transfer.verdict as _verdict
-from explainer._plumbing import json_ready
 from explainer.errors import InputError
+from explainer.jsonable import json_ready
 from explainer.run import read_results
 from explainer.transfer.strategies import STRATEGIES
 
@@ -25,6 +27,24 @@ from explainer.transfer.strategies import STRATEGIES
 TABLE_COLUMNS = ["dataset", "model_name", "strategy", "shots", "seed", "accuracy", "seconds", "params", "correct"]
 PROTOCOL = ("few-shot sample per class and seed, shared by all strategies; settings chosen on a validation split of "
             "the sample (the default at 1 shot); accuracy on the full test split, intervals over seeds × test images")
+
+
+@dataclass(frozen=True)
+class TransferEstimate:
+    """Seconds a transfer study should take, from the seconds per run measured in finished results
+    (:meth:`TransferResults.estimate`): ``runs`` counts only the strategies those results measured; ``unknown``
+    are the asked strategies they lack (not in ``seconds``); ``device`` is where the runs were measured."""
+
+    seconds: float
+    runs: int
+    unknown: tuple[str, ...]
+    device: str
+
+    def words(self, source: str = "reference") -> str:
+        """The estimate in one sentence; ``source`` names the results it comes from ("the {source} study")."""
+        extra = f" (plus {', '.join(self.unknown)}, not in the {source} runs)" if self.unknown else ""
+        return (f"≈ {self.seconds:.0f} s for {self.runs} runs{extra} – the median seconds per run measured in the "
+                f"{source} study on {self.device}, times the runs.")
 
 
 @dataclass
@@ -135,6 +155,29 @@ class TransferResults:
         """Every pair of strategies at every shot level, paired by seed (and test image): difference in accuracy
         points with its interval, raw and Holm-adjusted p (over all pairs × levels), ``enough`` and the winner."""
         return _verdict.comparisons(self._cells())
+
+    def headline(self) -> pd.DataFrame:
+        """At each shot level the best pretrained strategy against the best from-scratch one (by mean), paired by
+        seed: a row of :meth:`comparisons` – the difference in accuracy points with its 95 % interval, oriented so
+        that ``a`` is the pretrained strategy (positive = pretrained ahead)."""
+        return _verdict.headline(self._cells())
+
+    def estimate(self, strategies: Sequence[str], shots: Sequence[int], seeds: int) -> TransferEstimate | None:
+        """How long a study of ``strategies`` × ``shots`` × ``seeds`` runs should take, from the median seconds per
+        run these results measured for each strategy (on :attr:`device`), times the runs. Strategies these results
+        never ran are left out of the sum and listed in ``unknown``; None when none of them ran (or nothing asked)."""
+        if not strategies or not shots:
+            return None
+        per_run = self.table.groupby("strategy")["seconds"].median()
+        known = [s for s in strategies if s in per_run.index]
+        if not known:
+            return None
+        return TransferEstimate(
+            seconds=sum(float(per_run[s]) for s in known) * len(shots) * seeds,
+            runs=len(known) * len(shots) * seeds,
+            unknown=tuple(s for s in strategies if s not in per_run.index),
+            device=self.device,
+        )
 
     def verdict(self, threshold: float = 0.8) -> str:
         """Plain words: which strategy is best where and whether pretrained features help – decided by

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from torch import nn
 
-from explainer._plumbing import eval_mode
 from explainer.errors import InputError
+from explainer.guards import eval_mode
 from explainer.models import load_model
 from explainer.transfer.feature_cache import pooled_features
 from explainer.transfer.learners import HeadedBackbone, fit_logistic, small_cnn, train_network

@@ -108,6 +108,31 @@ def comparisons(cells: Cells) -> pd.DataFrame:
     return pd.DataFrame(records, columns=columns)
 
 
+def headline(cells: Cells) -> pd.DataFrame:
+    """At each shot level the best pretrained strategy (by mean) against the best from-scratch one, paired by seed:
+    that pair's row of :func:`comparisons` (Holm over every pair × level), oriented so that ``a`` is the pretrained
+    strategy (``difference`` > 0: pretrained ahead). Levels that lack either kind are left out; strategies not in
+    the registry count as neither."""
+    table = comparisons(cells)
+    pretrained = [name for name, strategy in STRATEGIES.items() if strategy.pretrained]
+    from_scratch = [name for name in STRATEGIES if name not in pretrained]
+    rows = []
+    for shots in cells.shots:
+        def best(names: list[str], shots: int = shots) -> str | None:
+            present = [n for n in names if (n, shots) in cells.means.index]
+            return max(present, key=lambda n: cells.mean(n, shots)) if present else None
+
+        pre, base = best(pretrained), best(from_scratch)
+        pair = table[(table["shots"] == shots) & table["a"].isin([pre, base]) & table["b"].isin([pre, base])]
+        if pre is None or base is None or pair.empty:
+            continue
+        row = pair.iloc[0].to_dict()
+        if row["a"] != pre:
+            row.update(a=pre, b=base, difference=-row["difference"], ci_low=-row["ci_high"], ci_high=-row["ci_low"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=table.columns)
+
+
 def examples_needed(cells: Cells, threshold: float) -> dict[str, int | None]:
     """Fewest labelled examples per class whose mean accuracy reaches ``threshold``; None where none did."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:

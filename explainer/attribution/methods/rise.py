@@ -28,8 +28,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from explainer._plumbing import BASELINES, seeded_generator
 from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
+from explainer.baselines import BASELINES
+from explainer.rng import seeded_generator
 
 #: The paper's grid: 7 × 7 cells on ImageNet-size inputs.
 DEFAULT_CELLS = 7

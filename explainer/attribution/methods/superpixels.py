@@ -6,7 +6,7 @@ grid (``segmentation=``), made by the same :func:`explainer.attribution.captum_m
 figure can draw their outlines. A switched-off superpixel takes the value of ``baseline``.
 
 Captum draws its perturbations from torch's global generator; each image runs on its own inside
-:func:`explainer._plumbing.isolated_rng` seeded with ``seed``, so an image's result does not
+:func:`explainer.rng.isolated_rng` seeded with ``seed``, so an image's result does not
 depend on the other images of the batch and the caller's random state is left as it was.
 Captum's defaults are kept: LIME fits ``SkLearnLasso(alpha=0.01)`` with an exponential kernel
 (width 1) on the cosine distance of the interpretable vectors (Ribeiro et al. 2016); KernelSHAP
@@ -22,10 +22,11 @@ from typing import Any
 
 import torch
 
-from explainer._plumbing import BASELINES, isolated_rng
 from explainer.attribution.captum_methods import captum_attr, segments
 from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
+from explainer.baselines import BASELINES
 from explainer.errors import InputError
+from explainer.rng import isolated_rng
 
 
 def _run_surrogate(job: Job, captum_class: str) -> Output:
