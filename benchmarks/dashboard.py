@@ -63,15 +63,19 @@ def cold_start(browser, app: Path | None, env: dict[str, str]) -> dict[str, floa
         return {"health": server.healthy - server.started, "first_chart": charted - server.started}
 
 
+#: Maps drawn in the methods grid: its images less the photo (each map is composited into its panel's image).
+GRID_MAPS = "(document.querySelectorAll(\".st-key-bb_grid .imagelayer image\").length - 1)"
+
+
 def grid_maps(page) -> int:
-    return page.evaluate("() => document.querySelectorAll(\".st-key-bb_grid .heatmaplayer .hm\").length")
+    return page.evaluate(f"() => {GRID_MAPS}")
 
 
 def timed(page, action, maps: int) -> tuple[float, float]:
     """Seconds from ``action()`` until the methods grid shows ``maps`` maps, and until the script is idle too."""
     started = time.perf_counter()
     action()
-    count = f"document.querySelectorAll(\".st-key-bb_grid .heatmaplayer .hm\").length === {maps}"
+    count = f"{GRID_MAPS} === {maps}"
     page.wait_for_function(f"() => {count}", polling=10)
     drawn = time.perf_counter()
     page.wait_for_function(f"() => {count} && document.querySelector(\"{IDLE}\") !== null", polling=10)

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dashboard_server import CHROMIUM_ARGS, EXCEPTION, IDLE, DashboardServer, chromium_path  # noqa: E402
 
 ADDED_METHODS = ("Input × Gradient (gradient)", "Integrated Gradients (gradient)")
-GRID_MAPS = "document.querySelectorAll(\".st-key-bb_grid .heatmaplayer .hm\").length"
+GRID_MAPS = "(document.querySelectorAll(\".st-key-bb_grid .imagelayer image\").length - 1)"  # images less the photo
 
 
 class MemoryWatch:

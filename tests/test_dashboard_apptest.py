@@ -115,7 +115,8 @@ def test_the_shipped_home_anatomy_is_what_the_library_computes(monkeypatch: pyte
 def test_black_box_on_the_bundled_model_matches_the_library(app: AppTest, bundled_classifier, photos) -> None:
     at = open_page(app, "black_box")
     grid = chart_specs(at)[0]
-    assert {t.get("name") for t in grid["data"] if t["type"] == "heatmap"} == {"gradcam", "saliency"}
+    # each map is composited into its panel's image (explainer.plots.compact.compact_overlays), named by its method
+    assert [t.get("name") for t in grid["data"] if t["type"] == "image"] == ["image", "gradcam", "saliency"]
     target = bundled_classifier.predict(photos["cat"], top_k=1)[0][0]
     assert at.selectbox(key="bb_target").value.index == target.index
     table = at.dataframe[0].value
@@ -219,7 +220,10 @@ def test_look_inside_the_network_just_trained(app: AppTest) -> None:
     grid = chart_specs(at)[0]
     explanation = explainer.explain(classifier, data.x_test[0], method="saliency", target=expected[0].index)
     heat = next(t for t in grid["data"] if t.get("name") == "saliency")
-    assert heat["type"] == "heatmap" and explanation.attributions.shape[-1] == 8
+    from explainer.plots.compact import _decode  # the map is composited into its panel's image at the map's grid
+
+    assert heat["type"] == "image" and _decode(heat["source"]).shape == (8, 8, 3)
+    assert explanation.attributions.shape[-1] == 8
 
 
 # ----------------------------------------------------------------------------- playground
@@ -285,6 +289,10 @@ def test_small_data_shows_the_finished_comparison_on_first_load(app, shipped_fol
         results = explainer.open_results(shipped_folder / f"transfer_{name}.jsonl")
         assert results.verdict(0.8) in shown
     assert "≈" in at.info[0].value and "runs" in at.info[0].value  # the estimate, before a live run
+    reference = explainer.open_results(shipped_folder / f"transfer_{at.selectbox(key='sd_dataset').value}.jsonl")
+    estimate = reference.estimate(at.multiselect(key="sd_strategies").value, at.multiselect(key="sd_shots").value,
+                                  at.slider(key="sd_seeds").value)
+    assert at.info[0].value == f"Estimate before you start: {estimate.words('shipped')}"  # the library's numbers
 
 
 def test_small_data_runs_a_small_comparison_live(app, shipped_folder, monkeypatch) -> None:
@@ -364,7 +372,7 @@ def test_your_model_shows_what_is_loaded_then_the_upload(app: AppTest, tiny_chec
     assert list(shown["class"]) == [p.label for p in expected]
     assert list(shown["probability"]) == pytest.approx([p.probability for p in expected], abs=1e-5)
     overlay = spec_by_title(at, "Grad-CAM")
-    assert [t.get("name") for t in overlay["data"] if t["type"] == "heatmap"] == ["gradcam"]
+    assert [t.get("name") for t in overlay["data"] if t["type"] == "image"] == ["gradcam"]
     open_page(at, "black_box")  # every view works for the uploaded model
     assert "bb_grid" in chart_keys(at) and "bb_importance" in chart_keys(at)
 

@@ -129,7 +129,7 @@ def test_train_then_look_inside_it_on_the_black_box_page(server: DashboardServer
         train_on_train_page(page, server)
         visit(page, "Not a black box", "Not a black box")
         pick_model(page, "Your CNN on digits")
-        page.locator(".st-key-bb_grid .heatmaplayer").first.wait_for(state="attached")  # attribution maps
+        page.locator(".st-key-bb_grid .imagelayer image").nth(1).wait_for(state="attached")  # attribution maps
         page.locator(".st-key-bb_maps_conv1 .heatmaplayer").first.wait_for(state="attached")  # activations
         page.locator(".st-key-bb_filters").first.wait_for(state="attached")  # its learned first-layer filters
         assert_healthy(page, server)

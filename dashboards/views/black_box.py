@@ -35,14 +35,13 @@ from sections.trust import render_trust_section
 from training_queue import training_turn
 
 import explainer
-from explainer.attribution.explanation import METHODS, Explanation
+from explainer import METHODS, Explanation, ReportSection, build_cnn
 from explainer.attribution.sizing import params_for_size
 from explainer.inside.activations import default_layers
 from explainer.inside.examples import right_and_wrong
 from explainer.inside.filters import first_convolution
-from explainer.learn.architectures import build_cnn
 from explainer.plots.attribution import attribution_overlay, methods_grid
-from explainer.plots.compact import compact_images
+from explainer.plots.compact import compact_overlays
 from explainer.plots.filters import filters_figure
 from explainer.plots.inside import (
     channel_importance_figure,
@@ -50,7 +49,6 @@ from explainer.plots.inside import (
     intervention_figure,
     layer_stats_figure,
 )
-from explainer.report import ReportSection
 
 DEFAULT_METHODS = ["gradcam", "saliency"]
 #: This learner's known-answer CNN (trained in the session, never shared).
@@ -183,7 +181,7 @@ def known_answer_section(methods: list[str], params: dict) -> None:
     })
     figures = []
     if known_explanations:
-        known_grid = compact_images(methods_grid(known_explanations, index=0))
+        known_grid = compact_overlays(methods_grid(known_explanations, index=0))
         st.plotly_chart(known_grid, width="stretch", key="bb_known_grid")
         figures.append(known_grid)
     keep_part("known answer", figures, tables={"known-answer task: attribution mass inside the square": rows})
@@ -213,7 +211,7 @@ def right_and_wrong_section(entry, classifier, method: str, params: dict) -> Non
                 overlay = attribution_overlay(explanation, index=n, height=260)
                 overlay.update_layout(title=f"#{index}: true {data.class_names[int(data.y_test[index])]}, "
                                             f"said {data.class_names[targets[n]]}", title_font_size=12)
-                drawn.append(compact_images(overlay))
+                drawn.append(compact_overlays(overlay))
             return drawn
 
         st.markdown(f"**{title}**")
@@ -236,7 +234,7 @@ def attributions_fragment(entry, classifier, picked: Picked, key: str, choice) -
             return
         explanations, costs = attributions(entry, classifier, picked, key, methods, params, choice.index)
         slot = f"{key}|{choice.index}|" + "|".join(f"{m}:{params_key(params[m])}" for m in methods)
-        grid = remember(entry, "grid", slot, lambda: compact_images(methods_grid(explanations)), locked=False)
+        grid = remember(entry, "grid", slot, lambda: compact_overlays(methods_grid(explanations)), locked=False)
         st.plotly_chart(grid, width="stretch", key="bb_grid")
         st.dataframe(explanation_table(explanations, costs), hide_index=True)
     keep_part("attributions", [grid], {"methods": [METHODS[e.method].title for e in explanations]},

@@ -19,10 +19,10 @@ from common import (
 from method_settings import single_method_picker
 
 import explainer
-from explainer.attribution.explanation import METHODS
+from explainer import METHODS, ReportSection
 from explainer.plots.attribution import attribution_overlay
+from explainer.plots.compact import compact_overlays
 from explainer.plots.inside import anatomy_figure
-from explainer.report import ReportSection
 
 #: The message about the latest upload (shown again after the rerun that selects it).
 LOADED_KEY = "ym_loaded"
@@ -120,7 +120,7 @@ if picked is not None:
     with shows_errors():
         explanation = remember(entry, "explain", f"{key}|{method}|{target.index}|{{}}",
                                lambda: explainer.explain(classifier, image, method=method, target=target.index))
-    overlay = attribution_overlay(explanation)
+    overlay = compact_overlays(attribution_overlay(explanation))
     right.plotly_chart(overlay, width="stretch", key="ym_overlay")
     right.caption(f"{METHODS[method].description} Computed in {explanation.seconds:.2f} s on {explanation.device}"
                   f"{f', layer {explanation.layer}' if explanation.layer else ''}.")
