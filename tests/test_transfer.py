@@ -20,6 +20,7 @@ from explainer.transfer import STRATEGIES, Strategy, TransferResults, feature_ca
 from explainer.transfer.experiment import compare_transfer, few_shot_sample, resume_results
 from explainer.transfer.learners import HeadedBackbone, fit_logistic, recalibrate_batch_norm, small_cnn
 from explainer.transfer.results import open_results
+from explainer.transfer.verdict import transfer_comparisons
 
 
 @pytest.fixture(autouse=True)
@@ -363,7 +364,7 @@ def test_headline_is_the_best_pretrained_against_the_best_from_scratch_at_each_l
                                strategies=("pixels", "linear_probe", "small_cnn"))
     head = results.headline().set_index("shots")
     means = results.table.groupby(["strategy", "shots"])["accuracy"].mean()
-    pairs = results.comparisons()
+    family = transfer_comparisons(results._cells())  # the verdict's "transfer helps" family: the table agrees with it
     assert list(head.index) == [1, 2]
     for shots in (1, 2):
         row = head.loc[shots]
@@ -371,8 +372,8 @@ def test_headline_is_the_best_pretrained_against_the_best_from_scratch_at_each_l
         assert (row["a"], row["b"]) == ("linear_probe", scratch)
         assert row["difference"] == pytest.approx(100 * (means[("linear_probe", shots)] - means[(scratch, shots)]))
         assert row["ci_low"] <= row["difference"] <= row["ci_high"] and row["n"] == 2
-        same = pairs[(pairs["shots"] == shots) & pairs["a"].isin(row[["a", "b"]]) & pairs["b"].isin(row[["a", "b"]])]
-        assert row["p_adjusted"] == same.iloc[0]["p_adjusted"] and row["family"] == len(pairs)
+        assert row["p_adjusted"] == family[shots].p_adjusted and row["family"] == len(family) == 2
+        assert row["distinguishable"] == family[shots].decided
 
 
 def test_headline_turns_a_pair_round_so_that_pretrained_comes_first():

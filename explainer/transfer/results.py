@@ -157,9 +157,10 @@ class TransferResults:
         return _verdict.comparisons(self._cells())
 
     def headline(self) -> pd.DataFrame:
-        """At each shot level the best pretrained strategy against the best from-scratch one (by mean), paired by
-        seed: a row of :meth:`comparisons` – the difference in accuracy points with its 95 % interval, oriented so
-        that ``a`` is the pretrained strategy (positive = pretrained ahead)."""
+        """At each shot level with ≥ 2 seeds the best pretrained strategy against the best from-scratch one (by mean),
+        paired by seed: the difference in accuracy points with its 95 % interval, Holm over the levels – the family
+        the verdict's "transfer helps" sentence rests on – oriented so that ``a`` is the pretrained strategy
+        (positive = pretrained ahead)."""
         return _verdict.headline(self._cells())
 
     def estimate(self, strategies: Sequence[str], shots: Sequence[int], seeds: int) -> TransferEstimate | None:

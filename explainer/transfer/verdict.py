@@ -95,6 +95,11 @@ class Cells:
         return float(self.means[(strategy, shots)])
 
 
+#: Columns of a comparisons table (:func:`comparisons`, :func:`headline`).
+COMPARISON_COLUMNS = ["shots", "a", "b", "difference", "ci_low", "ci_high", "n", "interval", "p_value", "p_adjusted",
+                      "family", "enough", "agree", "winner", "distinguishable"]
+
+
 def comparisons(cells: Cells) -> pd.DataFrame:
     """Every pair of strategies at every shot level (accuracy points), Holm-adjusted over all of them."""
     keyed: list[tuple[int, Comparison]] = []
@@ -103,34 +108,24 @@ def comparisons(cells: Cells) -> pd.DataFrame:
         keyed.extend((shots, cells.compare(a, b, shots)) for i, a in enumerate(names) for b in names[i + 1:])
     adjusted = stats.adjust([c for _, c in keyed]) if keyed else []
     records = [{"shots": shots, **c.to_dict(), "distinguishable": c.decided} for (shots, _), c in zip(keyed, adjusted)]
-    columns = ["shots", "a", "b", "difference", "ci_low", "ci_high", "n", "interval", "p_value", "p_adjusted", "family",
-               "enough", "agree", "winner", "distinguishable"]
-    return pd.DataFrame(records, columns=columns)
+    return pd.DataFrame(records, columns=COMPARISON_COLUMNS)
 
 
 def headline(cells: Cells) -> pd.DataFrame:
-    """At each shot level the best pretrained strategy (by mean) against the best from-scratch one, paired by seed:
-    that pair's row of :func:`comparisons` (Holm over every pair × level), oriented so that ``a`` is the pretrained
-    strategy (``difference`` > 0: pretrained ahead). Levels that lack either kind are left out; strategies not in
-    the registry count as neither."""
-    table = comparisons(cells)
-    pretrained = [name for name, strategy in STRATEGIES.items() if strategy.pretrained]
-    from_scratch = [name for name in STRATEGIES if name not in pretrained]
+    """At each judged shot level the best pretrained strategy (by mean) against the best from-scratch one, paired
+    by seed: the family of :func:`transfer_comparisons` (Holm over the levels) – the one the verdict's "transfer
+    helps" sentence rests on – oriented so that ``a`` is the pretrained strategy (``difference`` > 0: pretrained
+    ahead). Levels that lack either kind, or have one seed, are left out; strategies not in the registry count as
+    from scratch, as in the verdict."""
+    pretrained = {name for name in cells.names if name in STRATEGIES and STRATEGIES[name].pretrained}
     rows = []
-    for shots in cells.shots:
-        def best(names: list[str], shots: int = shots) -> str | None:
-            present = [n for n in names if (n, shots) in cells.means.index]
-            return max(present, key=lambda n: cells.mean(n, shots)) if present else None
-
-        pre, base = best(pretrained), best(from_scratch)
-        pair = table[(table["shots"] == shots) & table["a"].isin([pre, base]) & table["b"].isin([pre, base])]
-        if pre is None or base is None or pair.empty:
-            continue
-        row = pair.iloc[0].to_dict()
-        if row["a"] != pre:
-            row.update(a=pre, b=base, difference=-row["difference"], ci_low=-row["ci_high"], ci_high=-row["ci_low"])
+    for shots, comparison in transfer_comparisons(cells).items():
+        row = {"shots": shots, **comparison.to_dict(), "distinguishable": comparison.decided}
+        if row["a"] not in pretrained:
+            row.update(a=row["b"], b=row["a"], difference=-row["difference"], ci_low=-row["ci_high"],
+                       ci_high=-row["ci_low"])
         rows.append(row)
-    return pd.DataFrame(rows, columns=table.columns)
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 def examples_needed(cells: Cells, threshold: float) -> dict[str, int | None]:
