@@ -120,7 +120,7 @@ def headline(cells: Cells) -> pd.DataFrame:
     pretrained = {name for name in cells.names if name in STRATEGIES and STRATEGIES[name].pretrained}
     rows = []
     for shots, comparison in transfer_comparisons(cells).items():
-        row = {"shots": shots, **comparison.to_dict(), "distinguishable": comparison.decided}
+        row: dict[str, Any] = {"shots": shots, **comparison.to_dict(), "distinguishable": comparison.decided}
         if row["a"] not in pretrained:
             row.update(a=row["b"], b=row["a"], difference=-row["difference"], ci_low=-row["ci_high"],
                        ci_high=-row["ci_low"])
