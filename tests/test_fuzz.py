@@ -23,7 +23,7 @@ from PIL import Image
 
 from explainer.data.images import MAX_IMAGE_PIXELS, load_image
 from explainer.errors import InputError, ModelLoadError
-from explainer.models.sources import read_state_dict
+from explainer.models.checkpoint_files import read_state_dict
 
 #: Examples per property; raise it for a long run, e.g. EXPLAINER_FUZZ_EXAMPLES=20000.
 EXAMPLES = int(os.environ.get("EXPLAINER_FUZZ_EXAMPLES", "150"))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from explainer.errors import DatasetError, InputError
+from explainer.errors import DatasetError, InputError, describe_exception
 
 TOY_SETS = ("circle", "xor", "gauss", "spiral", "moons")
 IMAGE_SETS = ("digits", "textures", "known_answer", "mnist", "fashion_mnist", "cifar10")
@@ -132,16 +132,12 @@ def _guard(name: str, load: Callable[[], Dataset]) -> Dataset:
     except TypeError as exc:
         if "unexpected keyword argument" in str(exc):
             raise InputError(f"Dataset {name!r} does not take that option: {exc}. See help(load_dataset).") from None
-        raise DatasetError(f"Could not load dataset {name!r} ({_describe(exc)}). Check its options.") from None
+        raise DatasetError(f"Could not load dataset {name!r} ({describe_exception(exc)}). Check its options.") from None
     except MemoryError:
         raise DatasetError(f"Dataset {name!r} needs more memory than is available; load fewer images.") from None
     except Exception as exc:  # torchvision, scikit-learn, scikit-image or the filesystem
-        raise DatasetError(f"Could not load dataset {name!r} ({_describe(exc)}).") from None
+        raise DatasetError(f"Could not load dataset {name!r} ({describe_exception(exc)}).") from None
 
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _count(name: str, value: object, low: int, high: int) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from explainer.errors import ExplainerError, InputError
+from explainer.errors import ExplainerError, InputError, describe_exception
 
 #: Largest image accepted, in pixels (width × height). Larger files are refused before decoding.
 MAX_IMAGE_PIXELS = 40_000_000
@@ -166,7 +166,7 @@ def _decode(data: bytes, label: str) -> Image.Image:
             raise InputError(f"{label} needs more memory to decode than is available; downscale it first.") from None
         except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, struct.error, ...
             raise InputError(
-                f"{label} is corrupt or truncated and cannot be decoded ({_describe(exc)}). "
+                f"{label} is corrupt or truncated and cannot be decoded ({describe_exception(exc, 200)}). "
                 "Re-save it as PNG or JPEG."
             ) from None
 
@@ -175,10 +175,6 @@ def _formats() -> list[str]:
     Image.init()
     return [name for name in IMAGE_FORMATS if name in Image.OPEN]
 
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _fix_pillow_ycbcr_tiff(image: Image.Image) -> None:
@@ -229,7 +225,7 @@ def _convert(image: Image.Image, label: str) -> Image.Image:
         raise InputError(f"{label} needs more memory to convert than is available; downscale it first.") from None
     except Exception as exc:  # an unusual mode Pillow cannot convert, a lazy image that fails to load
         raise InputError(
-            f"{label} (mode {image.mode!r}) cannot be converted to RGB ({_describe(exc)}). "
+            f"{label} (mode {image.mode!r}) cannot be converted to RGB ({describe_exception(exc, 200)}). "
             "Save it as an 8-bit RGB, grayscale or RGBA image."
         ) from None
 
@@ -313,7 +309,7 @@ def _array_to_rgb(array: np.ndarray, label: str) -> Image.Image:
     except InputError:
         raise
     except (MemoryError, ValueError, TypeError, OverflowError) as exc:
-        raise InputError(f"{label} cannot be converted to an image ({_describe(exc)}).") from None
+        raise InputError(f"{label} cannot be converted to an image ({describe_exception(exc, 200)}).") from None
 
 
 def _array_to_uint8(array: np.ndarray, label: str) -> np.ndarray:
