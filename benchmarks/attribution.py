@@ -546,8 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in NEW_METHODS and
-                                                      not METHODS[m].control),
+    parser.add_argument("--methods", default=",".join(m for m in METHODS if m not in NEW_METHODS),
                         help="comma-separated Captum-backed methods for section 1 (default: all)")
     parser.add_argument("--new-methods", default=",".join(NEW_METHODS),
                         help="comma-separated methods of explain/methods/ for section 4 (default: all)")

@@ -6,8 +6,9 @@ mechanisms that keep the old spellings working:
 
 - :func:`legacy_positional` – calls written for an older positional signature, or with old keyword names;
 - :func:`deprecated_alias` – an old attribute name of a result;
-- :func:`install` – old flat module paths (``explainer.images`` …; 0.2 grouped the package by layer) import
-  from their new place, and :func:`renamed_function` – 0.1's ``explainer.anatomy(...)`` and
+- :func:`install` – old module paths (``explainer.images`` …: 0.2 grouped the package by layer;
+  ``explainer.attribution.cam`` and ``…captum_methods``: the methods moved into ``explainer.attribution.methods``)
+  import from their new place, and :func:`renamed_function` – 0.1's ``explainer.anatomy(...)`` and
   ``explainer.activations(...)``;
 - kept where they are, as they belong to one function or to the CLI: ``top_activating``'s old argument
   order (``_accept_old_order`` in :mod:`explainer.inside.features`), ``check_faithfulness``'s old images
@@ -90,6 +91,11 @@ REMOVALS: tuple[Deprecated, ...] = (
         "explainer.flops": "explainer.learn.flops",
         "explainer.feature_cache": "explainer.transfer.feature_cache",
     }),
+    # every built-in attribution method lives in explainer.attribution.methods, one module per family
+    *_entries("module path", {
+        "explainer.attribution.captum_methods": "explainer.attribution.methods.captum",
+        "explainer.attribution.cam": "explainer.attribution.methods.gradcam",
+    }),
     # 0.1's functions whose names are module paths now
     *_entries("function name", {
         "explainer.anatomy(classifier)": "explainer.model_anatomy",
@@ -161,7 +167,7 @@ REMOVALS: tuple[Deprecated, ...] = (
         "explainer.attribution.explanation.get_method": "explainer.attribution.registry.get_method",
         "explainer.attribution.explanation.list_methods": "explainer.attribution.registry.list_methods",
         "explainer.attribution.explanation.register_method": "explainer.attribution.registry.register_method",
-        "explainer.attribution.explanation.occlusion_window": "explainer.attribution.captum_methods.occlusion_window",
+        "explainer.attribution.explanation.occlusion_window": "explainer.attribution.methods.captum.occlusion_window",
         "explainer.attribution.explanation.SampleMemory": "explainer.attribution.memory.SampleMemory",
         "explainer.attribution.explanation.sample_memory": "explainer.attribution.memory.sample_memory",
         "explainer.attribution.explanation._private_copy": "explainer.attribution.private_copy.private_copy",

@@ -1,30 +1,25 @@
-"""Every new method on the bundled model, resnet18, convnext_atto and vit_tiny_patch16_224.
+"""Every registered method on the bundled model, resnet18, convnext_atto and vit_tiny_patch16_224.
 
-Where a method applies: finite maps of the input's shape. Everywhere: no hook left behind
-(also after an error forced in the middle of the call) and the user's model unchanged
+The methods come from the registry, each run with its own ``MethodSpec.smoke_params`` (a quick
+setting), so a newly registered method is tested here without an edit. Where a method applies:
+finite CPU float32 maps of the input's shape, the layer and parameters it reports. Everywhere: no hook
+left behind (also after an error forced in the middle of the call) and the user's model unchanged
 (parameters, buffers, training flag, requires_grad, .grad).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
 
 import pytest
 import torch
-import torchvision
 from torch import nn
 
 import explainer
 
-NEW_METHODS = ("scorecam", "layercam", "xgradcam", "hirescam", "eigencam", "rise", "lime", "kernel_shap", "lrp",
-               "attention_rollout")
-#: Cheap settings so the whole matrix stays fast.
-FAST: dict[str, dict[str, Any]] = {
-    "scorecam": {"max_channels": 8},
-    "rise": {"n_masks": 8},
-    "lime": {"n_samples": 8, "segmentation": "grid", "n_segments": 4},
-    "kernel_shap": {"n_samples": 8, "segmentation": "grid", "n_segments": 4},
-}
+#: Every method the package registers (explainer/attribution/methods/), not those a test or plugin adds.
+METHODS = [name for name in explainer.list_methods()
+           if explainer.get_method(name).runner.__module__.startswith("explainer.")]
 #: Methods that refuse some architectures (by design), and the models they apply to.
 APPLIES = {"lrp": {"resnet18"}, "attention_rollout": {"vit_tiny_patch16_224"}}
 
@@ -34,7 +29,8 @@ def _models() -> dict[str, explainer.Classifier]:
 
     torch.manual_seed(0)
     return {
-        "resnet18": explainer.Classifier.from_module(torchvision.models.resnet18(weights=None), input_size=64,
+        # timm's resnet18 (torchvision's reuses one ReLU module, which Captum's DeepLIFT refuses)
+        "resnet18": explainer.Classifier.from_module(timm.create_model("resnet18", pretrained=False), input_size=64,
                                                      name="resnet18"),
         "convnext_atto": explainer.Classifier.from_module(timm.create_model("convnext_atto", pretrained=False),
                                                           input_size=64, name="convnext_atto"),
@@ -74,21 +70,43 @@ def assert_unchanged(module: nn.Module, before: dict) -> None:
 
 
 def _run(classifier: explainer.Classifier, method: str, pixels: torch.Tensor, target=None) -> explainer.Explanation:
-    return explainer.explain(classifier, pixels, method, target=target, budget_seconds=None, **FAST.get(method, {}))
+    smoke = explainer.get_method(method).smoke_params
+    return explainer.explain(classifier, pixels, method, target=target, budget_seconds=None, **smoke)
 
 
-@pytest.mark.parametrize("method", NEW_METHODS)
+def test_every_method_declares_smoke_params_inside_its_schema():
+    assert len(METHODS) >= 22 and "gradcam" in METHODS and "lime" in METHODS
+    for name in METHODS:
+        spec = explainer.get_method(name)
+        assert spec.resolve(spec.smoke_params) == {**spec.defaults, **spec.smoke_params}
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("model", ["bundled", "resnet18", "convnext_atto", "vit_tiny_patch16_224"])
-def test_new_method_on_model(method, model, models, photos, one_torch_thread):
-    classifier = models[model]
+def test_method_on_model(method, model, models, photos, one_torch_thread):
+    classifier, spec = models[model], explainer.get_method(method)
     pixels = (classifier.to_pixels([photos["cat"]]) if model == "bundled"
               else torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
     module = classifier.module
     hooks, before = hook_count(module), snapshot(module)
     if model in APPLIES.get(method, {model}):
-        explanation = _run(classifier, method, pixels)
-        assert explanation.attributions.shape == pixels.shape
-        assert torch.isfinite(explanation.attributions).all()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            explanation = _run(classifier, method, pixels)
+        attributions = explanation.attributions
+        assert attributions.shape == pixels.shape
+        assert attributions.dtype == torch.float32 and attributions.device.type == "cpu"
+        assert torch.isfinite(attributions).all()
+        assert explanation.inputs.shape == explanation.pixels.shape == attributions.shape
+        assert explanation.heatmap().shape == (len(pixels), *pixels.shape[-2:])
+        # the trained model always gives a map; a random net may not (a CAM's ReLU, LIME's lasso), and then says so
+        said_zero = model != "bundled" and any("map is all zero" in str(w.message) for w in caught)
+        assert attributions.abs().sum() > 0 or said_zero
+        assert explanation.method == method and explanation.model_name == classifier.name
+        assert len(explanation.targets) == len(explanation.labels) == len(pixels)
+        assert (explanation.layer is not None) == spec.needs_layer
+        for key, value in {**spec.defaults, **spec.smoke_params}.items():
+            assert key in explanation.params and (value is None or explanation.params[key] == value)
     else:
         with pytest.raises(explainer.InputError, match="supports|needs"):
             _run(classifier, method, pixels)
@@ -96,7 +114,7 @@ def test_new_method_on_model(method, model, models, photos, one_torch_thread):
     assert_unchanged(module, before)
 
 
-@pytest.mark.parametrize("method", NEW_METHODS)
+@pytest.mark.parametrize("method", METHODS)
 def test_no_hook_left_after_a_forced_error(method, models, one_torch_thread):
     """An error raised inside the model's forward (after the method set its hooks) leaves none behind."""
     name = "vit_tiny_patch16_224" if method == "attention_rollout" else "resnet18"

@@ -141,6 +141,12 @@ def test_declarations_are_checked_when_made():
     with pytest.raises(InputError, match="repeat"):
         MethodSpec(name="twice", title="t", kind="gradient", signed=False, description="d", runner=gradient_times,
                    params=(Param("a", int, 1), Param("a", int, 2)))
+    with pytest.raises(InputError, match="does not take steps"):
+        MethodSpec(name="smoky", title="t", kind="gradient", signed=False, description="d", runner=gradient_times,
+                   params=(Param("n", int, 4, low=1),), smoke_params={"steps": 1})
+    with pytest.raises(InputError, match="n must be a positive integer"):
+        MethodSpec(name="smoky", title="t", kind="gradient", signed=False, description="d", runner=gradient_times,
+                   params=(Param("n", int, 4, low=1),), smoke_params={"n": 0})
     with pytest.raises(InputError, match="already registered.*replace=True"):
         register_method(GRADIENT_TIMES)
     assert register_method(GRADIENT_TIMES, replace=True) is GRADIENT_TIMES
@@ -154,6 +160,31 @@ def test_get_method_names_close_matches_and_every_method():
     assert "gradient_times_k" in explainer.list_methods() and get_method("gradcam").needs_layer
     assert "gradient_times_k" in explainer.list_methods("gradient")
     assert "gradient_times_k" not in explainer.list_methods("cam")
+
+
+def test_every_module_of_methods_is_in_the_one_list_that_registers_them():
+    import pkgutil
+
+    from explainer.attribution import methods
+
+    families = sorted(info.name for info in pkgutil.iter_modules(methods.__path__) if not info.name.startswith("_"))
+    assert sorted(methods.MODULES) == families
+    declared = {spec.runner.__module__ for spec in METHODS.values() if spec.runner.__module__.startswith("explainer.")}
+    assert declared == {f"explainer.attribution.methods.{name}" for name in families}
+
+
+@pytest.mark.parametrize("first", ["explainer.attribution.registry", "explainer.attribution.methods.lrp",
+                                   "explainer.attribution.explanation", "explainer"])
+def test_the_registry_holds_every_builtin_whatever_is_imported_first(first):
+    """Registration is one explicit list run by ``explainer.attribution``: any first import sees the same
+    registry, in the same order, and none of them imports Captum."""
+    code = (f"import importlib, sys; importlib.import_module({first!r}); "
+            "from explainer.attribution.registry import list_methods; "
+            "print(','.join(list_methods())); print('captum' in sys.modules)")
+    names, captum = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                   check=True).stdout.split()
+    builtin = [name for name, spec in METHODS.items() if spec.runner.__module__.startswith("explainer.")]
+    assert names.split(",") == builtin and captum == "False"
 
 
 def test_every_builtin_declares_a_schema_with_defaults_inside_it():

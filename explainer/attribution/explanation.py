@@ -6,8 +6,8 @@ its parameters against the method's schema, refuses work estimated to take longe
 pass fits the memory budget (:mod:`explainer.attribution.memory`), runs the method's runner on each
 chunk and gives back CPU float32 maps. It leaves no hook behind and never changes the user's
 model: it runs in eval mode and restores ``training``; methods declared with ``private_copy``
-run on a copy (:mod:`explainer.attribution.private_copy`). Captum runners live in
-:mod:`explainer.attribution.captum_methods`, the CAM family in :mod:`explainer.attribution.cam`.
+run on a copy (:mod:`explainer.attribution.private_copy`). The methods themselves live in
+:mod:`explainer.attribution.methods` (Captum's in ``methods/captum.py``, Grad-CAM's in ``methods/gradcam.py``).
 
 The names this module exported before the split (``METHODS``, ``MethodSpec``, ``list_methods``,
 ``sample_memory``, ``occlusion_window``, ``BASELINES``, ...) are still importable from here.
@@ -26,10 +26,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from explainer.attribution import cam as _cam  # noqa: F401  (registers the CAM family)
-from explainer.attribution.captum_methods import BASELINES, occlusion_window
 from explainer.attribution.estimate import DEFAULT_BUDGET_SECONDS, check_budget
 from explainer.attribution.memory import SampleMemory, budget_bytes, sample_memory, samples_per_pass
+from explainer.attribution.methods.captum import occlusion_window
 from explainer.attribution.private_copy import copy_for, private_copy
 from explainer.attribution.registry import (
     METHODS,
@@ -41,6 +40,7 @@ from explainer.attribution.registry import (
     list_methods,
     register_method,
 )
+from explainer.baselines import BASELINES
 from explainer.errors import ExplainerError, InputError
 from explainer.guards import eval_mode, user_state_guard
 from explainer.models.coerce import as_classifier

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from explainer.models.layers import LayerInfo
 
 #: The kinds the built-in methods use (any non-empty string is accepted for new families).
-KINDS = ("gradient", "perturbation", "cam", "propagation", "attention", "control")
+KINDS = ("gradient", "perturbation", "cam", "propagation", "attention")
 #: Types a parameter may have.
 PARAM_TYPES = (int, float, bool, str)
 
@@ -289,13 +289,16 @@ Cost = Callable[[Mapping[str, Any], tuple[int, int]], int]
 class MethodSpec:
     """A registered attribution method: what it is, its parameter schema, its cost and how it runs.
 
-    ``kind``: "gradient", "perturbation", "cam", "propagation", "control" (or a new family's name).
+    ``kind``: "gradient", "perturbation", "cam", "propagation", "attention" (or a new family's name); control
+    maps (random, edges, ...) are not methods – they live in :mod:`explainer.evidence.controls`.
     ``signed``: attributions carry a sign (shown with a diverging colour scale).
     ``cost(params, (height, width))``: model evaluations one image needs with validated params.
     ``needs_layer`` (default: kind == "cam"): the runner gets ``job.layer``; ``explain(layer=...)``
     is accepted. ``forward_only`` (default: kind == "perturbation"): no gradients, runs under
     inference mode. ``private_copy``: runs on a cached copy with in-place ops off.
-    ``control``: a reference map that ignores the model's reasoning (random, edges, ...).
+    ``smoke_params``: small settings (few samples, steps or channels) that make a quick run of the
+    method – what the test suite runs every registered method with (default: none, the defaults are quick);
+    checked against ``params`` when the spec is made.
     """
 
     name: str
@@ -309,7 +312,7 @@ class MethodSpec:
     needs_layer: bool | None = None
     forward_only: bool | None = None
     private_copy: bool = False
-    control: bool = False
+    smoke_params: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -326,6 +329,8 @@ class MethodSpec:
             object.__setattr__(self, "needs_layer", self.kind == "cam")
         if self.forward_only is None:
             object.__setattr__(self, "forward_only", self.kind == "perturbation")
+        object.__setattr__(self, "smoke_params", dict(self.smoke_params))
+        self.resolve(self.smoke_params)  # smoke settings outside the schema are a declaration bug
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -337,7 +342,7 @@ class MethodSpec:
         return {"name": self.name, "title": self.title, "kind": self.kind, "signed": self.signed,
                 "description": self.description, "params": [p.to_dict() for p in self.params],
                 "needs_layer": self.needs_layer, "forward_only": self.forward_only,
-                "private_copy": self.private_copy, "control": self.control}
+                "private_copy": self.private_copy}
 
     def param(self, name: str) -> Param:
         """The :class:`Param` called ``name``; InputError listing this method's parameters otherwise."""

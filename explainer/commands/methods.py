@@ -26,8 +26,7 @@ def run(args: argparse.Namespace) -> int:
         print_json([spec.to_dict() for spec in specs])
         return 0
     for spec in specs:
-        flags = ", ".join(flag for flag, on in (("signed", spec.signed), ("layer", spec.needs_layer),
-                                               ("control", spec.control)) if on)
+        flags = ", ".join(flag for flag, on in (("signed", spec.signed), ("layer", spec.needs_layer)) if on)
         print(f"{spec.name}  ({spec.title}; {spec.kind}{'; ' + flags if flags else ''})")
         print(f"    {spec.description}")
         for param in spec.params:

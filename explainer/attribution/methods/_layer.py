@@ -1,4 +1,5 @@
-"""Shared helpers of the method families: the CAM layer's output as a map, and upsampling.
+"""Shared helpers of the method families: the CAM layer's output (captured, or as a module for Captum) as a
+map, and upsampling.
 
 Every helper removes the hooks it adds before it returns, error or not.
 """
@@ -33,6 +34,31 @@ def layer_output(module: nn.Module, info: LayerInfo) -> Iterator[list[torch.Tens
     handle = module.get_submodule(info.name).register_forward_hook(hook)
     try:
         yield captured
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def cam_layer(module: nn.Module, info: LayerInfo) -> Iterator[nn.Module]:
+    """The module whose output is the CAM layer's ``(N, C, h, w)`` map while the block runs.
+
+    Spatial layers are used as they are. For token layers a forward hook routes the patch tokens
+    through a standalone grid module (``LayerInfo.to_grid`` and back), so Captum's layer methods
+    see a map; the hook is removed on exit, error or not.
+    """
+    layer = module.get_submodule(info.name)
+    if info.kind == "spatial":
+        yield layer
+        return
+    grid = nn.Identity()
+
+    def through_grid(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
+        patches = grid(info.to_grid(output)).flatten(2).transpose(1, 2)
+        return torch.cat([output[:, : info.prefix_tokens], patches], dim=1)
+
+    handle = layer.register_forward_hook(through_grid)
+    try:
+        yield grid
     finally:
         handle.remove()
 

@@ -195,7 +195,7 @@ register_method(MethodSpec(
         Param("max_channels", int, None, low=1, optional=True,
               help="use only each image's channels with the largest mean activation (None: all, as the paper)"),
     ),
-    cost=_scorecam_cost, runner=run_scorecam,
+    cost=_scorecam_cost, runner=run_scorecam, smoke_params={"max_channels": 8},
 ))
 register_method(MethodSpec(
     name="layercam", title="LayerCAM", kind="cam", signed=False, runner=run_layercam,

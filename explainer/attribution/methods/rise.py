@@ -127,5 +127,5 @@ register_method(MethodSpec(
               help="what a masked pixel becomes (the paper: black)"),
         Param("seed", int, 0, help="seed of the masks"),
     ),
-    cost=_rise_cost, runner=run_rise,
+    cost=_rise_cost, runner=run_rise, smoke_params={"n_masks": 8},
 ))

@@ -1,7 +1,7 @@
 """LIME and KernelSHAP over superpixels, computed by Captum (``captum.attr.Lime`` / ``KernelShap``).
 
 The interpretable features are the superpixels of each image – scikit-image SLIC or a regular
-grid (``segmentation=``), made by the same :func:`explainer.attribution.captum_methods.segments` as
+grid (``segmentation=``), made by the same :func:`explainer.attribution.methods.captum.segments` as
 ``feature_ablation`` – and the returned :class:`Explanation` carries them in ``segments`` so a
 figure can draw their outlines. A switched-off superpixel takes the value of ``baseline``.
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from explainer.attribution.captum_methods import captum_attr, segments
+from explainer.attribution.methods.captum import captum_attr, segments
 from explainer.attribution.registry import Job, MethodSpec, Output, Param, register_method
 from explainer.baselines import BASELINES
 from explainer.errors import InputError
@@ -78,15 +78,18 @@ def _params(samples: int) -> tuple[Param, ...]:
     )
 
 
+#: A quick run: few samples over four grid patches.
+_SMOKE = {"n_samples": 8, "segmentation": "grid", "n_segments": 4}
+
 register_method(MethodSpec(
     name="lime", title="LIME", kind="perturbation", signed=True,
     description="A sparse linear model fitted to the class score of randomly switched-off superpixels; its "
                 "weights are the attributions (Ribeiro et al. 2016, via Captum).",
-    params=_params(200), cost=_cost, runner=run_lime,
+    params=_params(200), cost=_cost, runner=run_lime, smoke_params=_SMOKE,
 ))
 register_method(MethodSpec(
     name="kernel_shap", title="KernelSHAP", kind="perturbation", signed=True,
     description="Shapley values of the superpixels, estimated by a linear model over coalitions weighted with the "
                 "Shapley kernel (Lundberg & Lee 2017, via Captum).",
-    params=_params(200), cost=_cost, runner=run_kernel_shap,
+    params=_params(200), cost=_cost, runner=run_kernel_shap, smoke_params=_SMOKE,
 ))

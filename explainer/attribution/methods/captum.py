@@ -1,7 +1,8 @@
 """Gradient and perturbation methods that Captum implements: one declaration and one runner each.
 
-Importing this module registers them (``explainer.attribution`` imports it). The runner contract is
-in :mod:`explainer.attribution.registry`.
+Importing this module registers them (:mod:`explainer.attribution.methods` imports it). The runner
+contract is in :mod:`explainer.attribution.registry`; :func:`captum_attr` and :func:`segments` serve the
+Grad-CAM and superpixel families too.
 """
 
 from __future__ import annotations
@@ -206,6 +207,7 @@ register_method(MethodSpec(
     ),
     cost=_steps_cost,
     runner=_run_integrated_gradients,
+    smoke_params={"n_steps": 4},
 ))
 register_method(MethodSpec(
     name="smoothgrad", title="SmoothGrad", kind="gradient", signed=False,
@@ -218,6 +220,7 @@ register_method(MethodSpec(
     ),
     cost=_samples_cost,
     runner=_run_smoothgrad,
+    smoke_params={"n_samples": 2},
 ))
 register_method(MethodSpec(
     name="gradient_shap", title="GradientSHAP", kind="gradient", signed=True,
@@ -232,6 +235,7 @@ register_method(MethodSpec(
     ),
     cost=_samples_cost,
     runner=_run_gradient_shap,
+    smoke_params={"n_samples": 2},
 ))
 register_method(MethodSpec(
     name="deeplift", title="DeepLIFT", kind="gradient", signed=True,
@@ -261,6 +265,7 @@ register_method(MethodSpec(
     ),
     cost=_occlusion_cost,
     runner=_run_occlusion,
+    smoke_params={"window": 32, "stride": 32},  # four windows on a 64-pixel input
 ))
 register_method(MethodSpec(
     name="feature_ablation", title="Feature ablation", kind="perturbation", signed=True,
@@ -274,4 +279,5 @@ register_method(MethodSpec(
     ),
     cost=_segments_cost,
     runner=_run_feature_ablation,
+    smoke_params={"segmentation": "grid", "n_segments": 4},
 ))
