@@ -55,7 +55,9 @@ def test_the_causal_concept_is_significant_and_nothing_is_touched(sets, tmp_path
         assert row.significant == (row.p_adjusted < explainer.stats.ALPHA)
         assert row.score.mean > row.null.mean and len(row.concept_scores) == 10 and len(row.null_scores) == 99
     first = result.layers[0]
-    assert first.layer == "1" and first.significant and first.p_value == 1 / 100  # no pseudo-concept as far
+    # at most one of 99 pseudo-concepts as far: the concept scores 1.0, and a pseudo-concept can tie it there
+    # (measured 0.01 and 0.02 in runs whose CNN trained with different thread counts)
+    assert first.layer == "1" and first.significant and first.p_value <= 2 / 100
     frame = result.summary()
     assert list(frame["layer"]) == ["1", "4"] and frame["significant"].iloc[0]
     assert "sensitive towards the concept" in result.verdict() and "permutation test" in result.verdict()
@@ -132,3 +134,31 @@ def test_concept_sets_draw_a_class_and_random_images_that_never_overlap():
         explainer.concept_sets(data, "stripes")
     with pytest.raises(InputError, match="random must be from 2 to"):
         explainer.concept_sets(data, 0, random=10_000)
+
+
+# ------------------------------------------------------------------------ estimate, progress and budget
+def test_tcav_prints_an_estimate_and_a_bar_over_the_cavs_and_nothing_without_progress(sets, capsys):
+    classifier = sets["classifier"]
+    call = {"layers": ["4"], "target": 0, "inputs": sets["inputs"][:8], "test": "kim"}
+    shown = explainer.tcav(classifier, sets["square"][:6], sets["random"][:60], **call)
+    err = capsys.readouterr().err
+    assert "estimate: ≈" in err and "20 CAV fits ×" in err and "66 forward pass(es)" in err and "measured on cpu" in err
+    assert "tcav: 100%" in err and "20/20" in err
+    silent = explainer.tcav(classifier, sets["square"][:6], sets["random"][:60], progress=False, **call)
+    assert capsys.readouterr().err == ""
+    assert silent.layers[0].concept_scores == shown.layers[0].concept_scores
+
+
+def test_tcav_over_budget_is_refused_before_the_work_with_the_estimate(sets, capsys):
+    classifier = sets["classifier"]
+    seen: list[int] = []
+    handle = classifier.module.register_forward_pre_hook(lambda _m, args: seen.append(int(args[0].shape[0])))
+    try:
+        with pytest.raises(InputError, match=r"This tcav call is estimated at ≈ .*1,000 CAV fits.*over the time budget"
+                                             r".*fewer permutations \(permutations=99 now\).*budget_seconds=None"):
+            explainer.tcav(classifier, sets["square"], sets["random"], layers=["1", "4"], target=0,
+                           inputs=sets["inputs"], budget_seconds=1e-3)
+    finally:
+        handle.remove()
+    assert sum(seen) <= 2 * 34  # at most the timed passes (forward; forward + backward), not the 2 × 430 forwards
+    assert "tcav:" not in capsys.readouterr().err
