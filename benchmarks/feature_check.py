@@ -52,7 +52,7 @@ def main() -> None:
         counts = {kind: {"trustworthy": 0, "agreement": 0} for kind in ("own top crop", "random crop", "optimized")}
         for channel in range(args.channels):
             picture = explainer.visualize_channel(model, layer=layer, channel=channel, steps=args.steps, size=SIZE,
-                                                  exemplars=crops)
+                                                  exemplars=crops, progress=False)
             assert picture.check is not None
             best = picture.check.exemplars.indices[0]
             pick = int(torch.randint(len(crops), (1,), generator=generator))

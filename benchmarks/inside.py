@@ -92,7 +92,7 @@ def bare_loop_seconds(model: explainer.Classifier, steps: int, size: int) -> flo
 def feature_visualization(model: explainer.Classifier, steps: int = 96, size: int = 128) -> list[dict]:
     rows = []
     for layer, channel in CHANNELS:
-        result = explainer.visualize_channel(model, layer=layer, channel=channel, steps=steps, size=size)
+        result = explainer.visualize_channel(model, layer=layer, channel=channel, steps=steps, size=size, progress=False)
         peer = bare_loop_seconds(model, steps, size)
         rows.append({"layer": layer, "channel": channel, "seconds": result.seconds, "bare_loop_seconds": peer,
                      "ratio": result.seconds / peer, "activation": result.activation,

@@ -118,7 +118,7 @@ def concepts_speed(model: explainer.Classifier, grid: int = 6, n_concepts: int =
     photos = list(explainer.sample_images().values())
     layer = find_cam_layer(model).name
     started = time.perf_counter()
-    found = explainer.concepts(model, photos, layer=layer, n_concepts=n_concepts, grid=grid)
+    found = explainer.concepts(model, photos, layer=layer, n_concepts=n_concepts, grid=grid, progress=False)
     ours_seconds = time.perf_counter() - started
     pixels = model.to_pixels(photos)
     crops = grid_crops(pixels, grid, model.input_size)
@@ -179,7 +179,7 @@ def concepts_truth(model: explainer.Classifier, data: explainer.Dataset, images:
         for count in (4, 8, 16):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # NMF's convergence warnings at 16 concepts
-                found = explainer.concepts(model, x, layer=layer, n_concepts=count)
+                found = explainer.concepts(model, x, layer=layer, n_concepts=count, progress=False)
             maps = concept_maps(found.directions, _activations(model, layer, x))
             cells = F.adaptive_max_pool2d(masks.float(), maps.shape[-2:])
             inside = (maps * cells).sum((0, 2, 3)) / maps.sum((0, 2, 3)).clamp_min(1e-12)

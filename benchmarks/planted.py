@@ -76,7 +76,7 @@ def main() -> None:
     scores: dict[str, torch.Tensor] = {}
     for _ in range(args.repeats):
         started = time.perf_counter()
-        scores["tracin"] = self_influence(run, data, batch_size=args.batch)
+        scores["tracin"] = self_influence(run, data, batch_size=args.batch, progress=False)
         timings["tracin"].append(time.perf_counter() - started)
         started = time.perf_counter()
         scores["bare"] = bare_self_influence(run, data.x_train, data.y_train, layers, batch_size=args.batch)

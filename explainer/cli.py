@@ -136,7 +136,8 @@ def _unknown_arguments(parser: argparse.ArgumentParser, unknown: list[str]) -> N
 
 
 #: Python keyword arguments whose command-line flag is not simply ``--name-with-dashes``.
-PYTHON_TO_FLAG = {"budget_seconds": "--budget", "methods": "--method", "metrics": "--metric", "source": "--model"}
+PYTHON_TO_FLAG = {"budget_seconds": "--budget", "methods": "--method", "metrics": "--metric", "source": "--model",
+                  "n_concepts": "--concepts"}
 
 
 def cli_syntax(message: str, parser: argparse.ArgumentParser) -> str:

@@ -122,3 +122,11 @@ def test_feature_picture_cli_gives_the_library_check(tmp_path, capsys, bundled_c
     assert Image.open(tmp_path / "feature.png").size == (64, 64)
     assert main(["feature", "--layer", "blocks.4", "--channel", "20", "--exemplars", str(tmp_path / "feature.png")]) != 0
     assert "--exemplars needs at least 4 images" in capsys.readouterr().err
+
+
+def test_mechanism_commands_refuse_a_call_over_budget_in_cli_words(photo_files, capsys):
+    cat = str(photo_files["cat"])
+    assert main(["concepts", cat, "--grid", "6", "--budget", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert "This concepts call is estimated at ≈" in err and "over the time budget of 1 ms" in err
+    assert "--grid 6" in err and "--concepts 10" in err and "--budget 0" in err

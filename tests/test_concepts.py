@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import explainer
+from explainer.errors import InputError
 from explainer.inside.concepts import _activations, concept_maps
 
 LAYER = "4"  # the second convolution's ReLU (16×16): it sees a whole square, not only its edges
@@ -64,3 +66,42 @@ def test_a_concept_lives_in_the_square(class_concepts):
     _found, _untouched, maps, masks, _bright = class_concepts
     in_square, _ = _share_inside(maps, masks)
     assert float(in_square.max()) >= 0.5
+
+
+# ------------------------------------------------------------------------ estimate, progress and budget
+def _forward_samples(module: torch.nn.Module) -> tuple[list[int], torch.utils.hooks.RemovableHandle]:
+    """A count of the samples the module's forwards see (a pre-hook of the test's own)."""
+    seen: list[int] = []
+    return seen, module.register_forward_pre_hook(lambda _m, args: seen.append(int(args[0].shape[0])))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_concepts_print_an_estimate_and_a_bar_and_nothing_without_progress(known_answer_cnn, capsys):
+    classifier, data = known_answer_cnn
+    images = data.x_test[:4]
+    before = copy.deepcopy(classifier.module.state_dict())
+    shown = explainer.concepts(classifier, images, layer=LAYER, n_concepts=2, grid=2)
+    err = capsys.readouterr().err
+    # 4 images × (2×2 crops + 2 + 2 ablations) = 32 forwards, timed on one pass
+    assert "estimate: ≈" in err and "32 forward pass(es)" in err and "measured on cpu" in err
+    assert "concepts: 100%" in err and "32/32" in err
+    silent = explainer.concepts(classifier, images, layer=LAYER, n_concepts=2, grid=2, progress=False)
+    assert capsys.readouterr().err == ""
+    np.testing.assert_allclose(silent.drops, shown.drops, rtol=1e-6, atol=1e-7)  # the bar changes nothing
+    assert all(torch.equal(before[k], v) for k, v in classifier.module.state_dict().items())
+    assert not classifier.module.training and not any(m._forward_hooks for m in classifier.module.modules())
+
+
+def test_concepts_over_budget_are_refused_before_the_work_with_the_estimate(known_answer_cnn, capsys):
+    classifier, data = known_answer_cnn
+    seen, handle = _forward_samples(classifier.module)
+    try:
+        with pytest.raises(InputError, match=r"estimated at ≈ .*over the time budget.*smaller grid \(grid=6 now\)"
+                                             r".*budget_seconds=None"):
+            explainer.concepts(classifier, data.x_test[:8], layer=LAYER, n_concepts=4, grid=6, budget_seconds=1e-6)
+    finally:
+        handle.remove()
+    assert sum(seen) <= 34  # at most the timed passes (1 + 1 + 32 copies of one image), not the 8 × 42 forwards
+    assert "concepts:" not in capsys.readouterr().err  # no bar was opened
+    with pytest.raises(InputError, match="budget_seconds must be a positive number"):
+        explainer.concepts(classifier, data.x_test[:2], layer=LAYER, n_concepts=2, budget_seconds=0)

@@ -102,3 +102,30 @@ def test_precision_at_k_and_bad_input(run_and_data):
         explainer.data_attribution("model", data, data.x_test[:2])
     with pytest.raises(InputError, match="no mislabeled"):
         explainer.find_mislabeled(run, data, [])
+
+
+# ------------------------------------------------------------------------ estimate, progress and budget
+def test_data_attribution_prints_an_estimate_and_a_bar_and_nothing_without_progress(run_and_data, capsys):
+    run, data = run_and_data
+    before = {name: value.clone() for name, value in run.model.state_dict().items()}
+    shown = explainer.data_attribution(run, data, data.x_test[:2], top_k=3, batch_size=100)
+    err = capsys.readouterr().err
+    # helpful, harmful and self-influence each walk the 3 training batches of 100, at each of the 5 checkpoints
+    assert "estimate: ≈" in err and "3 pass(es) × 3 training batch(es) of 100 × 5 checkpoint(s)" in err
+    assert "data_attribution: 100%" in err and "9/9" in err
+    silent = explainer.data_attribution(run, data, data.x_test[:2], top_k=3, batch_size=100, progress=False)
+    assert capsys.readouterr().err == ""
+    assert torch.equal(silent.helpful, shown.helpful) and torch.allclose(silent.self_influence, shown.self_influence)
+    assert all(torch.equal(before[name], value) for name, value in run.model.state_dict().items())  # untouched
+
+
+def test_influence_over_budget_is_refused_before_the_work_with_the_estimate(run_and_data, capsys):
+    run, data = run_and_data
+    with pytest.raises(InputError, match=r"This data_attribution call is estimated at ≈ .*over the time budget.*"
+                                         r"fewer checkpoints \(5 now\).*budget_seconds=None"):
+        explainer.data_attribution(run, data, data.x_test[:2], budget_seconds=1e-6)
+    with pytest.raises(InputError, match=r"This find_mislabeled call is estimated at ≈ .*over the time budget"):
+        explainer.find_mislabeled(run, data, data.truth.mislabeled, budget_seconds=1e-6)
+    assert "%" not in capsys.readouterr().err  # no bar was opened
+    explainer.find_mislabeled(run, data, data.truth.mislabeled, progress=False)
+    assert capsys.readouterr().err == ""

@@ -381,3 +381,49 @@ def test_cli_anatomy_and_ablate(tmp_path, photos, capsys):
     assert payload["drop"] > 0.1 > max(payload["random_channel_drops"])
     assert main(["ablate", str(image), "--layer", "bn2", "--channels", "1,x"]) == 2
     assert "comma-separated integers" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ estimate, progress and budget
+def test_top_activating_prints_an_estimate_and_a_bar_and_nothing_without_progress(digits, digits_cnn, capsys):
+    classifier = Classifier.from_module(digits_cnn, labels=digits.class_names, input_size=8, in_chans=1)
+    shown = top_activating(classifier, digits, layer="3", channel=5, top_k=4)
+    err = capsys.readouterr().err
+    assert "estimate: ≈" in err and "364 forward (to 3) pass(es) (360 image(s) searched + the top 4" in err
+    assert "top_activating: 100%" in err and "364/364" in err
+    silent = top_activating(classifier, digits, layer="3", channel=5, top_k=4, progress=False)
+    assert capsys.readouterr().err == "" and silent.indices == shown.indices
+    with pytest.raises(InputError, match=r"This top_activating call is estimated at ≈ .*over the time budget.*"
+                                         r"fewer images \(360 now\)"):
+        top_activating(classifier, digits, layer="3", channel=5, budget_seconds=1e-9)
+    assert "%" not in capsys.readouterr().err  # refused before the bar
+
+
+def test_embed_dataset_prints_an_estimate_and_a_bar_and_nothing_without_progress(digits, digits_cnn, capsys):
+    shown = embed_dataset(digits_cnn, digits, max_samples=200, batch_size=100)
+    err = capsys.readouterr().err
+    assert "estimate: ≈" in err and "200 forward pass(es)" in err and "embed_dataset: 100%" in err and "4/4" in err
+    silent = embed_dataset(digits_cnn, digits, max_samples=200, batch_size=100, progress=False)
+    assert capsys.readouterr().err == "" and np.array_equal(silent.coords, shown.coords)
+    with pytest.raises(InputError, match=r"This embed_dataset call is estimated at ≈ .*max_samples=200 now"):
+        embed_dataset(digits_cnn, digits, max_samples=200, budget_seconds=1e-9)
+
+
+def test_visualize_channel_prints_an_estimate_and_a_bar_and_refuses_over_budget(known_answer_cnn, capsys):
+    classifier, _ = known_answer_cnn
+    module = classifier.module
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    grads = [None if p.grad is None else p.grad.clone() for p in module.parameters()]
+    shown = visualize_channel(classifier, layer="4", channel=3, steps=8, size=32)
+    err = capsys.readouterr().err
+    # 8 steps; forwards: the picture, 4 noise images, 6 photos, and the check's 54 photo crops and the picture
+    assert "estimate: ≈" in err and "8 optimization steps ×" in err and "66 forward(s) to 4" in err
+    assert "visualize_channel: 100%" in err and "8/8" in err
+    silent = visualize_channel(classifier, layer="4", channel=3, steps=8, size=32, progress=False)
+    assert capsys.readouterr().err == "" and torch.equal(silent.image, shown.image)
+    with pytest.raises(InputError, match=r"This visualize_channel call is estimated at ≈ .*fewer steps \(steps=500 now\)"):
+        visualize_channel(classifier, layer="4", channel=3, steps=500, size=32, budget_seconds=1e-3)
+    assert "%" not in capsys.readouterr().err
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+    assert all((g is None and p.grad is None) or (g is not None and p.grad is not None and torch.equal(g, p.grad))
+               for g, p in zip(grads, module.parameters()))  # the weights got no gradient
+    assert not any(m._forward_hooks for m in module.modules())

@@ -46,3 +46,34 @@ def test_batched_equals_one_at_a_time_and_model_untouched(known_answer):
     np.testing.assert_allclose(one.restored, many.restored, atol=1e-6, equal_nan=True)
     assert one.site_map().shape == (32, 32) and len(one.summary()) == 32 * 32
     classifier.module.eval()
+
+
+# ------------------------------------------------------------------------ estimate, progress and budget
+def test_patch_prints_an_estimate_in_seconds_and_a_bar_and_nothing_without_progress(known_answer, capsys):
+    classifier, data = known_answer
+    images = data.x_test[:2]
+    bad = corrupt(classifier, images, "blur")
+    shown = patch(classifier, images, bad, layers="1", granularity="channel")
+    err = capsys.readouterr().err
+    # 16 channels × 2 pairs patched + the clean and corrupted runs of both pairs
+    assert "estimate: ≈" in err and "36 forward pass(es) (16 site(s) × 2 pair(s) patched" in err and "measured on cpu" in err
+    assert "patch: 100%" in err and "32/32" in err
+    silent = patch(classifier, images, bad, layers="1", granularity="channel", progress=False)
+    assert capsys.readouterr().err == ""
+    np.testing.assert_allclose(silent.restored, shown.restored, equal_nan=True)
+
+
+def test_patch_over_budget_is_refused_before_the_work_with_the_estimate(known_answer, capsys):
+    classifier, data = known_answer
+    images = data.x_test[:4]
+    bad = corrupt(classifier, images, "blur")
+    seen: list[int] = []
+    handle = classifier.module.register_forward_pre_hook(lambda _m, args: seen.append(int(args[0].shape[0])))
+    try:
+        with pytest.raises(explainer.InputError, match=r"This patch call is estimated at ≈ .* forward pass.*over the "
+                                                       r"time budget.*granularity=.*budget_seconds=None"):
+            patch(classifier, images, bad, layers="1", granularity="position", budget_seconds=1e-6)
+    finally:
+        handle.remove()
+    assert sum(seen) <= 10  # at most the timed passes (1 + 1 + 8 copies), none of the 4 × 1,024 patched forwards
+    assert "patch:" not in capsys.readouterr().err

@@ -93,7 +93,7 @@ with shows_errors():
 
     def run_concepts():
         """The layer's concepts over the sample inputs (the library's call)."""
-        return concepts(classifier, images, layer=cam_layer, n_concepts=CONCEPTS)
+        return concepts(classifier, images, layer=cam_layer, n_concepts=CONCEPTS, progress=False)
 
     with st.spinner("Finding concepts…"):
         found = remember(entry, "concepts", f"{cam_layer}|{entry.images}|{CONCEPTS}", run_concepts)
@@ -159,7 +159,7 @@ with shows_errors():
     def run_feature():
         """The picture and its check (the library's call)."""
         return visualize_channel(classifier, layer=feature_layer, channel=channel, steps=steps, size=size,
-                                 exemplars=exemplars)
+                                 exemplars=exemplars, progress=False)
 
     with st.spinner(f"Optimizing a picture of {feature_layer} channel {channel} ({steps} steps)…"):
         picture = remember(entry, "feature", f"{feature_layer}|{channel}|{steps}|{size}|{entry.images}", run_feature)

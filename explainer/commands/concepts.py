@@ -11,6 +11,7 @@ from PIL import Image
 
 from explainer.commands._json import print_json
 from explainer.commands._options import (
+    add_budget_option,
     add_json_option,
     add_model_options,
     add_out_option,
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="each image is cut into G×G crops for the factorisation (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the factorisation (default 0)")
     add_out_option(parser, "dir", help="write each concept's top crops as concept_K.png into DIR")
+    add_budget_option(parser, default=None, what="a call")
     add_json_option(parser)
     parser.set_defaults(func=run_concepts)
 
@@ -62,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--permutations", type=positive_int("--permutations"), default=PERMUTATIONS, metavar="N",
                         help=f"pseudo-concepts of the permutation test (default {PERMUTATIONS}: smallest p 0.01)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random concepts and CAVs (default 0)")
+    add_budget_option(parser, default=None, what="a call")
     add_json_option(parser)
     parser.set_defaults(func=run_tcav)
 
@@ -76,8 +79,8 @@ def run_concepts(args: argparse.Namespace) -> int:
     images = _images(args.images)
     classifier = model_from_args(args)
     layer = args.layer or find_cam_layer(classifier).name
-    result = concepts(classifier, images, layer=layer, n_concepts=args.n_concepts, target=args.target,
-                      grid=args.grid, seed=args.seed)
+    result = concepts(classifier, images, layer=layer, n_concepts=args.n_concepts, target=args.target,  # the estimate
+                      grid=args.grid, seed=args.seed, progress=True, budget_seconds=args.budget)  # and a bar on stderr
     written = _write_crops(result.crops, result.top_crops, folder) if folder else []
     table = result.summary()
     payload: dict[str, Any] = {
@@ -119,7 +122,7 @@ def run_tcav(args: argparse.Namespace) -> int:
     classifier = model_from_args(args)
     result = tcav(classifier, concept_images, random_images, layers=layers, target=args.target, inputs=inputs,
                   runs=args.runs, test=args.test, permutations=args.permutations, seed=args.seed,
-                  progress=not args.json)
+                  progress=True, budget_seconds=args.budget)  # the estimate and a bar on stderr
     table = result.summary()
     payload: dict[str, Any] = {
         "model": classifier.name, "target": result.target_label, "target_index": result.target,

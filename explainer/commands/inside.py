@@ -10,6 +10,7 @@ import numpy as np
 
 from explainer.commands._json import print_json
 from explainer.commands._options import (
+    add_budget_option,
     add_json_option,
     add_model_options,
     add_old_flag,
@@ -70,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="natural images searched for the channel's exemplars (default: crops of the sample photos)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the optimization and the control groups (default 0)")
     add_out_option(parser, "dir", help="write the picture as feature.png and the exemplars as exemplar_K.png into DIR")
+    add_budget_option(parser, default=None, what="a call")
     parser.set_defaults(func=run_feature)
 
 
@@ -148,7 +150,8 @@ def run_feature(args: argparse.Namespace) -> int:
     if top_k < 2:
         raise InputError(f"--exemplars needs at least 4 images (the strongest and as many others), got {len(exemplars or [])}.")
     result = visualize_channel(classifier, layer=args.layer, channel=args.channel, steps=args.steps, size=args.size,
-                               seed=args.seed, exemplars=exemplars, top_k=top_k)
+                               seed=args.seed, exemplars=exemplars, top_k=top_k, progress=True,
+                               budget_seconds=args.budget)  # the estimate and a bar on stderr
     check = result.check
     assert check is not None  # visualize_channel checks by default
     written = []

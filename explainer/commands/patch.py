@@ -9,6 +9,7 @@ import numpy as np
 
 from explainer.commands._json import print_json
 from explainer.commands._options import (
+    add_budget_option,
     add_json_option,
     add_model_options,
     layer_list,
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="patched forwards per batch (default 8 on a CPU, 32 on a GPU; results do not depend on it)")
     parser.add_argument("--top-sites", type=positive_int("--top-sites"), default=10, metavar="N",
                         help="sites shown in the text output, best first (default 10; --json has all)")
+    add_budget_option(parser, default=None, what="a call")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     corrupted = corrupt(classifier, [clean], corruption, other=other)
     result = patch(classifier, [clean], corrupted, layers=layers if args.granularity == "layer" else
                    (layers[0] if layers else None), granularity=args.granularity, target=args.target,
-                   batch_size=args.batch_size, progress=not args.json)
+                   batch_size=args.batch_size, progress=True, budget_seconds=args.budget)  # estimate + bar on stderr
     table = result.summary()
     payload: dict[str, Any] = {
         "clean": args.clean, "corrupted": args.corrupted, "corruption": corruption, "model": classifier.name,

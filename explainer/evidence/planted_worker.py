@@ -173,7 +173,7 @@ class _Worker:
             classifier = self._classifier(run.model, data, seed)
             with warnings.catch_warnings():  # NMF's max_iter warning on a tiny layer is not news here
                 warnings.filterwarnings("ignore", message=".*Maximum number of iterations.*")
-                found = concepts(classifier, images, layer=PATCH_LAYER, n_concepts=CONCEPTS, seed=seed)
+                found = concepts(classifier, images, layer=PATCH_LAYER, n_concepts=CONCEPTS, seed=seed, progress=False)
                 maps = concept_maps(found.directions, _activations(classifier, PATCH_LAYER, images))
             cells = torch.nn.functional.adaptive_max_pool2d(masks, maps.shape[-2:])
             on_shortcut = ((maps * cells).sum((0, 2, 3)) / maps.sum((0, 2, 3)).clamp_min(1e-12)).numpy()
@@ -187,7 +187,7 @@ class _Worker:
         from explainer.learn.influence import find_mislabeled
 
         run, data = self._pair(seed)["uses"]
-        search = find_mislabeled(run, data, data.truth.mislabeled, seed=seed)
+        search = find_mislabeled(run, data, data.truth.mislabeled, seed=seed, progress=False)
         return {"data": search.precision, "k": search.k, "kind_seconds": search.seconds}
 
     def _timeline(self, seed: int) -> dict[str, Any]:

@@ -26,9 +26,12 @@ from explainer.models.classifier import Classifier, ImageBatch
 from explainer.models.coerce import as_classifier
 from explainer.models.layers import describe_layer
 from explainer.models.predictions import resolve_targets
+from explainer.run.long_call import batches, pass_time, passes_estimate, start
 
 #: Concept extraction methods.
 METHODS = ("nmf",)
+#: Crops per forward pass when their activations are taken (the bar moves batch by batch).
+CROP_BATCH = 32
 
 
 @dataclass
@@ -99,19 +102,41 @@ def concepts(
     grid: int = 2,
     top_k: int = 6,
     seed: int = 0,
+    progress: bool = True,
+    budget_seconds: float | None = None,
 ) -> Concepts:
     """CRAFT-style concepts: NMF (scikit-learn) of ``layer``'s activations (spatially pooled, non-negative)
-    over ``grid``×``grid`` crops of ``images`` (resized to the input size); importance by concept ablation."""
+    over ``grid``×``grid`` crops of ``images`` (resized to the input size); importance by concept ablation.
+
+    It costs ``images × (grid² + 2 + n_concepts)`` forward passes. ``progress``: the estimate (those passes, from
+    two timed passes), then a bar over them on stderr; False is silent. ``budget_seconds``: refuse (InputError with
+    what to shrink) a call estimated above it; None is no limit."""
     started = time.perf_counter()
     classifier = as_classifier(classifier, caller="concepts")
     if method not in METHODS:
         raise InputError(f"Unknown concept method {method!r}; choose one of {', '.join(METHODS)}.")
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
+        raise InputError(f"grid must be a whole number ≥ 1 (crops per side), got {grid!r}.")
+    channels = describe_layer(classifier, layer).channels
+    if isinstance(n_concepts, bool) or not isinstance(n_concepts, (int, np.integer)) or not 1 <= n_concepts <= channels:
+        raise InputError(f"n_concepts must be from 1 to {channels} (the layer's channels).")
     pixels = classifier.to_pixels(images)
+    count = int(pixels.shape[0])
+    forwards = count * (grid * grid + 2 + n_concepts)
+    sizes = batches(count * grid * grid, CROP_BATCH) + [count] * (2 + n_concepts)  # crops; images, logits, ablations
+    bar = start("concepts", lambda: passes_estimate(
+        pass_time(classifier, pixels, batch=max(sizes)), sizes, "forward", classifier.device,
+        detail=f"{count} image(s) × ({grid}×{grid} crops + 2 + {n_concepts} concept ablations)"),
+        progress=progress, budget_seconds=budget_seconds, total=forwards, unit="forward", passes=forwards,
+        shrink=f"fewer images ({count} now), a smaller grid (grid={grid} now) or fewer concepts "
+               f"(n_concepts={n_concepts} now)")
     crops = grid_crops(pixels, grid, classifier.input_size)
-    with user_state_guard(classifier.module):
-        crop_acts = _activations(classifier, layer, crops).mean((2, 3)).numpy()
-        if n_concepts < 1 or n_concepts > crop_acts.shape[1]:
-            raise InputError(f"n_concepts must be from 1 to {crop_acts.shape[1]} (the layer's channels).")
+    with bar, user_state_guard(classifier.module):
+        pooled = []
+        for chunk in crops.split(CROP_BATCH):
+            pooled.append(_activations(classifier, layer, chunk).mean((2, 3)))
+            bar.update(len(chunk))
+        crop_acts = torch.cat(pooled).numpy()
         from sklearn.decomposition import NMF  # scikit-learn costs ~0.5 s at import: on first use
 
         model = NMF(n_components=n_concepts, init="nndsvda", max_iter=500, random_state=seed)
@@ -121,13 +146,16 @@ def concepts(
         inputs = classifier.preprocess(pixels)
         with torch.inference_mode():
             base = classifier.module(inputs).float()
+        bar.update(2 * count)
         targets = resolve_targets(classifier, target, base)
-        drops = np.zeros((pixels.shape[0], n_concepts))
+        drops = np.zeros((count, n_concepts))
+        all_maps = concept_maps(directions, image_acts)  # (N, k, h, w)
         for k in range(n_concepts):
-            maps = concept_maps(directions, image_acts)[:, k]  # (N, h, w)
+            maps = all_maps[:, k]
             part = torch.as_tensor(directions[k], dtype=torch.float32)[None, :, None, None] * maps[:, None]
             logits = _forward_without(classifier, layer, inputs, part)
             drops[:, k] = (base - logits)[torch.arange(len(targets)), targets].numpy()
+            bar.update(count)
     return Concepts(
         layer=layer, directions=directions, coefficients=coefficients, crops=crops,
         top_crops=[list(np.argsort(-coefficients[:, k])[:top_k]) for k in range(n_concepts)],

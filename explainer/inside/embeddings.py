@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,8 +22,11 @@ from explainer.jsonable import JsonResult
 from explainer.models import Classifier
 from explainer.models.coerce import as_classifier
 from explainer.models.layers import feature_layers
+from explainer.run.long_call import Estimate, batches, duration, pass_time, passes_estimate, start
 
 METHODS = ("pca", "tsne")
+#: Iterations of the short timed t-SNE runs the estimate scales up from (the fewest scikit-learn runs).
+TSNE_PROBE_ITERATIONS = 250
 
 
 @dataclass
@@ -85,7 +90,7 @@ def _final_linear(classifier: Classifier, inputs: torch.Tensor) -> str:
 
 
 def _features(
-    classifier: Classifier, pixels: torch.Tensor, layer: str | None, batch_size: int
+    classifier: Classifier, pixels: torch.Tensor, layer: str | None, batch_size: int, bar: Any = None
 ) -> tuple[np.ndarray, str]:
     """Features per image: the final Linear's input by default, else ``layer``'s output (maps and tokens
     averaged over positions)."""
@@ -101,6 +106,8 @@ def _features(
             if info is not None:
                 output = info.to_grid(output).mean((2, 3))
             chunks.append(output.flatten(1).cpu())
+            if bar is not None:
+                bar.update(1)
     name = f"input of {site}" if layer_inputs else site
     return torch.cat(chunks).numpy(), name
 
@@ -115,6 +122,48 @@ def _project(values: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, fl
     perplexity = float(min(30, max(5, (len(values) - 1) // 3)))
     tsne = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed)
     return tsne.fit_transform(values).astype(np.float32), None
+
+
+def _estimate(classifier: Classifier, pixels: torch.Tensor, raw: np.ndarray, method: str, seed: int,
+              batch_size: int) -> Estimate:
+    """A forward per image (timed on two passes) and, for t-SNE, the two projections (:func:`_tsne_seconds`);
+    PCA and the k-NN scoring cost little."""
+    forwards = passes_estimate(pass_time(classifier, classifier.to_pixels(pixels[:1]), batch=min(batch_size, len(pixels))),
+                               batches(len(pixels), batch_size), "forward", classifier.device)
+    if method != "tsne":
+        return forwards
+    projection = _tsne_seconds(raw, seed)
+    return Estimate(forwards.seconds + 2 * projection,
+                    f"{forwards.parts} + 2 t-SNE projections of {len(raw)} points × {duration(projection)} (from two "
+                    f"short timed t-SNE runs)")
+
+
+def _tsne_seconds(values: np.ndarray, seed: int) -> float:
+    """Seconds of one t-SNE of ``values``: short runs (:data:`TSNE_PROBE_ITERATIONS` iterations) on the first 50 and
+    100 rows are timed and fitted as ``fixed + slope × N log N`` (Barnes-Hut's cost per iteration, plus what every
+    iteration costs whatever N – large where the CPU is shared), then scaled to the full run (scikit-learn's default iterations)."""
+    from sklearn.manifold import TSNE
+
+    count = len(values)
+    sizes = sorted({min(count, 50), min(count, 100)})
+    defaults = TSNE().get_params()
+    iterations = "max_iter" if "max_iter" in defaults else "n_iter"  # scikit-learn < 1.5: n_iter
+    full = defaults.get(iterations) or 1000  # what _project runs: scikit-learn's default
+    timings = []
+    for size in sizes:
+        perplexity = float(min(30, max(5, (size - 1) // 3)))
+        tsne = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed,
+                    **{iterations: TSNE_PROBE_ITERATIONS})
+        begun = time.perf_counter()
+        tsne.fit_transform(values[:size])
+        timings.append(time.perf_counter() - begun)
+    work = [size * math.log(size) for size in sizes]
+    if len(sizes) == 1:
+        fixed, slope = timings[0], 0.0
+    else:
+        slope = max(0.0, (timings[1] - timings[0]) / (work[1] - work[0]))
+        fixed = max(0.0, timings[0] - slope * work[0])
+    return (fixed + slope * count * math.log(count)) * full / TSNE_PROBE_ITERATIONS
 
 
 def _knn_accuracy(coords: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> float:
@@ -138,12 +187,17 @@ def embed_dataset(
     folds: int = 5,
     seed: int = 0,
     batch_size: int = 256,
+    progress: bool = True,
+    budget_seconds: float | None = None,
 ) -> Embedding:
     """Project a dataset's penultimate-layer features (the input of the final Linear, or ``layer``'s output)
     to 2-D with PCA or t-SNE, and raw pixels the same way; score both maps with cross-validated k-NN.
 
     A bare ``nn.Module`` is wrapped with ``Classifier.from_module`` using the dataset's channels and size
-    and no normalization (pixels in [0, 1] go in as they are).
+    and no normalization (pixels in [0, 1] go in as they are). ``progress``: the estimate (a forward per image,
+    timed on two passes, and for t-SNE two short t-SNE runs on subsamples, scaled up), then a bar over the stages (each
+    batch of forwards, each projection) on stderr; False is silent. ``budget_seconds``: refuse (InputError with
+    what to shrink) a call estimated above it; None is no limit.
     """
     started = time.perf_counter()
     if method not in METHODS:
@@ -159,10 +213,17 @@ def embed_dataset(
         raise InputError(
             f"Too few examples for {folds}-fold k-NN scoring (smallest class has {smallest}); use more samples."
         )
-    features, site = _features(wrapped, pixels, layer, batch_size)
     raw = pixels.flatten(1).numpy()
-    coords, feature_variance = _project(features, method, seed)
-    pixel_coords, pixel_variance = _project(raw, method, seed)
+    batches = math.ceil(len(pixels) / batch_size)
+    bar = start("embed_dataset", lambda: _estimate(wrapped, pixels, raw, method, seed, batch_size), progress=progress,
+                budget_seconds=budget_seconds, total=batches + 2, unit="stage", passes=len(pixels),
+                shrink=f"fewer images (max_samples={len(pixels)} now), method='pca' or a smaller network")
+    with bar:
+        features, site = _features(wrapped, pixels, layer, batch_size, bar)
+        coords, feature_variance = _project(features, method, seed)
+        bar.update(1)
+        pixel_coords, pixel_variance = _project(raw, method, seed)
+        bar.update(1)
     return Embedding(
         model_name=wrapped.name,
         layer=site,

@@ -24,6 +24,7 @@ from explainer.inside.activations import as_maps, capture, check_channel
 from explainer.jsonable import JsonResult, headline
 from explainer.models.layers import feature_layers
 from explainer.rng import seeded_generator
+from explainer.run.long_call import Estimate, batches, duration, passes_estimate, start, timed_pass
 
 if TYPE_CHECKING:
     from explainer.inside.feature_check import FeatureCheck
@@ -132,9 +133,15 @@ def top_activating(
     top_k: int = 9,
     score: str = "max",
     batch_size: int = 32,
+    progress: bool = True,
+    budget_seconds: float | None = None,
 ) -> TopActivating:
     """Search ``images`` (a batch, a list, a name → image dict, or a Dataset's test split) for the ``top_k``
-    that excite ``channel`` of ``layer`` most (``score`` = the channel's max or mean over positions)."""
+    that excite ``channel`` of ``layer`` most (``score`` = the channel's max or mean over positions).
+
+    ``progress``: the estimate (a forward to the layer per image, timed on two passes of the first image), then a
+    bar over the images on stderr; False is silent. ``budget_seconds``: refuse (InputError with what to shrink)
+    a call estimated above it; None is no limit."""
     started = time.perf_counter()
     if score not in ("max", "mean"):
         raise InputError(f"score must be 'max' or 'mean', got {score!r}.")
@@ -142,17 +149,32 @@ def top_activating(
         raise InputError(f"top_k must be at least 1, got {top_k!r}.")
     classifier.get_layer(layer)
     items, names = _as_items(images)
+    count = len(names)
+    shown = min(top_k, count)
+
+    def estimate() -> Estimate:
+        one = classifier.to_pixels(items[:1])
+        with torch.inference_mode():
+            timing = timed_pass(lambda n: _channel_maps(classifier, layer, channel, one.expand(n, *one.shape[1:])),
+                                min(batch_size, count))
+        return passes_estimate(timing, [*batches(count, batch_size), shown], f"forward (to {layer})", classifier.device,
+                               detail=f"{count} image(s) searched + the top {shown} again for their maps")
+
+    bar = start("top_activating", estimate, progress=progress, budget_seconds=budget_seconds, total=count + shown,
+                unit="image", passes=count + shown, shrink=f"fewer images ({count} now) or an earlier layer")
     scores: list[torch.Tensor] = []
-    with torch.inference_mode():
-        for start in range(0, len(names), batch_size):
-            maps = _channel_maps(classifier, layer, channel, classifier.to_pixels(items[start : start + batch_size]))
+    with bar, torch.inference_mode():
+        for first in range(0, count, batch_size):
+            maps = _channel_maps(classifier, layer, channel, classifier.to_pixels(items[first : first + batch_size]))
             scores.append((maps.flatten(1).amax(1) if score == "max" else maps.flatten(1).mean(1)).cpu())
+            bar.update(len(maps))
         all_scores = torch.cat(scores).numpy()
         order = np.argsort(-all_scores, kind="stable")[:top_k].tolist()
         pixels = classifier.to_pixels(
             items[order] if isinstance(items, torch.Tensor) else [items[i] for i in order]
         )
         maps = _channel_maps(classifier, layer, channel, pixels)
+        bar.update(len(order))
         upsampled = F.interpolate(maps[:, None], size=pixels.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     return TopActivating(
         layer=layer,
@@ -307,6 +329,8 @@ def visualize_channel(
     check: bool = True,
     exemplars: ImageBatch | Dataset | Mapping | None = None,
     top_k: int = 9,
+    progress: bool = True,
+    budget_seconds: float | None = None,
 ) -> FeatureVisualization:
     """Optimize an image to excite ``channel`` of ``layer`` (feature visualization, as in Lucid).
 
@@ -320,6 +344,9 @@ def visualize_channel(
     generators seeded with ``seed``; the model runs in eval mode and its weights get no gradient.
     ``check``: also compare the picture with the channel's ``top_k`` natural exemplars among ``exemplars``
     (default: crops of the bundled photos) – see :func:`explainer.inside.feature_check.check_feature_picture`.
+    ``progress``: the estimate (``steps`` optimization steps, one timed, and the forwards of the activations and
+    the check, timed on two passes), then a bar over the steps on stderr; False is silent. ``budget_seconds``:
+    refuse (InputError with what to shrink) a call estimated above it; None is no limit.
     """
     started = time.perf_counter()
     classifier.get_layer(layer)
@@ -327,8 +354,21 @@ def visualize_channel(
         raise InputError(f"Need steps >= 1 and size >= 16 pixels; got steps={steps}, size={size}.")
     if any(info.kind == "tokens" for info in feature_layers(classifier).values()):
         size = classifier.input_size[0]  # position embeddings fix a transformer's input size
+    # the picture, 4 noise images, the reference photos; the check: its exemplars (32 at a time) and the picture
+    sizes = [1, 4, len(_as_items(reference_images)[1]) if reference_images is not None else len(sample_images())]
+    if check:
+        from explainer.inside.feature_check import DEFAULT_GRID
+
+        found = len(_as_items(exemplars)[1]) if exemplars is not None else DEFAULT_GRID**2 * len(sample_images())
+        sizes += [*batches(found, 32), 1]
+    bar = start("visualize_channel", lambda: _visualization_estimate(classifier, layer, channel, steps, size, sizes),
+                progress=progress, budget_seconds=budget_seconds, total=steps, unit="step", passes=steps + sum(sizes),
+                shrink=f"fewer steps (steps={steps} now), a smaller picture (size={size} now), fewer "
+                       "exemplars or check=False")
     generator = seeded_generator(seed)
-    spectrum, scale, site, history = _optimize_image(classifier, layer, channel, steps, size, lr, seed, generator)
+    with bar:
+        spectrum, scale, site, history = _optimize_image(classifier, layer, channel, steps, size, lr, seed, generator,
+                                                         bar)
     decorrelate = classifier.in_chans == 3
     with torch.inference_mode():
         image = _to_pixels(spectrum, scale, size, decorrelate)
@@ -362,9 +402,36 @@ def visualize_channel(
     return result
 
 
+def _visualization_estimate(classifier: Classifier, layer: str, channel: int, steps: int, size: int,
+                            sizes: list[int]) -> Estimate:
+    """``steps`` optimization steps (one timed on a probe image: transforms, forward to the objective, gradient)
+    and passes of ``sizes`` images to ``layer`` at ``size`` (timed on two passes) for the activations and the check."""
+    decorrelate = classifier.in_chans == 3
+    with torch.inference_mode(False), torch.enable_grad():
+        scale = _frequency_scale(size, size).to(classifier.device)
+        spectrum = torch.zeros(classifier.in_chans, size, size // 2 + 1, 2, device=classifier.device, requires_grad=True)
+        with torch.no_grad():
+            site = _pre_activation_site(classifier, layer, classifier.normalize(_to_pixels(spectrum, scale, size,
+                                                                                         decorrelate)))
+        rng = np.random.default_rng(0)
+
+        def step() -> None:
+            pixels = _transform(_to_pixels(spectrum, scale, size, decorrelate), rng, size)
+            torch.autograd.grad(-_channel_mean(classifier, layer, channel, pixels, grad=True, site=site).mean(), spectrum)
+
+        per_step = timed_pass(lambda _samples: step(), 1)
+    probe = torch.full((1, classifier.in_chans, size, size), 0.5, device=classifier.device)
+    with torch.inference_mode():
+        forward = timed_pass(lambda n: _channel_mean(classifier, layer, channel, probe.expand(n, -1, -1, -1), grad=False),
+                             max(sizes))
+    return Estimate(steps * per_step.seconds(1) + sum(forward.seconds(n) for n in sizes),
+                    f"{steps} optimization steps × {duration(per_step.seconds(1))} + {sum(sizes)} forward(s) to {layer} "
+                    f"at {forward.words()} for the activations and the check, measured on {classifier.device}")
+
+
 def _optimize_image(
     classifier: Classifier, layer: str, channel: int, steps: int, size: int, lr: float, seed: int,
-    generator: torch.Generator,
+    generator: torch.Generator, bar: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor, str | None, np.ndarray]:
     """Adam on the Fourier spectrum: the final spectrum (detached), its frequency scale, the objective's
     site (a rectifier's input, or None for the layer) and the objective per step."""
@@ -387,6 +454,8 @@ def _optimize_image(
             (spectrum.grad,) = torch.autograd.grad(-objective, spectrum)
             optimizer.step()
             history[step] = float(objective.detach())
+            if bar is not None:
+                bar.update(1)
     return spectrum.detach(), scale, site, history
 
 

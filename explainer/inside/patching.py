@@ -16,7 +16,6 @@ the intervals. Over many pairs each site gets the mean restored fraction with a 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from explainer import stats
 from explainer.baselines import blur_sigma
@@ -40,6 +38,7 @@ from explainer.models.coerce import as_classifier
 from explainer.models.layers import LayerInfo, describe_layer, feature_layers, find_cam_layer
 from explainer.models.predictions import resolve_targets
 from explainer.rng import seeded_generator
+from explainer.run.long_call import batches, pass_time, passes_estimate, start
 
 #: Site granularities: a whole layer, one channel of a layer, one spatial position / token of a layer.
 GRANULARITIES = ("layer", "channel", "position")
@@ -280,6 +279,7 @@ def patch(
     batch_size: int | None = None,
     region: torch.Tensor | np.ndarray | None = None,
     progress: bool = True,
+    budget_seconds: float | None = None,
 ) -> PatchResult:
     """Activation patching: for each site, run ``corrupted`` with that site's activation taken from ``clean``
     and report the restored fraction of the target logit's gap (see the module docstring).
@@ -291,7 +291,9 @@ def patch(
     ``region``: a boolean pixel mask ``(H, W)``; with ``granularity="layer"`` only the layer's positions that
     overlap it are patched (e.g. the region a corruption changed). One forward per site and pair, batched
     ``batch_size`` at a time; results do not depend on ``batch_size``. The model runs in eval mode under the
-    user-state guards: hooks, ``training`` flags, weights and gradients are as they were.
+    user-state guards: hooks, ``training`` flags, weights and gradients are as they were. ``progress``: the
+    estimate (the forwards, from two timed passes), then a bar over the patched forwards on stderr; False is silent.
+    ``budget_seconds``: refuse (InputError with what to shrink) a call estimated above it; None is no limit.
     """
     started = time.perf_counter()
     classifier = as_classifier(classifier, caller="patch")
@@ -313,8 +315,18 @@ def patch(
     if region is not None:
         mask = _pixel_region(region, 1, int(height), int(width))
         region_mask = None if mask is None else mask[0, 0]
+    jobs = [(p, s) for s in range(len(sites)) for p in range(pairs)]
+    bar = start("patch", lambda: passes_estimate(
+        pass_time(classifier, classifier.to_pixels(clean), batch=max(pairs, min(batch_size, len(jobs)))),
+        [pairs, pairs, *batches(len(jobs), batch_size)],
+        "forward", classifier.device,
+        detail=f"{len(sites)} site(s) × {pairs} pair(s) patched + the clean and corrupted runs, batches of {batch_size}"),
+        progress=progress, budget_seconds=budget_seconds, total=len(jobs), unit="forward",
+        passes=len(jobs) + 2 * pairs,
+        shrink=f"fewer pairs ({pairs} now), fewer layers or a coarser granularity (granularity={granularity!r} now: "
+               f"{len(sites)} site(s))")
     module = classifier.module
-    with user_state_guard(module), torch.inference_mode():
+    with bar, user_state_guard(module), torch.inference_mode():
         clean_logits, clean_acts = _run(classifier, clean_inputs, [info.name for info in infos])
         corrupted_logits, corrupted_acts = _run(classifier, corrupted_inputs, [info.name for info in infos])
         targets = resolve_targets(classifier, target, clean_logits)
@@ -325,19 +337,13 @@ def patch(
         by_name = {info.name: info for info in infos}
         masks = {site.label: _site_mask(by_name[site.layer], site, granularity, clean_acts[site.layer].shape[1:],
                                         region_mask) for site in sites}
-        jobs = [(p, s) for s in range(len(sites)) for p in range(pairs)]
         patched = torch.full((pairs, len(sites)), math.nan, dtype=torch.float64)
-        if progress:
-            print(f"patch: {len(jobs)} patched forward(s) ({len(sites)} site(s) × {pairs} pair(s)), "
-                  f"batches of {batch_size}", file=sys.stderr)
-        bar = tqdm(total=len(jobs), desc="patch", unit="forward", file=sys.stderr, disable=not progress)
-        for start in range(0, len(jobs), batch_size):
-            chunk = jobs[start : start + batch_size]
+        for begin in range(0, len(jobs), batch_size):
+            chunk = jobs[begin : begin + batch_size]
             logits = _patched_forward(classifier, corrupted_inputs, clean_acts, sites, masks, chunk)
             for row, (p, s) in enumerate(chunk):
                 patched[p, s] = float(logits[row, targets[p]])
             bar.update(len(chunk))
-        bar.close()
     gap = (clean_m - corrupted_m)[:, None]
     restored = ((patched - corrupted_m[:, None]) / gap).numpy()
     restored[(gap.abs() < MIN_GAP).expand_as(patched).numpy()] = math.nan

@@ -39,7 +39,6 @@ on the rest. Captum's ``DefaultClassifier`` is not used: for two concepts its li
 from __future__ import annotations
 
 import math
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -50,7 +49,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from explainer import stats
 from explainer.data.datasets import Dataset
@@ -60,6 +58,7 @@ from explainer.jsonable import JsonResult
 from explainer.models.classifier import Classifier, ImageBatch
 from explainer.models.coerce import as_classifier
 from explainer.rng import isolated_rng
+from explainer.run.long_call import Estimate, batches, pass_time, start, timed_pass
 
 #: Fewest random concepts (runs) the significance test of Kim et al. is run with.
 MIN_RUNS = 10
@@ -207,6 +206,7 @@ def _in_their_span(activations: torch.Tensor, gradient: torch.Tensor) -> tuple[t
 
 def _sign_counts(
     activations: torch.Tensor, gradient: torch.Tensor, pairs: list[tuple[np.ndarray, np.ndarray]], seed: int,
+    bar: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each pair of image index sets (tested, reference): the TCAV sign-count score of the tested set –
     the share of inputs whose gradient has a positive component along its CAV – and the CAV's held-out
@@ -221,28 +221,31 @@ def _sign_counts(
         accuracy[i] = cav.train_and_eval([(x, y)])["accs"]
         towards = -torch.as_tensor(cav.model.coef_[0], dtype=gradient.dtype)  # weights()[0], unrounded
         signs[i] = float((gradient @ towards > 0).float().mean())
+        if bar is not None:
+            bar.update(1)
     return signs, accuracy
 
 
 def _kim_layer(
     activations: torch.Tensor, gradient: torch.Tensor, concept: np.ndarray, randoms: list[np.ndarray], seed: int,
+    bar: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Concept-vs-random_i and random_(i+1)-vs-random_i scores, the concept CAVs' accuracies, the t-test's p."""
     runs = len(randoms)
     pairs = [(concept, random) for random in randoms] + [(randoms[(i + 1) % runs], randoms[i]) for i in range(runs)]
-    signs, accuracy = _sign_counts(activations, gradient, pairs, seed)
+    signs, accuracy = _sign_counts(activations, gradient, pairs, seed, bar)
     return signs[:runs], signs[runs:], accuracy[:runs], _two_sided_p(signs[:runs], signs[runs:])
 
 
 def _permutation_layer(
     activations: torch.Tensor, gradient: torch.Tensor, concept: np.ndarray, pseudo: list[np.ndarray],
-    references: list[np.ndarray], seed: int,
+    references: list[np.ndarray], seed: int, bar: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The concept's scores against each reference set, each pseudo-concept's mean score, the concept CAVs'
     accuracies and the permutation p-value of the concept's distance from the mean of all mean scores."""
     runs = len(references)
     pairs = [(tested, reference) for tested in [concept, *pseudo] for reference in references]
-    signs, accuracy = _sign_counts(activations, gradient, pairs, seed)
+    signs, accuracy = _sign_counts(activations, gradient, pairs, seed, bar)
     means = signs.reshape(len(pseudo) + 1, runs).mean(axis=1)
     distance = np.abs(means - means.mean())
     tolerance = 1e-12 * max(1.0, float(distance.max()))  # ties (equal float means) count against the concept
@@ -263,6 +266,7 @@ def tcav(
     permutations: int = PERMUTATIONS,
     seed: int = 0,
     progress: bool = True,
+    budget_seconds: float | None = None,
 ) -> TcavResult:
     """TCAV (Kim et al. 2018) of ``concept_images`` for class ``target`` at each of ``layers``, with a test.
 
@@ -272,6 +276,11 @@ def tcav(
     each drawn anew from the pool). ``inputs`` are the images whose directional derivatives are scored – Kim
     et al. score images of the target class, so pass them; by default the pooled ``random_images`` are scored.
     Every input is differentiated in one batch.
+
+    ``progress``: the estimate (per layer: a forward of every concept and random image, a forward + backward of
+    every input – each timed on two passes – and the CAV fits, one timed on data of their size), then a bar over
+    the CAVs on stderr; False is silent. ``budget_seconds``: refuse (InputError with what to shrink) a call
+    estimated above it; None is no limit.
     """
     started = time.perf_counter()
     classifier = as_classifier(classifier, caller="tcav")
@@ -306,14 +315,20 @@ def tcav(
         pseudo = [permuted[generator.choice(len(permuted), size, replace=False)] for _ in range(count)]
     randoms = [len(concept) + chosen for chosen in sets]
     scored = classifier.preprocess(random_pixels if inputs is None else inputs)
+    cavs = 2 * len(randoms) if test == "kim" else (len(pseudo) + 1) * len(randoms)
+    bar = start("tcav", lambda: _estimate(classifier, pixels, scored, len(paths), cavs, 2 * size, seed),
+                progress=progress, budget_seconds=budget_seconds, total=cavs * len(paths), unit="CAV",
+                shrink=f"fewer layers ({len(paths)} now), fewer permutations (permutations={len(pseudo)} now) or "
+                       f"reference sets (runs={runs} now), fewer random or concept images, or test='kim' (no "
+                       "pseudo-concepts)")
     raw: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]] = []
-    with user_state_guard(classifier.module), isolated_rng(seed):
-        for name in tqdm(paths, desc="tcav", unit="layer", file=sys.stderr, disable=not progress):
+    with bar, user_state_guard(classifier.module), isolated_rng(seed):
+        for name in paths:
             values = _layer_values(classifier, name, pixels, scored, index)
             if test == "kim":
-                raw.append((name, *_kim_layer(*values, concept, randoms, seed)))
+                raw.append((name, *_kim_layer(*values, concept, randoms, seed, bar)))
             else:
-                raw.append((name, *_permutation_layer(*values, concept, pseudo, randoms, seed)))
+                raw.append((name, *_permutation_layer(*values, concept, pseudo, randoms, seed, bar)))
     adjusted = stats.holm([p for *_rest, p in raw])
     rows = [TcavLayer(
         layer=name, score=stats.mean_interval(scores), null=stats.mean_interval(null), p_value=p,
@@ -325,6 +340,32 @@ def tcav(
         n_concept=len(concept_pixels), random_size=size, disjoint=disjoint, seconds=time.perf_counter() - started,
         model_name=classifier.name, test=test, permutations=len(pseudo),
     )
+
+
+def _estimate(classifier: Classifier, pixels: torch.Tensor, scored: torch.Tensor, layers: int, cavs: int, rows: int,
+              seed: int) -> Estimate:
+    """Per layer: a forward of ``pixels`` and a forward + backward of ``scored`` (each timed on two passes), and
+    ``cavs`` CAV fits on ``rows`` activations in the span of the images (one fit timed on random data of that size)."""
+    forward = pass_time(classifier, pixels, batch=min(BATCH, len(pixels)))
+    backward = pass_time(classifier, scored, batch=min(BATCH, len(scored)), backward=True)
+    per_cav = _cav_seconds(rows, len(pixels), seed)
+    seconds = layers * (sum(forward.seconds(n) for n in batches(len(pixels), BATCH))
+                        + sum(backward.seconds(n) for n in batches(len(scored), BATCH)) + per_cav * cavs)
+    return Estimate(seconds, f"{layers} layer(s) × ({len(pixels)} forward pass(es) at {forward.words()} + "
+                             f"{len(scored)} forward+backward pass(es) at {backward.words()} + {cavs:,} CAV fits × "
+                             f"{per_cav * 1000:.1f} ms), measured on {classifier.device}")
+
+
+def _cav_seconds(rows: int, width: int, seed: int) -> float:
+    """Seconds of one CAV fit (:class:`LinearCav`) on ``rows`` activations of ``width`` values, timed (after a
+    warm-up fit) on seeded random data whose two sets lie a little apart."""
+    from explainer.inside.cav import LinearCav  # imports Captum and scikit-learn: on first use
+
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, width, generator=generator, dtype=torch.float64)
+    y = (torch.arange(rows) >= rows // 2).long()
+    x[y == 1] += 0.5
+    return timed_pass(lambda _samples: LinearCav(seed).train_and_eval([(x, y)]), 1).seconds(1)
 
 
 def _check_permutations(permutations: Any, layers: int, size: int, random_count: int, runs: int) -> int:

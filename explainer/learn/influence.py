@@ -23,10 +23,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
 
 from explainer.data.datasets import Dataset
 from explainer.errors import InputError
 from explainer.jsonable import json_ready
+from explainer.run.long_call import Estimate, duration, start
 
 METHODS = ("tracin",)
 RANKINGS = ("tracin_self_influence", "training_loss", "random")
@@ -115,7 +117,7 @@ def _tracin(module: nn.Module, x: torch.Tensor, y: torch.Tensor, checkpoints: Se
             lr: float, layers: Sequence[str] | None, batch_size: int) -> Any:
     """A Captum TracInCP over a private copy of ``module`` (the loads never touch the caller's weights)."""
     from captum.influence import TracInCP
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import TensorDataset
 
     private = copy.deepcopy(module).eval()
     chosen = list(layers) if layers else gradient_layers(module)
@@ -134,10 +136,50 @@ def _tracin(module: nn.Module, x: torch.Tensor, y: torch.Tensor, checkpoints: Se
         model.load_state_dict(states[index])
         return lr
 
-    loader = DataLoader(TensorDataset(x.to(device), y.to(device)), batch_size=batch_size, shuffle=False)
+    loader = _CountedLoader(TensorDataset(x.to(device), y.to(device)), batch_size=batch_size, shuffle=False)
     return TracInCP(private, loader, list(range(len(states))), checkpoints_load_func=load,
                     layers=chosen, loss_fn=nn.CrossEntropyLoss(reduction="sum"),
                     batch_size=batch_size, sample_wise_grads_per_batch=True), device
+
+
+class _CountedLoader(DataLoader):
+    """The training batches TracInCP walks through; each batch served moves ``bar`` (when one is set) by one."""
+
+    bar: Any = None
+
+    def __iter__(self) -> Any:
+        for batch in super().__iter__():
+            yield batch
+            if self.bar is not None:
+                self.bar.update(1)
+
+
+def _start_tracin(tracin: Any, x: torch.Tensor, y: torch.Tensor, checkpoints: int, passes: int, what: str,
+                  progress: bool, budget_seconds: float | None) -> Any:
+    """The estimate, refusal and bar of ``passes`` walks through the training batches (each batch's gradients at
+    every checkpoint, timed on the first batch after a warm-up on two images); the bar follows the batches."""
+    loader = tracin.train_dataloader
+    batches = len(loader)
+
+    def estimate() -> Estimate:
+        device = next((p.device for p in tracin.model.parameters()), torch.device("cpu"))
+        first = (x[: loader.batch_size].to(device), y[: loader.batch_size].to(device))
+        with torch.enable_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
+            tracin.self_influence((first[0][:2], first[1][:2]))  # warm-up
+            begun = time.perf_counter()
+            tracin.self_influence(first)
+            seconds = time.perf_counter() - begun
+        return Estimate(passes * batches * seconds,
+                        f"{passes} pass(es) × {batches} training batch(es) of {loader.batch_size} × {checkpoints} "
+                        f"checkpoint(s), {duration(seconds)} per batch measured on {device}")
+
+    bar = start(what, estimate, progress=progress, budget_seconds=budget_seconds, total=passes * batches,
+                unit="batch", passes=passes * batches * checkpoints,
+                shrink=f"fewer checkpoints ({checkpoints} now), fewer training images ({len(y)} now) or fewer layers "
+                       "(the gradients of fewer weights)")
+    loader.bar = bar
+    return bar
 
 
 def _explicit_padding(private: nn.Module) -> None:
@@ -202,6 +244,8 @@ def data_attribution(
     lr: float | None = None,
     layers: Sequence[str] | None = None,
     batch_size: int = 64,
+    progress: bool = True,
+    budget_seconds: float | None = None,
 ) -> DataAttribution:
     """The ``top_k`` most helpful and harmful training images for each test image, and every self-influence.
 
@@ -210,6 +254,10 @@ def data_attribution(
     or the current weights as the one checkpoint). ``train``: a Dataset (its train split) or ``(images, labels)``.
     ``targets``: the class each test image is scored for (default: its prediction). ``layers``: the layers
     whose weight gradients are used (default :func:`gradient_layers`). The caller's model is never changed.
+    It walks through the training batches three times (helpful, harmful, self-influence), each batch at every
+    checkpoint. ``progress``: the estimate (those walks × one timed batch), then a bar over the batches on
+    stderr; False is silent. ``budget_seconds``: refuse (InputError with what to shrink) a call estimated above
+    it; None is no limit.
     """
     if method not in METHODS:
         raise InputError(f"Unknown data-attribution method {method!r}; choose one of: {', '.join(METHODS)}.")
@@ -231,7 +279,8 @@ def data_attribution(
         predicted = torch.as_tensor(list(targets) if not isinstance(targets, torch.Tensor) else targets).to(device)
     if len(predicted) != len(test):
         raise InputError(f"targets has {len(predicted)} entries for {len(test)} test images; give one per image.")
-    with torch.enable_grad(), warnings.catch_warnings():
+    bar = _start_tracin(tracin, x, y, len(states), 3, "data_attribution", progress, budget_seconds)
+    with bar, torch.enable_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
         helpful = tracin.influence((test, predicted), k=top_k, proponents=True)
         harmful = tracin.influence((test, predicted), k=top_k, proponents=False)
@@ -246,11 +295,21 @@ def data_attribution(
 
 
 def self_influence(run_or_classifier: Any, train: Any, *, checkpoints: Sequence[Mapping[str, torch.Tensor]] | None = None,
-                   lr: float | None = None, layers: Sequence[str] | None = None, batch_size: int = 64) -> torch.Tensor:
-    """TracIn self-influence of every training image, ``(n_train,)`` (no test images needed)."""
+                   lr: float | None = None, layers: Sequence[str] | None = None, batch_size: int = 64,
+                   progress: bool = True, budget_seconds: float | None = None) -> torch.Tensor:
+    """TracIn self-influence of every training image, ``(n_train,)`` (no test images needed): one walk through
+    the training batches, with the estimate, bar and budget of :func:`data_attribution`."""
+    return _self_influence(run_or_classifier, train, checkpoints, lr, layers, batch_size, "self_influence", progress,
+                           budget_seconds)
+
+
+def _self_influence(run_or_classifier: Any, train: Any, checkpoints: Sequence[Mapping[str, torch.Tensor]] | None,
+                    lr: float | None, layers: Sequence[str] | None, batch_size: int, what: str, progress: bool,
+                    budget_seconds: float | None) -> torch.Tensor:
     module, _, x, y, states, rate, _ = _resolve(run_or_classifier, train, checkpoints, lr)
     tracin, _ = _tracin(module, x, y, states, rate, layers, batch_size)
-    with torch.enable_grad(), warnings.catch_warnings():
+    bar = _start_tracin(tracin, x, y, len(states), 1, what, progress, budget_seconds)
+    with bar, torch.enable_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
         return tracin.self_influence(None).detach().cpu()
 
@@ -305,9 +364,11 @@ def training_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_si
 
 
 def find_mislabeled(run: Any, train: Any, mislabeled: Sequence[int] | torch.Tensor, *, k: int | None = None,
-                    seed: int = 0, layers: Sequence[str] | None = None) -> MislabelSearch:
+                    seed: int = 0, layers: Sequence[str] | None = None, progress: bool = True,
+                    budget_seconds: float | None = None) -> MislabelSearch:
     """Precision@k of TracIn self-influence, the final training loss and a seeded random order at finding
-    the known ``mislabeled`` training indices (``run``: a TrainingRun with checkpoints)."""
+    the known ``mislabeled`` training indices (``run``: a TrainingRun with checkpoints). ``progress`` and
+    ``budget_seconds``: the estimate, bar and budget of the self-influence walk (see :func:`data_attribution`)."""
     x, y = _train_tensors(train)
     wrong = torch.as_tensor(list(mislabeled) if not isinstance(mislabeled, torch.Tensor) else mislabeled, dtype=torch.int64)
     if len(wrong) == 0:
@@ -317,7 +378,7 @@ def find_mislabeled(run: Any, train: Any, mislabeled: Sequence[int] | torch.Tens
         raise InputError(f"k must be a whole number from 1 to {len(y)}, got {k!r}.")
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    influence = self_influence(run, train, layers=layers)
+    influence = _self_influence(run, train, None, None, layers, 64, "find_mislabeled", progress, budget_seconds)
     seconds["tracin_self_influence"] = time.perf_counter() - started
     started = time.perf_counter()
     model = run.model if hasattr(run, "model") else run
