@@ -22,6 +22,7 @@ import torch
 from explainer.attribution.registry import MethodSpec, get_method
 from explainer.errors import InputError
 from explainer.guards import eval_mode
+from explainer.run.long_call import duration
 
 if TYPE_CHECKING:
     from explainer.models import Classifier, ImageBatch
@@ -58,7 +59,7 @@ class CostEstimate:
         """One line for a learner: the estimate and what it is made of."""
         per_image = "" if self.images == 1 else f" × {self.images} images"
         return (
-            f"≈ {_duration(self.seconds)}: {self.evaluations:,} {self.pass_kind} pass(es) per image{per_image} × "
+            f"≈ {duration(self.seconds)}: {self.evaluations:,} {self.pass_kind} pass(es) per image{per_image} × "
             f"{self.seconds_per_evaluation * 1000:.1f} ms measured on {self.device}"
         )
 
@@ -124,7 +125,7 @@ def check_budget(
         return cost
     raise InputError(
         f"{spec.name} on {cost.images} image(s) would take {cost.text()} – over the time budget of "
-        f"{_duration(budget_seconds)}. {_cheaper(spec, resolved, size, evaluations)}Use fewer images, or pass "
+        f"{duration(budget_seconds)}. {_cheaper(spec, resolved, size, evaluations)}Use fewer images, or pass "
         "budget_seconds=None (no limit; on the command line --budget 0) or a larger budget to run it anyway."
     )
 
@@ -167,9 +168,3 @@ def _pass_seconds(classifier: Classifier, pixel: torch.Tensor, forward_only: boo
     return cached[key]
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 90:
-        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
