@@ -43,9 +43,10 @@ from explainer.attribution import METHODS, explain
 from explainer.attribution.private_copy import private_copy as _private_copy
 from explainer.models.layers import find_cam_layer
 
-#: Methods of explain/methods/ with their own section (peers other than Captum).
-NEW_METHODS = ("scorecam", "layercam", "xgradcam", "hirescam", "eigencam", "rise", "lime", "kernel_shap", "lrp",
-               "attention_rollout")
+#: Registry modules whose methods wrap Captum (section 1 times them against Captum on the model as is).
+CAPTUM_BACKED = ("explainer.attribution.methods.captum", "explainer.attribution.methods.gradcam")
+#: Every other registered method has its own section (peers other than Captum), read from the registry.
+NEW_METHODS = tuple(name for name, spec in METHODS.items() if spec.runner.__module__ not in CAPTUM_BACKED)
 
 PHOTOS = ("cat", "coffee", "rocket", "camera", "china", "astronaut")
 IG_STEPS = 50

@@ -121,6 +121,30 @@ def test_check_faithfulness_is_the_one_image_case_of_the_same_protocol(digits_cn
         result.scores("control:random", "deletion_morf")[0], abs=1e-9)
 
 
+def test_a_metric_is_one_registry_entry(digits_cnn, digits, monkeypatch):
+    """A new metric needs only its MetricSpec: the scorer, the summary and the verdict read the registry."""
+    from explainer.evidence import metrics as M
+
+    seen = []
+
+    def peak_share(inputs):
+        seen.append(tuple(inputs.heat.shape))
+        total = float(inputs.heat.sum())
+        return M.Scored(float(inputs.heat.max()) / total if total > 0 else 0.0, None if total > 0 else "empty map")
+
+    spec = M.MetricSpec("peak_share", "Share of relevance on the peak pixel", "higher", "max / sum", peak_share)
+    monkeypatch.setitem(M.METRICS, "peak_share", spec)
+    result = evaluate(digits_cnn, digits, methods=["saliency"], metrics=["peak_share", "sparseness"], limit=4,
+                      progress=False)
+    maps = sum(len(row["scores"]) for row in result.rows)  # saliency and every control, on 4 images
+    assert maps == 4 * (1 + len(CONTROLS)) and len(seen) == maps and set(seen) == {(1, 8, 8)}
+    for row in result.rows:
+        assert set(row["scores"]["saliency"]) == {"peak_share", "sparseness"}
+        assert 0 < row["scores"]["saliency"]["peak_share"] <= 1
+    assert result.interval("saliency", "peak_share").n == 4
+    assert "peak_share" in set(result.summary()["metric"])
+
+
 def test_randomization_is_always_defined(digits_cnn, digits):
     result = evaluate(digits_cnn, digits, methods=["gradcam", "saliency"], metrics=["randomization"], limit=12,
                       randomization_steps=2, controls=True, progress=False)

@@ -24,9 +24,9 @@ from explainer.evidence.metrics import (
     INSERTION_BLURS,
     METRICS,
     RANDOMIZATION_COPIES,
-    RANDOMIZATION_STEPS,
 )
 from explainer.evidence.precision import CHECK_IMAGES, PRECISIONS, resolve_precision
+from explainer.evidence.randomization import RANDOMIZATION_STEPS
 
 
 def add_precision_options(parser: argparse.ArgumentParser) -> None:

@@ -42,6 +42,7 @@ from explainer.evidence.evaluation import Evaluation
 from explainer.evidence.evaluation_estimate import estimate_evaluation
 from explainer.evidence.image_scoring import Settings, make_worker
 from explainer.evidence.precision import CHECK_IMAGES, resolve_precision
+from explainer.evidence.randomization import RANDOMIZATION_STEPS
 from explainer.jsonable import json_ready
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def evaluate(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     steps: int = M.DEFAULT_STEPS,
     baseline: str = "zero",
-    randomization_steps: int = M.RANDOMIZATION_STEPS,
+    randomization_steps: int = RANDOMIZATION_STEPS,
     batch_size: int | None = None,
     memory_budget_mb: float | None = None,
     device: str | None = None,

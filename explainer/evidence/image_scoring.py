@@ -15,9 +15,8 @@ from explainer.errors import InputError
 from explainer.evidence import metrics as M
 from explainer.evidence.controls import control_maps, is_control
 from explainer.evidence.curves import area_under_curve, perturbation_curves
-from explainer.evidence.map_scores import gini, mask_share_values, pointing_game
 from explainer.evidence.precision import Precision, fast_forward
-from explainer.evidence.randomization import CascadeStep, foreground_mask, map_similarity, randomized_cascade
+from explainer.evidence.randomization import CascadeStep, randomized_cascade
 from explainer.jsonable import json_ready
 
 
@@ -125,40 +124,34 @@ def score_image(classifier: Any, data: EvaluationData, index: int, settings: Set
         road_noise=settings.road_noise, tie_seeds=[seed], batch_size=settings.batch_size,
         memory_budget_mb=settings.memory_budget_mb, forward=forward, insertion_blur=settings.insertion_blur,
     ) if curves else (np.zeros(0), {}))
+    mask = None if data.masks is None else data.masks[index : index + 1]
+    copy = index % len(cascades) if cascades else 0
     scores: dict[str, dict[str, float | None]] = {}
     reasons: dict[str, dict[str, str]] = {}
     row_curves: dict[str, dict[str, list[float]]] = {}
-    cascade_rows: dict[str, list[dict[str, Any]]] = {}
-    nulls: dict[str, float] = {}
+    details: dict[str, dict[str, Any]] = {"randomization": {}, "randomization_null": {}}
     for m, name in enumerate(settings.methods):
-        score: dict[str, float | None] = {}
-        why: dict[str, str | None] = {}
-        for curve in curves:
-            score[curve] = float(area_under_curve(fractions, values[curve][m, 0]))
+        map_inputs = M.MapInputs(
+            heat=relevance[m], positive=positive[m], pixels=pixels, mask=mask,
+            areas={curve: float(area_under_curve(fractions, values[curve][m, 0])) for curve in curves},
+            explain_on=per_method.get(name),
+            cascade=cascades[copy] if cascades else (),
+            other_copy=cascades[(copy + 1) % len(cascades)][-1] if cascades else None)
         row_curves[name] = {curve: [float(v) for v in values[curve][m, 0]] for curve in curves}
-        heat = relevance[m]
-        if "sparseness" in settings.metrics:
-            value, reason = gini(heat)
-            score["sparseness"], why["sparseness"] = float(value[0]), reason[0]
-        if data.masks is not None:
-            mask = data.masks[index : index + 1]
-            if "mask_share" in settings.metrics:
-                value, reason = mask_share_values(heat, mask)
-                score["mask_share"], why["mask_share"] = float(value[0]), reason[0]
-            if "pointing_game" in settings.metrics:
-                score["pointing_game"] = float(pointing_game(positive[m], mask)[0])
-        if "randomization" in settings.metrics:
-            rerun = per_method.get(name)
-            if rerun is None:
-                score["randomization"], why["randomization"] = None, CONTROL_RANDOMIZATION
-            else:
-                copy = index % len(cascades)
-                steps, last = _cascade(heat, pixels, cascades[copy], rerun)
-                cascade_rows[name] = steps
-                score["randomization"], why["randomization"] = steps[-1]["similarity"], steps[-1]["reason"]
-                nulls[name] = _null(last, pixels, cascades[(copy + 1) % len(cascades)][-1], rerun)
+        score: dict[str, float | None] = {}
+        why: dict[str, str] = {}
+        for metric_name in settings.metrics:
+            spec = M.METRICS[metric_name]
+            if spec.needs_masks and mask is None:
+                continue
+            scored = spec.score(map_inputs)
+            score[metric_name] = scored.value
+            if scored.reason:
+                why[metric_name] = scored.reason
+            for key, value in (scored.details or {}).items():
+                details.setdefault(key, {})[name] = value
         scores[name] = score
-        reasons[name] = {k: v for k, v in why.items() if v}
+        reasons[name] = why
     return json_ready({
         "name": data.names[index],
         "target": target,
@@ -167,8 +160,7 @@ def score_image(classifier: Any, data: EvaluationData, index: int, settings: Set
         "scores": scores,
         "reasons": reasons,
         "curves": row_curves,
-        "randomization": cascade_rows,
-        "randomization_null": nulls,
+        **details,
     })
 
 
@@ -183,31 +175,3 @@ def _target(classifier: Any, inputs: torch.Tensor, data: EvaluationData, index: 
 
     with eval_mode(classifier.module), torch.inference_mode():
         return int(classifier.module(inputs).argmax(dim=1)[0])
-
-
-#: A control's reason for no randomization score: its map does not depend on the weights.
-CONTROL_RANDOMIZATION = "not applicable: a control's map does not depend on the weights"
-
-
-def _cascade(heat: torch.Tensor, pixels: torch.Tensor, cascade: Sequence[CascadeStep],
-             explain_on: Callable[[Any], torch.Tensor]) -> tuple[list[dict[str, Any]], torch.Tensor]:
-    """Similarity to the map on each step of one randomized copy, and the map after the last step."""
-    steps = []
-    masks = foreground_mask(pixels)
-    again = heat
-    for step in cascade:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            again = explain_on(step.classifier)
-        value, reason = map_similarity(heat[0], again[0], masks[0])
-        steps.append({"step": step.name, "similarity": float(value), "reason": reason})
-    return steps, again
-
-
-def _null(randomized: torch.Tensor, pixels: torch.Tensor, other: CascadeStep,
-          explain_on: Callable[[Any], torch.Tensor]) -> float:
-    """The null of the randomization metric: similarity of the maps on two independently randomized copies."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        again = explain_on(other.classifier)
-    return float(map_similarity(randomized[0], again[0], foreground_mask(pixels)[0])[0])

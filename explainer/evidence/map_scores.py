@@ -6,7 +6,9 @@ import numpy as np
 import torch
 
 from explainer.errors import InputError
-from explainer.evidence.metrics import POINTING_SIDE, POINTING_TOLERANCE
+
+#: Zhang et al.'s pointing-game tolerance in pixels at 224 px (scaled with the shorter side).
+POINTING_TOLERANCE, POINTING_SIDE = 15.0, 224
 
 
 def mask_share_values(relevance: torch.Tensor, masks: torch.Tensor) -> tuple[np.ndarray, list[str | None]]:

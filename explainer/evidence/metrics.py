@@ -73,27 +73,33 @@ classifier's device, under inference mode, with the model in eval mode and its f
 
 The code: the curves and ROAD's imputation in :mod:`explainer.evidence.curves`, the cascading randomization
 in :mod:`explainer.evidence.randomization`, the localisation and sparseness scores in
-:mod:`explainer.evidence.map_scores`; this module holds the protocol's settings and the metric specs.
+:mod:`explainer.evidence.map_scores`; this module holds the protocol's settings and the metric specs – each
+with the ``score`` that turns one map of one image into its value (``MetricSpec.score``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from explainer.baselines import baseline_name
 from explainer.errors import InputError
+from explainer.evidence.map_scores import POINTING_SIDE, POINTING_TOLERANCE, gini, mask_share_values, pointing_game
+from explainer.evidence.randomization import (
+    CascadeStep,
+    cascade_similarities,
+    null_similarity,
+)
 
-#: The perturbation curves, in the order they are computed.
-CURVES = ("deletion_morf", "deletion_lerf", "insertion", "road_morf", "road_lerf")
 #: Curves that remove the least relevant pixels first.
 LERF_CURVES = ("deletion_lerf", "road_lerf")
 #: Insertion canvases: RISE's blur (default) and the earlier sigma = 1/20 of the side.
 INSERTION_BLURS = ("rise", "sigma20")
 #: RISE's blur kernel (Petsiuk et al. 2018, their code: ``gkern(klen=11, nsig=5)`` at 224 px).
 RISE_KERNEL, RISE_SIGMA = 11, 5.0
-#: Zhang et al.'s pointing-game tolerance in pixels at 224 px (scaled with the shorter side).
-POINTING_TOLERANCE, POINTING_SIDE = 15.0, 224
 #: Default number of steps of a curve (``steps + 1`` points).
 DEFAULT_STEPS = 20
 #: Most points on a curve: 1,000 steps already resolve 0.1 % of the pixels; more only costs forward passes.
@@ -108,20 +114,51 @@ ROAD_RIDGE = 1e-4
 #: Conjugate-gradient stopping rule: relative residual, and a cap on iterations.
 ROAD_TOLERANCE = 1e-3
 ROAD_MAX_ITERATIONS = 200
-#: Default cascade length of the randomization check.
-RANDOMIZATION_STEPS = 4
 #: Independently randomized copies (different seeds) of the model the randomization metric uses.
 RANDOMIZATION_COPIES = 3
 
 
 @dataclass(frozen=True)
+class MapInputs:
+    """What a metric scores: one method's (or control's) map of one image, and what it needs besides."""
+
+    heat: torch.Tensor  # (1, H, W) relevance: |attribution| summed over channels
+    positive: torch.Tensor  # (1, H, W) positive evidence (a signed map's positive part)
+    pixels: torch.Tensor  # (1, C, H, W) the image in [0, 1]
+    mask: torch.Tensor | None = None  # (1, H, W) ground truth, where the data has it
+    areas: Mapping[str, float] | None = None  # the curves' AUCs (every map's curves run in one batch)
+    explain_on: Callable[[Any], torch.Tensor] | None = None  # the method on another model (None: a control)
+    cascade: Sequence[CascadeStep] = ()  # this image's randomized copy, step by step
+    other_copy: CascadeStep | None = None  # the last step of another randomized copy (the null)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One metric's value on one map, why it is special (e.g. "empty map"), and details for the image's row.
+
+    ``details``: row key → this map's entry (the randomization metric keeps its cascade and its null).
+    """
+
+    value: float | None
+    reason: str | None = None
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class MetricSpec:
-    """A metric of the protocol: its name, what it measures and which direction is better."""
+    """A metric of the protocol: its name, what it measures, which direction is better, and how it scores a map.
+
+    ``curve``: the metric is a perturbation curve's AUC – the curves of every map of an image are computed
+    together (one batched pass, :func:`explainer.evidence.curves.perturbation_curves`) and ``score`` reads
+    its area from :attr:`MapInputs.areas`.
+    """
 
     name: str
     title: str
     better: str  # "lower" or "higher"
     description: str
+    score: Callable[[MapInputs], Scored]
+    curve: bool = False
     needs_masks: bool = False
     flaggable: bool = True  # a method should beat every control (or, where controls_apply is False, the null)
     controls_apply: bool = True  # False: a control's map does not depend on what the metric changes
@@ -131,30 +168,82 @@ class MetricSpec:
         return self.better == "higher"
 
 
+#: A control's reason for no randomization score: its map does not depend on the weights.
+CONTROL_RANDOMIZATION = "not applicable: a control's map does not depend on the weights"
+
+
+def _area(curve: str) -> Callable[[MapInputs], Scored]:
+    def score(inputs: MapInputs) -> Scored:
+        if inputs.areas is None or curve not in inputs.areas:
+            raise InputError(f"the {curve} curve was not computed for this map.")
+        return Scored(float(inputs.areas[curve]))
+
+    return score
+
+
+def _sparseness(inputs: MapInputs) -> Scored:
+    value, reason = gini(inputs.heat)
+    return Scored(float(value[0]), reason[0])
+
+
+def _needs_mask(inputs: MapInputs, name: str) -> torch.Tensor:
+    if inputs.mask is None:
+        raise InputError(f"{name} needs ground-truth masks (data such as known_answer); leave the metric out.")
+    return inputs.mask
+
+
+def _mask_share(inputs: MapInputs) -> Scored:
+    value, reason = mask_share_values(inputs.heat, _needs_mask(inputs, "mask_share"))
+    return Scored(float(value[0]), reason[0])
+
+
+def _pointing_game(inputs: MapInputs) -> Scored:
+    return Scored(float(pointing_game(inputs.positive, _needs_mask(inputs, "pointing_game"))[0]))
+
+
+def _randomization(inputs: MapInputs) -> Scored:
+    if inputs.explain_on is None:
+        return Scored(None, CONTROL_RANDOMIZATION)
+    if not inputs.cascade or inputs.other_copy is None:
+        raise InputError("randomization needs randomized copies of the model (randomization_copies ≥ 2).")
+    steps, last = cascade_similarities(inputs.heat, inputs.pixels, inputs.cascade, inputs.explain_on)
+    null = null_similarity(last, inputs.pixels, inputs.other_copy, inputs.explain_on)
+    return Scored(steps[-1]["similarity"], steps[-1]["reason"], {"randomization": steps, "randomization_null": null})
+
+
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
         MetricSpec("deletion_morf", "Deletion, most relevant first (AUC)", "lower",
-                   "target probability while the most relevant pixels become the baseline"),
+                   "target probability while the most relevant pixels become the baseline",
+                   _area("deletion_morf"), curve=True),
         MetricSpec("deletion_lerf", "Deletion, least relevant first (AUC)", "higher",
-                   "target probability while the least relevant pixels become the baseline"),
+                   "target probability while the least relevant pixels become the baseline",
+                   _area("deletion_lerf"), curve=True),
         MetricSpec("insertion", "Insertion into a blurred image (AUC)", "higher",
-                   "target probability while the most relevant pixels are restored on a blurred canvas"),
+                   "target probability while the most relevant pixels are restored on a blurred canvas",
+                   _area("insertion"), curve=True),
         MetricSpec("road_morf", "ROAD deletion, most relevant first (AUC)", "lower",
-                   "deletion with removed pixels imputed from their neighbours (noisy linear imputation)"),
+                   "deletion with removed pixels imputed from their neighbours (noisy linear imputation)",
+                   _area("road_morf"), curve=True),
         MetricSpec("road_lerf", "ROAD deletion, least relevant first (AUC)", "higher",
-                   "ROAD with the least relevant pixels removed (and imputed) first"),
+                   "ROAD with the least relevant pixels removed (and imputed) first",
+                   _area("road_lerf"), curve=True),
         MetricSpec("randomization", "Similarity after model randomization", "lower",
                    "Spearman of the map with the fully randomized model's map (0 when it vanished); judged "
-                   "against the null: two independently randomized copies' maps", controls_apply=False),
+                   "against the null: two independently randomized copies' maps", _randomization,
+                   controls_apply=False),
         MetricSpec("mask_share", "Share of relevance inside the mask", "higher",
-                   "relevance mass on the pixels that decide the class", needs_masks=True),
+                   "relevance mass on the pixels that decide the class", _mask_share, needs_masks=True),
         MetricSpec("pointing_game", "Pointing game", "higher",
-                   "hit when the map's maximum lies within 15 px (at 224 px) of the mask", needs_masks=True),
+                   "hit when the map's maximum lies within 15 px (at 224 px) of the mask", _pointing_game,
+                   needs_masks=True),
         MetricSpec("sparseness", "Sparseness (Gini)", "higher",
-                   "Gini index of the relevance values: how concentrated the map is", flaggable=False),
+                   "Gini index of the relevance values: how concentrated the map is", _sparseness, flaggable=False),
     )
 }
+#: The perturbation curves, in the order they are computed.
+CURVES = tuple(name for name, spec in METRICS.items() if spec.curve)
 
 
 def metric(name: str) -> MetricSpec:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from explainer.errors import InputError
-from explainer.evidence.metrics import RANDOMIZATION_STEPS
 from explainer.rng import isolated_rng
 
 if TYPE_CHECKING:
     from explainer.models import Classifier
+
+#: Default cascade length of the randomization check.
+RANDOMIZATION_STEPS = 4
 
 
 def foreground_mask(pixels: torch.Tensor, tolerance: float = 1e-6, border_share: float = 0.5) -> torch.Tensor:
@@ -165,3 +169,27 @@ def _reinitialize(module: nn.Module) -> None:
         else:
             for parameter in sub.parameters(recurse=False):
                 nn.init.normal_(parameter, std=0.02)
+
+
+def cascade_similarities(heat: torch.Tensor, pixels: torch.Tensor, cascade: Sequence[CascadeStep],
+                         explain_on: Callable[[Any], torch.Tensor]) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """Similarity of map ``heat`` to the map on each step of one randomized copy, and the map after the last step."""
+    steps = []
+    masks = foreground_mask(pixels)
+    again = heat
+    for step in cascade:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            again = explain_on(step.classifier)
+        value, reason = map_similarity(heat[0], again[0], masks[0])
+        steps.append({"step": step.name, "similarity": float(value), "reason": reason})
+    return steps, again
+
+
+def null_similarity(randomized: torch.Tensor, pixels: torch.Tensor, other: CascadeStep,
+                    explain_on: Callable[[Any], torch.Tensor]) -> float:
+    """The randomization metric's null: similarity of the maps on two independently randomized copies."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = explain_on(other.classifier)
+    return float(map_similarity(randomized[0], again[0], foreground_mask(pixels)[0])[0])

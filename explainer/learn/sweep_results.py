@@ -14,6 +14,7 @@ from explainer import stats
 from explainer.errors import InputError
 from explainer.jsonable import json_ready
 from explainer.learn.sweep_grid import Task, _task_payload
+from explainer.run.long_call import duration
 
 #: Columns of the tidy table besides the settings.
 RUN_COLUMNS = ("seed", "test_accuracy", "final_loss", "seconds", "flops", "status")
@@ -48,21 +49,13 @@ class SweepEstimate:
         parallel += f" (scaled by the epochs, ×{self.epochs_scale:.2g})" if self.epochs_scale != 1.0 else ""
         return (
             f"{self.runs} runs ({self.configurations} configurations × {self.seeds} seed{'s' * (self.seeds != 1)}); "
-            f"one run took {self.seconds_per_run:.2f} s, so about {_duration(self.seconds)}{parallel} for the "
+            f"one run took {self.seconds_per_run:.2f} s, so about {duration(self.seconds)}{parallel} for the "
             f"{self.remaining} still to do."
         )
 
     def to_dict(self) -> dict:
         """JSON-ready numbers."""
         return {**asdict(self), "seconds": self.seconds, "words": self.words()}
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _label(settings: Mapping[str, Any]) -> str:

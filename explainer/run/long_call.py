@@ -57,12 +57,14 @@ class Estimate:
 
 
 def duration(seconds: float) -> str:
-    """Seconds in words a learner reads at a glance: ``850 ms``, ``4.2 s``, ``41 s``, ``2.5 min``."""
+    """Seconds in words a learner reads at a glance: ``850 ms``, ``4.2 s``, ``41 s``, ``2.5 min``, ``1.6 h``."""
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 90:
         return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def check_budget_seconds(budget_seconds: Any) -> None:
