@@ -15,6 +15,7 @@ from explainer.evidence.controls import control_maps, is_control
 from explainer.evidence.curves import perturbation_curves
 from explainer.evidence.image_scoring import Settings, _target
 from explainer.evidence.precision import fast_forward
+from explainer.run.long_call import duration
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,8 @@ class EvaluationEstimate:
 
     def text(self) -> str:
         """One line: the estimate and what it is made of."""
-        total = self.seconds
-        shown = f"{total:.0f} s" if total < 90 else f"{total / 60:.1f} min"
         parts = ", ".join(f"{k} {v:.2g} s" for k, v in self.parts.items())
-        return f"≈ {shown} for {self.images} image(s) ({self.seconds_per_image:.2g} s per image: {parts})"
+        return f"≈ {duration(self.seconds)} for {self.images} image(s) ({self.seconds_per_image:.2g} s per image: {parts})"
 
 
 def estimate_evaluation(classifier: Any, data: EvaluationData, settings: Settings,

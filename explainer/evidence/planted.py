@@ -51,6 +51,7 @@ from explainer.evidence.planted_settings import (
 from explainer.evidence.planted_worker import make_worker
 from explainer.jsonable import json_ready
 from explainer.run import StudyProgress, finished_keys, run_units
+from explainer.run.long_call import duration
 
 
 def _seeds(seeds: int | Sequence[int]) -> list[int]:
@@ -139,11 +140,11 @@ def planted_benchmark(
     config = {"benchmark": "planted", **json_ready(asdict(resolved))}
     estimate = estimate_planted(resolved, chosen, timeline=timeline, done=finished_keys(out, units))
     if budget_seconds is not None and estimate.seconds > budget_seconds:
-        raise InputError(f"The planted benchmark is estimated at {estimate.seconds:.0f} s, over budget_seconds="
+        raise InputError(f"The planted benchmark is estimated at {duration(estimate.seconds)}, over budget_seconds="
                          f"{budget_seconds:g}. Use quick=True, fewer seeds or methods, or raise the budget.")
     if progress is not False:
         resumed = f", {len(units) - estimate.units} of {len(units)} units already in {out}" if estimate.units < len(units) else ""
-        print(f"planted: estimated {estimate.seconds:.0f} s for {len(chosen)} seed(s){resumed} "
+        print(f"planted: estimated {duration(estimate.seconds)} for {len(chosen)} seed(s){resumed} "
               f"({', '.join(f'{k} {v:.0f} s' for k, v in estimate.parts.items())})", file=sys.stderr)
 
     report_progress, bar = _progress(progress, len(units))

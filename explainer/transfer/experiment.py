@@ -25,6 +25,7 @@ from explainer.hardware import resolve_device
 from explainer.models import BUNDLED_MODEL, Classifier
 from explainer.rng import isolated_rng
 from explainer.run import Progress, finished_keys, read_results, run_units, unit_key
+from explainer.run.long_call import duration
 from explainer.stats import MIN_SAMPLES
 from explainer.transfer.feature_cache import tensor_digest
 from explainer.transfer.learners import PROBE_C
@@ -307,7 +308,7 @@ def compare_transfer(
     estimate = estimate_seconds(task, remaining) if remaining and (progress is True or budget_seconds) else 0.0
     if budget_seconds is not None and estimate > budget_seconds:
         raise InputError(
-            f"The transfer study is estimated at {estimate:.0f} s for {len(remaining)} runs, over budget_seconds="
+            f"The transfer study is estimated at {duration(estimate)} for {len(remaining)} runs, over budget_seconds="
             f"{budget_seconds:g}. Shrink it: fewer seeds (now {seed_count}), fewer or smaller shot levels "
             f"(now {levels}), drop the costly strategies (fine_tune, scratch), fewer steps – or raise the budget.")
     report, bar = _progress(progress, estimate, len(units), resumed)
@@ -335,7 +336,7 @@ def _progress(progress: bool | Progress, estimate: float, total: int, resumed: i
         return None, None
     from tqdm.auto import tqdm
 
-    print(f"transfer: {total - resumed} runs to do ({resumed} in the results file), estimated {estimate:.0f} s.",
+    print(f"transfer: {total - resumed} runs to do ({resumed} in the results file), estimated {duration(estimate)}.",
           file=sys.stderr)
     bar = tqdm(total=total, initial=resumed, desc="transfer", unit="run", file=sys.stderr)
 

@@ -21,6 +21,7 @@ import explainer.transfer.verdict as _verdict
 from explainer.errors import InputError
 from explainer.jsonable import json_ready
 from explainer.run import read_results
+from explainer.run.long_call import duration
 from explainer.transfer.strategies import STRATEGIES
 
 #: Columns of :attr:`TransferResults.table`.
@@ -43,7 +44,7 @@ class TransferEstimate:
     def words(self, source: str = "reference") -> str:
         """The estimate in one sentence; ``source`` names the results it comes from ("the {source} study")."""
         extra = f" (plus {', '.join(self.unknown)}, not in the {source} runs)" if self.unknown else ""
-        return (f"≈ {self.seconds:.0f} s for {self.runs} runs{extra} – the median seconds per run measured in the "
+        return (f"≈ {duration(self.seconds)} for {self.runs} runs{extra} – the median seconds per run measured in the "
                 f"{source} study on {self.device}, times the runs.")
 
 
