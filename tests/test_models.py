@@ -143,6 +143,17 @@ def test_from_module_infers_classes_and_predicts() -> None:
     assert total == pytest.approx(1.0, abs=1e-5)
 
 
+def test_from_module_takes_shape_channels_and_labels_from_a_dataset() -> None:
+    digits = explainer.load_dataset("digits")
+    net = explainer.build_model("cnn", digits, seed=0)
+    classifier = Classifier.from_module(net, dataset=digits, name="digits cnn")
+    assert (classifier.input_size, len(classifier.mean), classifier.labels) == ((8, 8), 1, list(digits.class_names))
+    assert classifier.predict(digits.x_test[:2], top_k=1)[0][0].label in digits.class_names
+    assert Classifier.from_module(net, dataset=digits, labels=[f"d{i}" for i in range(10)]).labels[0] == "d0"
+    with pytest.raises(InputError, match="needs an image dataset"):
+        Classifier.from_module(net, dataset=explainer.load_dataset("moons"))
+
+
 def test_from_module_rejects_non_modules() -> None:
     with pytest.raises(InputError, match="needs a torch.nn.Module"):
         Classifier.from_module("not a model")  # type: ignore[arg-type]

@@ -132,9 +132,7 @@ def train_known_answer(epochs: int) -> None:
 
         run = explainer.fit(model, data, epochs=epochs, target_accuracy=0.95, callback=on_epoch, device="cpu")
         bar.empty()
-    known = explainer.Classifier.from_module(model, labels=data.class_names,
-                                             input_size=(data.input_shape[1], data.input_shape[2]),
-                                             in_chans=data.input_shape[0], name="known-answer CNN")
+    known = explainer.Classifier.from_module(model, dataset=data, name="known-answer CNN")
     st.session_state[KNOWN_KEY] = {"classifier": known, "run": run, "data": data, "explanations": {}}
 
 

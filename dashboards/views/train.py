@@ -63,9 +63,7 @@ def untrained_anatomy(name: str, arch: str, spec_key: str, _spec: dict) -> expla
     """The anatomy of the network these settings build, before any training (seed 0, same for everyone)."""
     data = dataset(name)
     model = explainer.build_model(arch, data, seed=0, **_spec)
-    return explainer.model_anatomy(explainer.Classifier.from_module(
-        model, labels=data.class_names, input_size=(data.input_shape[1], data.input_shape[2]), in_chans=data.input_shape[0],
-        name=f"{arch.upper()} for {name}"))
+    return explainer.model_anatomy(explainer.Classifier.from_module(model, dataset=data, name=f"{arch.upper()} for {name}"))
 
 
 def settings_panel() -> dict:
@@ -128,9 +126,7 @@ def train(settings: dict, data: explainer.Dataset, spec: dict) -> None:
     with training_turn(st.empty()):
         run, model = _train_now(settings, data, spec)
     number = 1 + sum(1 for held in learner_models().values() if held["entry"].kind == "trained")
-    classifier = explainer.Classifier.from_module(
-        model, labels=data.class_names, input_size=(data.input_shape[1], data.input_shape[2]), in_chans=data.input_shape[0],
-        name=f"{arch.upper()} on {data.name} (run {number})")
+    classifier = explainer.Classifier.from_module(model, dataset=data, name=f"{arch.upper()} on {data.name} (run {number})")
     label = f"Your {arch.upper()} on {data.name} – {run.test_accuracy:.1%} (run {number})"
     key = add_learner_model(label, "trained", classifier, images=settings["dataset"], run=run,
                             note=f"trained by you in this session: {run.receipt()}")

@@ -270,6 +270,4 @@ def trained_classifier(arch: str, dataset: Any, *, seed: int = 0, epochs: int = 
         raise InputError(f"{data.name} holds 2-D points, not images; attribution maps need images.")
     network = build_model(arch, data, seed=seed)
     fit(network, data, epochs=epochs, target_accuracy=target_accuracy, seed=seed, device="cpu")
-    channels, height, width = data.input_shape
-    return Classifier.from_module(network.eval(), labels=data.class_names, input_size=(height, width),
-                                  in_chans=channels, name=f"{arch} ({data.name}, seed {seed})")
+    return Classifier.from_module(network.eval(), dataset=data, name=f"{arch} ({data.name}, seed {seed})")

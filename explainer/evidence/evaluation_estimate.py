@@ -7,7 +7,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explainer.data.evaluation_data import EvaluationData
 from explainer.evidence import metrics as M
@@ -16,6 +16,9 @@ from explainer.evidence.curves import perturbation_curves
 from explainer.evidence.image_scoring import Settings, _target
 from explainer.evidence.precision import fast_forward
 from explainer.run.long_call import duration
+
+if TYPE_CHECKING:
+    from explainer.models import Classifier
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class EvaluationEstimate:
         return f"≈ {duration(self.seconds)} for {self.images} image(s) ({self.seconds_per_image:.2g} s per image: {parts})"
 
 
-def estimate_evaluation(classifier: Any, data: EvaluationData, settings: Settings,
+def estimate_evaluation(classifier: Classifier, data: EvaluationData, settings: Settings,
                         images: int | None = None) -> EvaluationEstimate:
     """Time the protocol's pieces on the first image and scale to every image – or to ``images`` of them (the
     ones a resumed results file still lacks); runs one curve set and one explanation per method."""

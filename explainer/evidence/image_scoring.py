@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from explainer.evidence.curves import area_under_curve, perturbation_curves
 from explainer.evidence.precision import Precision, fast_forward
 from explainer.evidence.randomization import CascadeStep, randomized_cascade
 from explainer.jsonable import json_ready
+
+if TYPE_CHECKING:
+    from explainer.models import Classifier
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def make_worker(model: Any, data: Any, limit: int | None, settings: Settings, de
     return work
 
 
-def randomized_copies(classifier: Any, settings: Settings) -> list[list[CascadeStep]]:
+def randomized_copies(classifier: Classifier, settings: Settings) -> list[list[CascadeStep]]:
     """``settings.randomization_copies`` cascades of independently randomized copies (seeds ``seed * 1000 + k``)."""
     copies = settings.randomization_copies
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 2:
@@ -81,7 +84,7 @@ def randomized_copies(classifier: Any, settings: Settings) -> list[list[CascadeS
             for k in range(copies)]
 
 
-def score_image(classifier: Any, data: EvaluationData, index: int, settings: Settings,
+def score_image(classifier: Classifier, data: EvaluationData, index: int, settings: Settings,
                 cascades: Sequence[Sequence[CascadeStep]],
                 forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
     """One row: every method and control of image ``index`` scored by the protocol.
@@ -164,7 +167,7 @@ def score_image(classifier: Any, data: EvaluationData, index: int, settings: Set
     })
 
 
-def _target(classifier: Any, inputs: torch.Tensor, data: EvaluationData, index: int, targets: Any) -> int:
+def _target(classifier: Classifier, inputs: torch.Tensor, data: EvaluationData, index: int, targets: Any) -> int:
     if targets == "labels":
         if data.labels is None:
             raise InputError("targets='labels' needs data with labels (a Dataset or a dataset name).")

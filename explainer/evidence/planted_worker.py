@@ -6,7 +6,7 @@ import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ import torch
 from explainer.errors import InputError
 from explainer.evidence.planted_reliance import shortcut_reliance
 from explainer.evidence.planted_settings import CONCEPTS, PATCH_LAYER, PlantedSettings, _settings_from
+
+if TYPE_CHECKING:
+    from explainer.models import Classifier
 
 
 @contextlib.contextmanager
@@ -83,12 +86,10 @@ class _Worker:
         return {"uses": self._net(seed, s.shortcut, s.epochs), "ignores": self._net(seed, 0.0, s.epochs)}
 
     @staticmethod
-    def _classifier(module: Any, data: Any, seed: int) -> Any:
+    def _classifier(module: Any, data: Any, seed: int) -> Classifier:
         from explainer.models import Classifier
 
-        channels, height, width = data.input_shape
-        return Classifier.from_module(module.eval(), labels=data.class_names, input_size=(height, width),
-                                      in_chans=channels, name=f"planted cnn (seed {seed})")
+        return Classifier.from_module(module.eval(), dataset=data, name=f"planted cnn (seed {seed})")
 
     def _reliance(self, seed: int) -> dict[str, Any]:
         nets = self._pair(seed)
@@ -97,7 +98,7 @@ class _Worker:
             out[name] = shortcut_reliance(run.model, data).to_dict()
         return {"reliance": out}
 
-    def _maps(self, classifier: Any, pixels: torch.Tensor, method: str, seed: int) -> torch.Tensor:
+    def _maps(self, classifier: Classifier, pixels: torch.Tensor, method: str, seed: int) -> torch.Tensor:
         from explainer.attribution.explanation import explain
         from explainer.evidence.controls import control_maps, is_control
 

@@ -65,21 +65,33 @@ class Classifier:
         module: nn.Module,
         *,
         labels: Sequence[str] | None = None,
-        input_size: int | tuple[int, int] = 224,
+        input_size: int | tuple[int, int] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         in_chans: int | None = None,
         name: str = "custom",
+        dataset: Any = None,
     ) -> Classifier:
         """Wrap your own ``nn.Module``. Without ``labels``, classes are named ``class 0`` ...
 
-        ``in_chans`` defaults to what the module's first convolution takes (3 without one); a value that
-        the first convolution does not take fails at once. ``mean``/``std`` default to no normalization
-        (0 and 1 per channel).
+        ``dataset`` (an image :class:`~explainer.Dataset` the module was trained on) sets the defaults of
+        ``labels``, ``input_size`` and ``in_chans`` from its class names and image shape; otherwise
+        ``input_size`` defaults to 224 and ``in_chans`` to what the module's first convolution takes (3
+        without one); a value that the first convolution does not take fails at once. ``mean``/``std``
+        default to no normalization (0 and 1 per channel: datasets hold pixels in [0, 1]).
         """
         if not isinstance(module, nn.Module):
             raise InputError(f"from_module needs a torch.nn.Module, got {type(module).__name__}.")
-        size = _size_pair(input_size)
+        if dataset is not None:
+            shape = tuple(int(n) for n in getattr(dataset, "input_shape", ()))
+            if len(shape) != 3:
+                raise InputError(f"from_module(dataset=...) needs an image dataset (channels, height, width); "
+                                 f"{getattr(dataset, 'name', type(dataset).__name__)} holds {shape or 'no'}-shaped "
+                                 "examples.")
+            labels = list(dataset.class_names) if labels is None else labels
+            input_size = (shape[1], shape[2]) if input_size is None else input_size
+            in_chans = shape[0] if in_chans is None else in_chans
+        size = _size_pair(224 if input_size is None else input_size)
         expected = _first_conv_channels(module)
         if in_chans is None:
             in_chans = len(mean) if mean is not None else expected or 3

@@ -49,10 +49,8 @@ def for_dataset(module: nn.Module, dataset: Any, *, name: str | None = None) -> 
     if len(dataset.input_shape) != 3:
         raise InputError(f"{dataset.name} holds {dataset.input_shape}-shaped points, not images; "
                          "the inspection calls need an image dataset.")
-    channels, height, width = (int(n) for n in dataset.input_shape)
     with _flags_kept(module):
-        return Classifier.from_module(module, labels=list(dataset.class_names), input_size=(height, width),
-                                      in_chans=channels, name=name or f"{type(module).__name__} ({dataset.name})")
+        return Classifier.from_module(module, dataset=dataset, name=name or f"{type(module).__name__} ({dataset.name})")
 
 
 def as_classifier(model: Classifier | nn.Module, *, dataset: Any = None, caller: str = "this call") -> Classifier:
