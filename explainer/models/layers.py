@@ -146,3 +146,47 @@ def _record_outputs(classifier: Classifier) -> tuple[list[tuple[str, torch.Tenso
     return [(name, output.detach()) for name, output in outputs], list(grads)
 
 
+
+
+def receptive_field(classifier: Classifier, layer: str, *, probes: int = 4) -> tuple[int, int]:
+    """Height and width in input pixels of what one cell of spatial ``layer`` sees, measured: the bounding box of
+    the input pixels its centre cell's gradient reaches, over ``probes`` seeded random inputs (union).
+
+    Under the user-state guards (eval mode, hooks, ``.grad`` and flags as they were); gradients go to the input only.
+    """
+    info = describe_layer(classifier, layer)
+    if info.kind != "spatial":
+        raise InputError(f"layer {layer!r} outputs tokens, not a spatial map; receptive fields here are for "
+                         "convolutional layers (a ViT token sees the whole image after the first attention block).")
+    module = classifier.module
+    captured: dict[str, torch.Tensor] = {}
+    row, col = info.grid[0] // 2, info.grid[1] // 2
+    with user_state_guard(module), torch.inference_mode(False), torch.enable_grad():
+        classifier.get_layer(layer).register_forward_hook(
+            lambda _m, _i, output: captured.__setitem__("out", output))  # removed by the guard
+        sample = torch.randn(probes, classifier.in_chans, *classifier.input_size, generator=seeded_generator(0))
+        sample = sample.to(classifier.device).requires_grad_(True)
+        module(sample)
+        grad = torch.autograd.grad(captured["out"][:, :, row, col].sum(), sample)[0]
+    support = grad.abs().sum((0, 1)) > 0
+    rows, cols = torch.nonzero(support.any(1)).flatten(), torch.nonzero(support.any(0)).flatten()
+    if len(rows) == 0:
+        raise InputError(f"layer {layer!r}'s centre cell does not depend on the input (no gradient reaches it).")
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+def mask_on_layer(classifier: Classifier, layer: str, masks: torch.Tensor) -> torch.Tensor:
+    """``masks`` ``(N, 1, H, W)`` (or ``(N, H, W)``) of the input on spatial ``layer``'s grid, as the layer sees
+    them: a cell is in (True) when its receptive field (:func:`receptive_field`) touches the mask.
+
+    At a layer's resolution an object lights up every cell that sees it, not only the cells it covers; a
+    share of a map's mass "inside the mask" is only meaningful against the mask projected this way.
+    """
+    masks = masks.unsqueeze(1) if masks.dim() == 3 else masks
+    if masks.dim() != 4 or masks.shape[1] != 1 or tuple(masks.shape[-2:]) != tuple(classifier.input_size):
+        raise InputError(f"masks must be (N, 1, H, W) at the model's input size {tuple(classifier.input_size)}, "
+                         f"got {tuple(masks.shape)}.")
+    height, width = receptive_field(classifier, layer)
+    grown = torch.nn.functional.max_pool2d(masks.float().cpu(), (height, width), stride=1,
+                                           padding=(height // 2, width // 2))[..., : masks.shape[-2], : masks.shape[-1]]
+    return torch.nn.functional.adaptive_max_pool2d(grown, describe_layer(classifier, layer).grid) > 0
