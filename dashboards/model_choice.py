@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
+from training_queue import bound_threads
 
 if TYPE_CHECKING:
     import explainer
@@ -79,6 +80,7 @@ class WarmUp:
 
     def _run(self) -> explainer.Classifier:
         self.now.wait(WARM_UP_DELAY)
+        bound_threads()  # every session's torch calls share the cores: bounded once, before the first forward
         return _load_bundled()
 
     def result(self) -> explainer.Classifier:

@@ -4,7 +4,9 @@ A training run is mostly one long chain of small torch ops under Python's GIL; e
 few cores make every learner's charts wait. So runs queue for :data:`SLOTS` slots (first come,
 first served), each learner may have one run queued or running, and a waiting learner sees their
 place in the queue. Torch's intra-op threads are bounded for the whole server process
-(:func:`bound_threads`), so a training never takes every core from the others.
+(:func:`bound_threads`, called by the background warm-up at server start and before each training), so
+neither a training nor one learner's forward passes take every core from the others: sessions run in
+threads of one process, and eight threads each asking for every core make every one of them wait.
 """
 
 from __future__ import annotations
