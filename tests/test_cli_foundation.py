@@ -86,3 +86,29 @@ def test_samples_writes_the_photos_the_readme_uses_and_never_overwrites(tmp_path
     assert main(["samples", "--out-dir", str(tmp_path / "photos")]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["samples", "--out-dir", str(tmp_path / "photos"), "--force"]) == 0
+
+
+def test_png_export_retries_a_browser_that_failed_to_start_once(monkeypatch, tmp_path):
+    """kaleido's browser can time out on a busy machine: one fresh start, then a clear problem, never a traceback."""
+    from explainer.commands.explain import _PngWriter
+
+    calls = []
+
+    def flaky(self, figure, path):
+        calls.append(path)
+        if len(calls) == 1:
+            raise RuntimeError("browser did not start in time")
+        (tmp_path / "ok.png").write_bytes(b"png")
+
+    monkeypatch.setattr(_PngWriter, "_render", flaky)
+    writer = _PngWriter()
+    assert writer.write(None, str(tmp_path / "ok.png")) == str(tmp_path / "ok.png") and len(calls) == 2
+    assert writer.problem is None
+
+    def broken(self, figure, path):
+        raise RuntimeError("no browser")
+
+    monkeypatch.setattr(_PngWriter, "_render", broken)
+    writer = _PngWriter()
+    assert writer.write(None, "a.png") is None and "kaleido could not render: no browser" in writer.problem
+    assert writer.write(None, "b.png") is None  # stops trying after the second failure

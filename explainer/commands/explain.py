@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -125,28 +126,35 @@ class _PngWriter:
     def write(self, figure: go.Figure, path: str) -> str | None:
         if self.problem or not self.enabled:
             return None
-        try:
-            if not self.server:  # one browser for every figure of the run (kaleido starts one per call otherwise)
-                import kaleido
+        for attempt in (1, 2):  # a browser that starts slowly on a busy machine gets a second, fresh start
+            try:
+                self._render(figure, path)
+                return path
+            except Exception as exc:  # kaleido missing, no Chromium, or the browser failed to start
+                self.close()
+                if attempt == 2 or isinstance(exc, ImportError):
+                    message = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
+                    self.problem = f"kaleido could not render: {message[:200]}; install Chromium at {CHROMIUM} for PNGs"
+        return None
 
-                kaleido.start_sync_server(silence_warnings=True)
-                self.server = True
-            with warnings.catch_warnings():  # plotly passes per-call browser options, which a running server ignores
-                warnings.filterwarnings("ignore", message="The kopts argument is ignored", category=UserWarning)
-                figure.write_image(path)
-        except Exception as exc:  # kaleido missing, no Chromium, or the browser failed to start
-            message = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
-            self.problem = f"kaleido could not render: {message[:200]}; install Chromium at {CHROMIUM} for PNGs"
-            return None
-        return path
+    def _render(self, figure: go.Figure, path: str) -> None:
+        if not self.server:  # one browser for every figure of the run (kaleido starts one per call otherwise)
+            import kaleido
+
+            kaleido.start_sync_server(silence_warnings=True)
+            self.server = True
+        with warnings.catch_warnings():  # plotly passes per-call browser options, which a running server ignores
+            warnings.filterwarnings("ignore", message="The kopts argument is ignored", category=UserWarning)
+            figure.write_image(path)
 
     def close(self) -> None:
         """Stop the browser the first figure started."""
         if self.server:
             import kaleido
 
-            kaleido.stop_sync_server(silence_warnings=True)
             self.server = False
+            with contextlib.suppress(Exception):  # a browser that never came up has nothing to stop
+                kaleido.stop_sync_server(silence_warnings=True)
 
 
 def _slug(name: str) -> str:
