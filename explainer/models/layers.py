@@ -146,8 +146,6 @@ def _record_outputs(classifier: Classifier) -> tuple[list[tuple[str, torch.Tenso
     return [(name, output.detach()) for name, output in outputs], list(grads)
 
 
-
-
 def receptive_field(classifier: Classifier, layer: str, *, probes: int = 4) -> tuple[int, int]:
     """Height and width in input pixels of what one cell of spatial ``layer`` sees, measured: the bounding box of
     the input pixels its centre cell's gradient reaches, over ``probes`` seeded random inputs (union).
